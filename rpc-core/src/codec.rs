@@ -1,0 +1,329 @@
+//! The wire codec: length-delimited frames carrying bincode bodies, with a frame-size limit.
+//!
+//! A frame is a 4-byte big-endian length followed by that many bytes of body. Every message, the
+//! handshake included, is one frame. This module is the one seam through which values become
+//! bytes: swapping bincode for another format means changing [`WireFormat`] only.
+//!
+//! Two properties matter against hostile peers:
+//! - a length prefix over the limit is refused as soon as its 4 bytes arrive, before anything is
+//!   buffered;
+//! - the read buffer grows with the bytes that actually arrived, never with the length a peer
+//!   merely claims (tokio-util's `LengthDelimitedCodec` reserves the whole claimed frame up front),
+//!   and bodies are decoded from the complete, bounded frame, so a body claiming a 2^60-element
+//!   vector fails instead of allocating.
+
+use std::io;
+use std::marker::PhantomData;
+
+use bincode::Options;
+use bytes::{Buf, BufMut, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Bytes in a frame's length prefix.
+pub const LENGTH_PREFIX_LEN: usize = 4;
+
+/// The default largest frame body: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The smallest frame limit a server or client accepts: 4 KiB, room for any handshake.
+pub const MIN_MAX_FRAME: usize = 4 * 1024;
+
+/// How far the read buffer may grow ahead of the bytes received for a frame: at most this much,
+/// or as much again as already arrived, whichever is larger (so a large frame costs a handful of
+/// reallocations, and a peer that only claims a large frame gets almost nothing).
+const READ_AHEAD: usize = 64 * 1024;
+
+/// The largest frame body a connection accepts or sends, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimit(usize);
+
+impl FrameLimit {
+    /// A limit of `bytes`, clamped to at least [`MIN_MAX_FRAME`] and at most `u32::MAX`.
+    pub fn new(bytes: usize) -> Self {
+        FrameLimit(bytes.clamp(MIN_MAX_FRAME, u32::MAX as usize))
+    }
+
+    /// The limit in bytes.
+    pub fn bytes(self) -> usize {
+        self.0
+    }
+}
+
+impl Default for FrameLimit {
+    fn default() -> Self {
+        FrameLimit(DEFAULT_MAX_FRAME)
+    }
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The socket failed.
+    #[error("socket i/o failed")]
+    Io(#[from] io::Error),
+    /// A peer announced a frame larger than the limit; the connection cannot be resynchronised.
+    #[error("peer announced a frame of {len} bytes, over the limit of {limit} bytes")]
+    IncomingTooLarge {
+        /// The announced length.
+        len: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// A message to send encodes to more than the limit; nothing was sent.
+    #[error(
+        "message encodes to more than the frame limit of {limit} bytes: send less per call or raise --max-frame on both sides"
+    )]
+    OutgoingTooLarge {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// A frame's body is not a valid message of the expected type.
+    #[error("frame body is not a valid message")]
+    Malformed(#[source] bincode::Error),
+    /// A message could not be encoded.
+    #[error("message could not be encoded")]
+    Encode(#[source] bincode::Error),
+}
+
+impl From<CodecError> for io::Error {
+    fn from(err: CodecError) -> Self {
+        match err {
+            CodecError::Io(err) => err,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+/// The serialization format of frame bodies: bincode 1.3 with a size limit.
+///
+/// Little-endian fixed-width integers, trailing bytes rejected, and a byte limit equal to the frame
+/// limit so no decoded value can claim more memory than its frame.
+#[derive(Debug, Clone, Copy)]
+pub struct WireFormat {
+    limit: FrameLimit,
+}
+
+impl WireFormat {
+    /// A format that encodes and decodes at most `limit` bytes per value.
+    pub fn new(limit: FrameLimit) -> Self {
+        WireFormat { limit }
+    }
+
+    fn options(self) -> impl Options + Copy {
+        bincode::DefaultOptions::new()
+            .with_fixint_encoding()
+            .with_limit(self.limit.bytes() as u64)
+    }
+
+    /// Decodes one value from a complete frame body.
+    pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, CodecError> {
+        self.options()
+            .deserialize(body)
+            .map_err(CodecError::Malformed)
+    }
+
+    /// Appends one value's body, without a length prefix, to `dst`.
+    pub fn encode_body<T: Serialize>(self, item: &T, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.options()
+            .serialize_into(dst.writer(), item)
+            .map_err(|err| match *err {
+                bincode::ErrorKind::SizeLimit => CodecError::OutgoingTooLarge {
+                    limit: self.limit.bytes(),
+                },
+                _ => CodecError::Encode(err),
+            })
+    }
+
+    /// Appends one value as a complete frame (length prefix and body) to `dst`.
+    pub fn encode_frame<T: Serialize>(
+        self,
+        item: &T,
+        dst: &mut BytesMut,
+    ) -> Result<(), CodecError> {
+        let options = self.options();
+        let len = match options.serialized_size(item) {
+            Ok(len) => len as usize,
+            Err(err) if matches!(*err, bincode::ErrorKind::SizeLimit) => {
+                return Err(CodecError::OutgoingTooLarge {
+                    limit: self.limit.bytes(),
+                });
+            }
+            Err(err) => return Err(CodecError::Encode(err)),
+        };
+        dst.reserve(LENGTH_PREFIX_LEN + len);
+        dst.put_u32(len as u32);
+        let start = dst.len();
+        if let Err(err) = options.serialize_into(dst.writer(), item) {
+            dst.truncate(start - LENGTH_PREFIX_LEN);
+            return Err(CodecError::Encode(err));
+        }
+        debug_assert_eq!(dst.len() - start, len);
+        Ok(())
+    }
+}
+
+/// Splits a read buffer into frames, enforcing the limit; yields each complete body.
+///
+/// Returns `Ok(None)` while a frame is incomplete, after growing `src` towards it by at most
+/// [`READ_AHEAD`] or the bytes already received.
+pub fn split_frame(src: &mut BytesMut, limit: FrameLimit) -> Result<Option<BytesMut>, CodecError> {
+    if src.len() < LENGTH_PREFIX_LEN {
+        return Ok(None);
+    }
+    let mut prefix = [0u8; LENGTH_PREFIX_LEN];
+    prefix.copy_from_slice(&src[..LENGTH_PREFIX_LEN]);
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > limit.bytes() {
+        return Err(CodecError::IncomingTooLarge {
+            len,
+            limit: limit.bytes(),
+        });
+    }
+    let total = LENGTH_PREFIX_LEN + len;
+    if src.len() < total {
+        let missing = total - src.len();
+        src.reserve(missing.min(READ_AHEAD.max(src.len())));
+        return Ok(None);
+    }
+    src.advance(LENGTH_PREFIX_LEN);
+    Ok(Some(src.split_to(len)))
+}
+
+/// A tokio codec that reads frames of `In` and writes frames of `Out`.
+///
+/// Wrapped in [`tokio_util::codec::Framed`], it is a tarpc transport:
+/// `Framed<S, WireCodec<ClientMessage<Req>, Response<Resp>>>` on the server,
+/// `Framed<S, WireCodec<Response<Resp>, ClientMessage<Req>>>` on the client.
+#[derive(Debug)]
+pub struct WireCodec<In, Out> {
+    limit: FrameLimit,
+    format: WireFormat,
+    _types: PhantomData<fn(Out) -> In>,
+}
+
+impl<In, Out> WireCodec<In, Out> {
+    /// A codec enforcing `limit` in both directions.
+    pub fn new(limit: FrameLimit) -> Self {
+        WireCodec {
+            limit,
+            format: WireFormat::new(limit),
+            _types: PhantomData,
+        }
+    }
+
+    /// The limit in force.
+    pub fn limit(&self) -> FrameLimit {
+        self.limit
+    }
+}
+
+impl<In, Out> Clone for WireCodec<In, Out> {
+    fn clone(&self) -> Self {
+        WireCodec::new(self.limit)
+    }
+}
+
+impl<In: DeserializeOwned, Out> Decoder for WireCodec<In, Out> {
+    type Item = In;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, CodecError> {
+        match split_frame(src, self.limit)? {
+            Some(body) => self.format.decode(&body).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+impl<In, Out: Serialize> Encoder<Out> for WireCodec<In, Out> {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.format.encode_frame(&item, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec() -> WireCodec<Vec<String>, Vec<String>> {
+        WireCodec::new(FrameLimit::new(MIN_MAX_FRAME))
+    }
+
+    #[test]
+    fn a_message_survives_a_round_trip_even_when_fed_byte_by_byte() {
+        let mut c = codec();
+        let mut wire = BytesMut::new();
+        let sent = vec!["hello".to_owned(), "world".to_owned()];
+        c.encode(sent.clone(), &mut wire).expect("encodes");
+        let mut src = BytesMut::new();
+        let mut got = None;
+        for byte in wire.iter() {
+            assert!(got.is_none(), "decoded before the frame was complete");
+            src.put_u8(*byte);
+            got = c.decode(&mut src).expect("decodes");
+        }
+        assert_eq!(got, Some(sent));
+        assert!(src.is_empty());
+    }
+
+    #[test]
+    fn frame_limit_is_enforced_at_limit_and_limit_plus_one() {
+        let limit = FrameLimit::new(MIN_MAX_FRAME);
+        let mut at_limit = BytesMut::new();
+        at_limit.put_u32(limit.bytes() as u32);
+        assert!(
+            split_frame(&mut at_limit, limit)
+                .expect("at limit")
+                .is_none()
+        );
+
+        let mut over = BytesMut::new();
+        over.put_u32(limit.bytes() as u32 + 1);
+        assert!(matches!(
+            split_frame(&mut over, limit),
+            Err(CodecError::IncomingTooLarge { .. })
+        ));
+
+        let mut huge = BytesMut::new();
+        huge.put_u32(u32::MAX);
+        assert!(split_frame(&mut huge, FrameLimit::default()).is_err());
+    }
+
+    #[test]
+    fn a_claimed_frame_does_not_reserve_its_claimed_size() {
+        let mut src = BytesMut::new();
+        src.put_u32(DEFAULT_MAX_FRAME as u32);
+        assert!(
+            split_frame(&mut src, FrameLimit::default())
+                .expect("under limit")
+                .is_none()
+        );
+        assert!(src.capacity() <= LENGTH_PREFIX_LEN + READ_AHEAD + 64);
+    }
+
+    #[test]
+    fn a_body_claiming_a_huge_vector_fails_without_allocating() {
+        let mut src = BytesMut::new();
+        src.put_u32(8);
+        src.put_u64_le(1 << 60);
+        assert!(matches!(
+            codec().decode(&mut src),
+            Err(CodecError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn an_oversized_outgoing_message_is_refused_and_nothing_is_written() {
+        let mut dst = BytesMut::new();
+        let big = vec!["x".repeat(MIN_MAX_FRAME)];
+        assert!(matches!(
+            codec().encode(big, &mut dst),
+            Err(CodecError::OutgoingTooLarge { .. })
+        ));
+        assert!(dst.is_empty());
+    }
+}

@@ -1,0 +1,377 @@
+//! The connection handshake: the first frame each way on every connection.
+//!
+//! The client's [`Hello`] names the protocol (magic and version), the service it wants and, on
+//! TCP, the token from the server's endpoint file. The server answers [`HelloReply::Accepted`] or
+//! [`HelloReply::Refused`] with a [`Refusal`] that says why. After an accepted handshake the same
+//! connection carries that one service's tarpc messages (see [`crate::codec`]).
+//!
+//! A handshake body is the 4-byte [`MAGIC`], a big-endian `u16` protocol version, then the rest in
+//! bincode. Magic and version come first so that a peer speaking something else, or a newer
+//! protocol, is told so precisely instead of getting a decode error.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::codec::{CodecError, FrameLimit, MIN_MAX_FRAME, WireFormat, split_frame};
+
+/// The bytes every handshake frame starts with.
+pub const MAGIC: [u8; 4] = *b"LRPC";
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The largest handshake frame either side accepts: 4 KiB.
+pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
+
+/// The length of a TCP token in bytes (256 bits).
+pub const TOKEN_LEN: usize = 32;
+
+/// The secret a client must present on a TCP endpoint. Compared in constant time.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token([u8; TOKEN_LEN]);
+
+impl Token {
+    /// A token made of these bytes (the server fills them from the OS's random source).
+    pub fn from_bytes(bytes: [u8; TOKEN_LEN]) -> Self {
+        Token(bytes)
+    }
+
+    /// Whether `other` is this token, in time independent of where they differ.
+    pub fn matches(&self, other: &Token) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl fmt::Display for Token {
+    /// Lower-case hex, as written in the endpoint file.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Why a string is not a [`Token`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("token must be {} hex digits", TOKEN_LEN * 2)]
+pub struct TokenParseError;
+
+impl FromStr for Token {
+    type Err = TokenParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() != TOKEN_LEN * 2 || !text.is_ascii() {
+            return Err(TokenParseError);
+        }
+        let mut bytes = [0u8; TOKEN_LEN];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| TokenParseError)?;
+        }
+        Ok(Token(bytes))
+    }
+}
+
+/// The client's first frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The protocol version the client speaks.
+    pub version: u16,
+    /// The service the client wants, e.g. `kv`.
+    pub service: String,
+    /// The endpoint's token; required on TCP, ignored on Unix sockets.
+    pub token: Option<Token>,
+}
+
+impl Hello {
+    /// A hello in this build's protocol version.
+    pub fn new(service: impl Into<String>, token: Option<Token>) -> Self {
+        Hello {
+            version: PROTOCOL_VERSION,
+            service: service.into(),
+            token,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct HelloBody {
+    service: String,
+    token: Option<Token>,
+}
+
+/// The server's answer to a [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    /// The connection now carries the requested service.
+    Accepted {
+        /// The server's version (its crate version).
+        server_version: String,
+    },
+    /// The server closes the connection after this reply.
+    Refused(Refusal),
+}
+
+/// Why a server refused a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// No service of that name is hosted here.
+    #[error("unknown service `{requested}` (this server hosts: {})", available.join(", "))]
+    UnknownService {
+        /// The name asked for.
+        requested: String,
+        /// The names hosted.
+        available: Vec<String>,
+    },
+    /// The client speaks a protocol version the server does not.
+    #[error("unsupported protocol version {requested} (this server speaks version {supported})")]
+    UnsupportedVersion {
+        /// The client's version.
+        requested: u16,
+        /// The server's version.
+        supported: u16,
+    },
+    /// A TCP connection presented no token.
+    #[error("missing token: tcp endpoints need the token from the server's endpoint file")]
+    MissingToken,
+    /// A TCP connection presented the wrong token.
+    #[error("bad token: use the token from the server's current endpoint file")]
+    BadToken,
+    /// The peer's credentials are not on the server's allow list.
+    #[error(
+        "peer not allowed: uid {uid} gid {gid} may not call this server (start it with --allow-uid {uid} or --allow-gid {gid})"
+    )]
+    PeerNotAllowed {
+        /// The peer's uid.
+        uid: u32,
+        /// The peer's gid.
+        gid: u32,
+    },
+    /// The server is at its connection limit.
+    #[error("too many connections: the server's limit of {limit} is reached, try again later")]
+    TooManyConnections {
+        /// The limit.
+        limit: usize,
+    },
+    /// The handshake frame was not understood.
+    #[error("malformed handshake: {0}")]
+    Malformed(String),
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a handshake frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The frame does not start with [`MAGIC`]: the peer speaks another protocol.
+    #[error("peer does not speak this protocol (bad magic)")]
+    BadMagic,
+    /// The peer speaks another protocol version.
+    #[error("peer speaks protocol version {0}, this build speaks version {PROTOCOL_VERSION}")]
+    UnsupportedVersion(u16),
+    /// The frame or its body is invalid.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+impl From<std::io::Error> for HandshakeError {
+    fn from(err: std::io::Error) -> Self {
+        HandshakeError::Codec(CodecError::Io(err))
+    }
+}
+
+/// A message that travels in a handshake frame: magic, version, then a bincode body.
+pub trait HandshakeMessage: Sized {
+    /// The protocol version the message carries in its header.
+    fn version(&self) -> u16;
+    /// Appends the bincode body.
+    fn encode_body(&self, format: WireFormat, dst: &mut BytesMut) -> Result<(), CodecError>;
+    /// Reads the bincode body of a message of `version`.
+    fn decode_body(version: u16, format: WireFormat, body: &[u8]) -> Result<Self, HandshakeError>;
+}
+
+impl HandshakeMessage for Hello {
+    fn version(&self) -> u16 {
+        self.version
+    }
+
+    fn encode_body(&self, format: WireFormat, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let body = HelloBody {
+            service: self.service.clone(),
+            token: self.token.clone(),
+        };
+        format.encode_body(&body, dst)
+    }
+
+    fn decode_body(version: u16, format: WireFormat, body: &[u8]) -> Result<Self, HandshakeError> {
+        // A client of another version may lay its body out differently: refuse on the version
+        // alone, before reading anything else.
+        if version != PROTOCOL_VERSION {
+            return Err(HandshakeError::UnsupportedVersion(version));
+        }
+        let HelloBody { service, token } = format.decode(body)?;
+        Ok(Hello {
+            version,
+            service,
+            token,
+        })
+    }
+}
+
+impl HandshakeMessage for HelloReply {
+    fn version(&self) -> u16 {
+        PROTOCOL_VERSION
+    }
+
+    fn encode_body(&self, format: WireFormat, dst: &mut BytesMut) -> Result<(), CodecError> {
+        format.encode_body(self, dst)
+    }
+
+    fn decode_body(_version: u16, format: WireFormat, body: &[u8]) -> Result<Self, HandshakeError> {
+        // Replies keep one layout across versions so that a refusal always reads.
+        Ok(format.decode(body)?)
+    }
+}
+
+/// A tokio codec for the handshake: reads `In` frames, writes `Out` frames, each at most
+/// [`MAX_HANDSHAKE_FRAME`] bytes. The server uses `HandshakeCodec<Hello, HelloReply>`, the client
+/// `HandshakeCodec<HelloReply, Hello>`.
+#[derive(Debug)]
+pub struct HandshakeCodec<In, Out> {
+    _types: PhantomData<fn(Out) -> In>,
+}
+
+impl<In, Out> HandshakeCodec<In, Out> {
+    /// The limit every handshake frame is held to.
+    pub const LIMIT: usize = MAX_HANDSHAKE_FRAME;
+
+    /// A new codec.
+    pub fn new() -> Self {
+        HandshakeCodec {
+            _types: PhantomData,
+        }
+    }
+
+    fn format() -> WireFormat {
+        WireFormat::new(FrameLimit::new(Self::LIMIT))
+    }
+}
+
+impl<In, Out> Default for HandshakeCodec<In, Out> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<In: HandshakeMessage, Out> Decoder for HandshakeCodec<In, Out> {
+    type Item = In;
+    type Error = HandshakeError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, HandshakeError> {
+        // Check the magic as soon as it arrives, so a peer speaking another protocol (an HTTP
+        // client, say) is told so instead of "frame too large".
+        let seen = src.len().saturating_sub(4).min(MAGIC.len());
+        if src.len() >= 4 && src[4..4 + seen] != MAGIC[..seen] {
+            return Err(HandshakeError::BadMagic);
+        }
+        let Some(frame) = split_frame(src, FrameLimit::new(Self::LIMIT))? else {
+            return Ok(None);
+        };
+        if frame.len() < MAGIC.len() + 2 || frame[..MAGIC.len()] != MAGIC {
+            return Err(HandshakeError::BadMagic);
+        }
+        let version = u16::from_be_bytes([frame[4], frame[5]]);
+        In::decode_body(version, Self::format(), &frame[6..]).map(Some)
+    }
+}
+
+impl<In, Out: HandshakeMessage> Encoder<Out> for HandshakeCodec<In, Out> {
+    type Error = HandshakeError;
+
+    fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), HandshakeError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        dst.put_slice(&MAGIC);
+        dst.put_u16(item.version());
+        if let Err(err) = item.encode_body(Self::format(), dst) {
+            dst.truncate(start);
+            return Err(err.into());
+        }
+        let len = dst.len() - start - 4;
+        if len > Self::LIMIT {
+            dst.truncate(start);
+            return Err(CodecError::OutgoingTooLarge { limit: Self::LIMIT }.into());
+        }
+        dst[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<M: HandshakeMessage + Clone + fmt::Debug + PartialEq>(msg: M) -> M {
+        let mut wire = BytesMut::new();
+        HandshakeCodec::<(), M>::new()
+            .encode(msg, &mut wire)
+            .expect("encodes");
+        HandshakeCodec::<M, ()>::new()
+            .decode(&mut wire)
+            .expect("decodes")
+            .expect("complete")
+    }
+
+    #[test]
+    fn hello_and_replies_round_trip() {
+        let token = Token::from_bytes([7; TOKEN_LEN]);
+        let hello = Hello::new("kv", Some(token));
+        assert_eq!(round_trip(hello.clone()), hello);
+        let refused = HelloReply::Refused(Refusal::PeerNotAllowed { uid: 5, gid: 6 });
+        assert_eq!(round_trip(refused.clone()), refused);
+    }
+
+    #[test]
+    fn wrong_magic_is_reported_as_soon_as_it_arrives() {
+        let mut src = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
+        assert!(matches!(
+            HandshakeCodec::<Hello, HelloReply>::new().decode(&mut src),
+            Err(HandshakeError::BadMagic)
+        ));
+    }
+
+    #[test]
+    fn another_version_is_refused_before_its_body_is_read() {
+        let mut src = BytesMut::new();
+        src.put_u32(6 + 3);
+        src.put_slice(&MAGIC);
+        src.put_u16(PROTOCOL_VERSION + 1);
+        src.put_slice(b"???");
+        assert!(matches!(
+            HandshakeCodec::<Hello, HelloReply>::new().decode(&mut src),
+            Err(HandshakeError::UnsupportedVersion(v)) if v == PROTOCOL_VERSION + 1
+        ));
+    }
+
+    #[test]
+    fn tokens_print_and_parse_as_hex_and_compare_by_value() {
+        let token = Token::from_bytes([0xab; TOKEN_LEN]);
+        let text = token.to_string();
+        assert_eq!(text.len(), 64);
+        let parsed: Token = text.parse().expect("valid hex");
+        assert!(parsed.matches(&token));
+        assert!(!Token::from_bytes([0; TOKEN_LEN]).matches(&token));
+        assert!("xyz".parse::<Token>().is_err());
+        assert_eq!(format!("{token:?}"), "Token(<redacted>)");
+    }
+}

@@ -1,0 +1,48 @@
+//! `kv`: an in-memory key-value store of strings, shared by all of a server's clients.
+
+use serde::{Deserialize, Serialize};
+
+use super::ServiceDescription;
+
+/// The name the key-value service is hosted under.
+pub const NAME: &str = "kv";
+
+/// How `rpc-client list` describes this service.
+pub const DESCRIPTION: ServiceDescription = ServiceDescription {
+    name: NAME,
+    methods: &[
+        ("get", r#"{"key":"greeting"}"#),
+        ("set", r#"{"key":"greeting","value":"hello"}"#),
+        ("delete", r#"{"key":"greeting"}"#),
+        ("list", r#"{"prefix":""}"#),
+    ],
+};
+
+/// The most keys the built-in store holds, so that no client can fill the server's memory.
+pub const MAX_KEYS: usize = 100_000;
+
+/// Why a `set` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum KvError {
+    /// The store holds [`MAX_KEYS`] keys already and the key is new.
+    #[error("store is full ({limit} keys): delete keys before adding new ones")]
+    Full {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// A string key-value store.
+#[tarpc::service]
+pub trait Kv {
+    /// The value at `key`, if any.
+    async fn get(key: String) -> Option<String>;
+    /// Stores `value` at `key`; returns the value it replaced.
+    async fn set(key: String, value: String) -> Result<Option<String>, KvError>;
+    /// Removes `key`; returns the value it held.
+    async fn delete(key: String) -> Option<String>;
+    /// The keys that start with `prefix`, in order.
+    async fn list(prefix: String) -> Vec<String>;
+}
+
+crate::service_client!(KvClient, KvRequest, KvResponse, NAME);
