@@ -96,6 +96,18 @@ impl From<CodecError> for io::Error {
     }
 }
 
+/// An error and its causes on one line, `outer: inner: innermost`, for logs and CLI messages.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The serialization format of frame bodies: bincode 1.3 with a size limit.
 ///
 /// Little-endian fixed-width integers, trailing bytes rejected, and a byte limit equal to the frame

@@ -23,6 +23,7 @@ pub mod handshake;
 pub mod location;
 mod service_client;
 pub mod services;
+pub mod stream;
 
 pub use codec::{CodecError, FrameLimit, WireCodec};
 pub use endpoint::{Endpoint, EndpointParseError};
@@ -30,6 +31,7 @@ pub use endpoint_file::EndpointFile;
 pub use handshake::{Hello, HelloReply, Refusal, Token};
 pub use location::ServerLocation;
 pub use service_client::ServiceClient;
+pub use stream::LocalStream;
 
 /// The tarpc this crate builds on, for the macros and for callers that want one version.
 pub use tarpc;

@@ -1,1 +1,48 @@
-//! server
+//! Hosts tarpc services on Unix domain sockets, with TCP loopback as the fallback.
+//!
+//! A [`Server`] hosts any number of named services on one or more endpoints. Every connection
+//! starts with a handshake naming the service it wants ([`rpc_core::handshake`]); Unix peers are
+//! checked by their kernel credentials, TCP peers by a 256-bit token from the endpoint file.
+//!
+//! What it guarantees:
+//! - socket files are created with mode 0600 (by default) in a 0700 directory, never replace a
+//!   live server's socket or anything that is not a stale socket, and are removed on shutdown;
+//! - every connection runs in its own task under the [`Limits`]: frame size, connections,
+//!   calls in flight, handshake time;
+//! - shutdown stops accepting, lets in-flight calls finish within a grace period, then removes
+//!   the files it created.
+//!
+//! ```no_run
+//! use rpc_core::ServerLocation;
+//! use rpc_server::{Server, ServerConfig, add_builtin_services};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let location = ServerLocation::new(None, "rpc")?;
+//! let mut server = Server::new(ServerConfig::new(location));
+//! add_builtin_services(&mut server);
+//! let bound = server.bind()?;
+//! for endpoint in bound.endpoints() {
+//!     println!("listening on {endpoint}");
+//! }
+//! bound.run().await?;
+//! # Ok(()) }
+//! ```
+
+mod builtin;
+mod connection;
+pub mod limits;
+mod listener;
+mod peer;
+mod server;
+mod service;
+pub mod shutdown;
+mod socket_file;
+mod stats;
+
+pub use builtin::{EchoService, HealthService, KvStore, add_builtin_services};
+pub use limits::Limits;
+pub use listener::{BindError, Listen};
+pub use peer::{AccessPolicy, Peer, PeerCredentials};
+pub use server::{BoundServer, ServeError, Server, ServerConfig, raise_fd_limit};
+pub use socket_file::FileError;
+pub use stats::ServerStatus;

@@ -1,1 +1,124 @@
-fn main() {}
+//! `rpc-server`: serves the built-in `echo`, `kv` and `health` services.
+//!
+//! Listens on `<runtime-dir>/<name>.sock` by default (TCP loopback when a Unix socket cannot be
+//! used), prints `listening on <endpoint>` per endpoint once ready, and shuts down gracefully on
+//! SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use rpc_core::{FrameLimit, ServerLocation, location::DEFAULT_NAME};
+use rpc_server::limits::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_SHUTDOWN_GRACE,
+};
+use rpc_server::{AccessPolicy, Limits, Listen, Server, ServerConfig, add_builtin_services};
+
+/// Serve the built-in services over a Unix socket, with TCP loopback as the fallback.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Where to listen: `auto`, `unix:/abs/path.sock` or `tcp:127.0.0.1:PORT`; repeat for several.
+    /// `auto` (the default) is `<runtime-dir>/<name>.sock`, or 127.0.0.1 on an ephemeral port
+    /// when a Unix socket cannot be used there.
+    #[arg(long = "listen", value_name = "ENDPOINT")]
+    listen: Vec<Listen>,
+    /// The server's name: its socket is `<name>.sock` and endpoint file `<name>.endpoint`.
+    #[arg(long, default_value = DEFAULT_NAME)]
+    name: String,
+    /// Directory for the socket and endpoint file [default: $XDG_RUNTIME_DIR, else /tmp/rpc-<uid>].
+    #[arg(long, value_name = "DIR")]
+    runtime_dir: Option<PathBuf>,
+    /// Permissions of the Unix socket file, in octal.
+    #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
+    socket_mode: u32,
+    /// Also allow Unix peers with this uid (the server's own uid and root always may).
+    #[arg(long = "allow-uid", value_name = "UID")]
+    allow_uid: Vec<u32>,
+    /// Also allow Unix peers whose primary group is this gid.
+    #[arg(long = "allow-gid", value_name = "GID")]
+    allow_gid: Vec<u32>,
+    /// Largest frame accepted or sent, in bytes [default: 16 MiB].
+    #[arg(long, value_name = "BYTES")]
+    max_frame: Option<usize>,
+    /// Most connections open at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Most calls in flight on one connection.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
+    /// Time a new connection has to complete its handshake, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_millis() as u64)]
+    handshake_timeout_ms: u64,
+    /// Time in-flight calls get to finish after SIGINT/SIGTERM, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
+    shutdown_grace_ms: u64,
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.trim_start_matches("0o");
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!("`{text}` is not an octal mode like 0600")),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rpc-server: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let fd_limit = rpc_server::raise_fd_limit();
+    tracing::debug!(fd_limit, "open-file limit");
+
+    let location = ServerLocation::new(args.runtime_dir, &args.name)?;
+    let limits = Limits {
+        max_frame: args.max_frame.map(FrameLimit::new).unwrap_or_default(),
+        max_connections: args.max_connections.max(1),
+        max_in_flight: args.max_in_flight.max(1),
+        handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
+        shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        ..Limits::default()
+    };
+    let config = ServerConfig {
+        listen: args.listen,
+        policy: AccessPolicy {
+            allow_uids: args.allow_uid,
+            allow_gids: args.allow_gid,
+        },
+        socket_mode: args.socket_mode,
+        limits,
+        ..ServerConfig::new(location)
+    };
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let mut server = Server::new(config);
+        add_builtin_services(&mut server);
+        let bound = server.bind().context("cannot start the server")?;
+        let mut stdout = std::io::stdout().lock();
+        for endpoint in bound.endpoints() {
+            writeln!(stdout, "listening on {endpoint}")?;
+        }
+        stdout.flush()?;
+        drop(stdout);
+        bound.run().await.context("server failed")
+    })
+}

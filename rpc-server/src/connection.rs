@@ -1,0 +1,173 @@
+//! One connection's life: limits, handshake, credentials, then its service.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use rpc_core::handshake::{HandshakeCodec, HandshakeError};
+use rpc_core::{Hello, HelloReply, LocalStream, Refusal, Token};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use crate::limits::Limits;
+use crate::peer::{AccessPolicy, Peer};
+use crate::service::{HandshakenStream, HostedService, ServeContext};
+use crate::stats::ServerStatus;
+
+/// How long a connection over the limit may take to send its hello before it is dropped unanswered.
+const OVER_LIMIT_HELLO_WAIT: Duration = Duration::from_millis(500);
+
+/// What every connection task shares.
+pub(crate) struct Shared {
+    pub services: BTreeMap<String, Arc<dyn HostedService>>,
+    pub limits: Limits,
+    pub policy: AccessPolicy,
+    pub server_uid: u32,
+    pub token: Option<Token>,
+    pub status: Arc<ServerStatus>,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs one accepted connection to its end. `permit` is `None` when the server is at its
+/// connection limit: the peer then gets a refusal that says so.
+pub(crate) async fn run(
+    stream: LocalStream,
+    peer: Peer,
+    shared: Arc<Shared>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let _open = shared.status.connection_opened();
+    let started = Instant::now();
+    let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
+    let Some(_permit) = permit else {
+        let _ = tokio::time::timeout(OVER_LIMIT_HELLO_WAIT, framed.next()).await;
+        refuse(
+            &mut framed,
+            &peer,
+            Refusal::TooManyConnections {
+                limit: shared.limits.max_connections,
+            },
+        )
+        .await;
+        return;
+    };
+
+    let hello = tokio::select! {
+        hello = tokio::time::timeout(shared.limits.handshake_timeout, framed.next()) => hello,
+        _ = shared.shutdown.cancelled() => {
+            refuse(&mut framed, &peer, Refusal::ShuttingDown).await;
+            return;
+        }
+    };
+    let hello = match hello {
+        Err(_) => {
+            tracing::warn!(
+                connection = peer.connection_id,
+                timeout_ms = shared.limits.handshake_timeout.as_millis() as u64,
+                "closing connection: no handshake within the timeout"
+            );
+            return;
+        }
+        Ok(None) => {
+            tracing::debug!(
+                connection = peer.connection_id,
+                "peer left before its handshake"
+            );
+            return;
+        }
+        Ok(Some(Err(err))) => {
+            let refusal = match err {
+                HandshakeError::UnsupportedVersion(requested) => Refusal::UnsupportedVersion {
+                    requested,
+                    supported: rpc_core::handshake::PROTOCOL_VERSION,
+                },
+                other => Refusal::Malformed(rpc_core::codec::error_chain(&other)),
+            };
+            refuse(&mut framed, &peer, refusal).await;
+            return;
+        }
+        Ok(Some(Ok(hello))) => hello,
+    };
+
+    let service = match check(&hello, &peer, &shared) {
+        Ok(service) => service,
+        Err(refusal) => {
+            refuse(&mut framed, &peer, refusal).await;
+            return;
+        }
+    };
+    let accepted = HelloReply::Accepted {
+        server_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    if let Err(err) = framed.send(accepted).await {
+        tracing::debug!(connection = peer.connection_id, error = %err, "peer left during handshake");
+        return;
+    }
+    let creds = peer.credentials;
+    tracing::info!(
+        connection = peer.connection_id,
+        endpoint = %peer.endpoint,
+        service = %hello.service,
+        peer_uid = creds.map(|c| c.uid),
+        peer_pid = creds.and_then(|c| c.pid),
+        "connection accepted"
+    );
+    let ctx = ServeContext {
+        max_frame: shared.limits.max_frame,
+        max_in_flight: shared.limits.max_in_flight,
+        shutdown: shared.shutdown.clone(),
+        status: shared.status.clone(),
+    };
+    let connection_id = peer.connection_id;
+    service.serve(framed, peer, ctx).await;
+    tracing::info!(
+        connection = connection_id,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "connection closed"
+    );
+}
+
+/// Decides whether `hello` may go on, and to which service.
+fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedService>, Refusal> {
+    if peer.endpoint.is_tcp() {
+        let expected = shared.token.as_ref();
+        match (&hello.token, expected) {
+            (None, _) => return Err(Refusal::MissingToken),
+            (Some(given), Some(expected)) if given.matches(expected) => {}
+            _ => return Err(Refusal::BadToken),
+        }
+    }
+    if let Some(creds) = &peer.credentials {
+        if !shared.policy.allows(creds, shared.server_uid) {
+            return Err(Refusal::PeerNotAllowed {
+                uid: creds.uid,
+                gid: creds.gid,
+            });
+        }
+    }
+    shared
+        .services
+        .get(&hello.service)
+        .cloned()
+        .ok_or_else(|| Refusal::UnknownService {
+            requested: hello.service.clone(),
+            available: shared.services.keys().cloned().collect(),
+        })
+}
+
+/// Tells the peer why it is refused, then lets the connection close.
+async fn refuse(framed: &mut HandshakenStream, peer: &Peer, refusal: Refusal) {
+    let creds = peer.credentials;
+    tracing::warn!(
+        connection = peer.connection_id,
+        endpoint = %peer.endpoint,
+        peer_uid = creds.map(|c| c.uid),
+        peer_pid = creds.and_then(|c| c.pid),
+        reason = %refusal,
+        "connection refused"
+    );
+    let reply = framed.send(HelloReply::Refused(refusal));
+    let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
+}

@@ -1,0 +1,337 @@
+//! [`Server`]: the services, the endpoints, the accept loops and shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use rpc_core::handshake::TOKEN_LEN;
+use rpc_core::{Endpoint, EndpointFile, ServerLocation, Token};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tarpc::{RequestName, ServerError, context};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{self, Shared};
+use crate::limits::{DEFAULT_SOCKET_MODE, Limits};
+use crate::listener::{AcceptBackoff, BindError, Listen, Listener};
+use crate::peer::{AccessPolicy, Peer};
+use crate::service::{HostedService, TarpcService};
+use crate::socket_file::{self, FileError, OwnedFile};
+use crate::stats::ServerStatus;
+
+/// How a server listens, who may call it, and its limits.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Endpoints to listen on; empty means `[Listen::Auto]`.
+    pub listen: Vec<Listen>,
+    /// The server's name and runtime directory: where the `auto` socket and the endpoint file go.
+    pub location: ServerLocation,
+    /// Permissions of Unix socket files.
+    pub socket_mode: u32,
+    /// Which Unix peers may call besides the server's own uid and root.
+    pub policy: AccessPolicy,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl ServerConfig {
+    /// Defaults for a server at `location`: listen `auto`, mode 0600, own uid only, default limits.
+    pub fn new(location: ServerLocation) -> Self {
+        ServerConfig {
+            listen: Vec::new(),
+            location,
+            socket_mode: DEFAULT_SOCKET_MODE,
+            policy: AccessPolicy::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// No service was added.
+    #[error("no services to host: add at least one with Server::service")]
+    NoServices,
+    /// Two services share a name.
+    #[error("two services are named `{0}`: each name must be unique")]
+    DuplicateService(String),
+    /// An endpoint could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The endpoint file could not be written.
+    #[error("cannot write the endpoint file")]
+    EndpointFile(#[source] FileError),
+    /// The OS random source failed while making the TCP token.
+    #[error("cannot generate the tcp token")]
+    Token(#[source] std::io::Error),
+    /// Waiting for the shutdown signal failed.
+    #[error("cannot install signal handlers")]
+    Signal(#[source] std::io::Error),
+}
+
+/// A server being assembled: add services, then [`Server::bind`].
+pub struct Server {
+    config: ServerConfig,
+    services: Vec<(String, Arc<dyn HostedService>)>,
+    status: Arc<ServerStatus>,
+}
+
+impl Server {
+    /// A server with `config` and no services yet.
+    pub fn new(config: ServerConfig) -> Self {
+        Server {
+            config,
+            services: Vec::new(),
+            status: Arc::new(ServerStatus::new()),
+        }
+    }
+
+    /// Hosts a tarpc service under `name`.
+    ///
+    /// `factory` runs once per accepted connection with the calling [`Peer`] (so handlers can see
+    /// who called) and returns the connection's handler; build it with [`crate::handler!`]:
+    ///
+    /// ```ignore
+    /// server.service("kv", |peer| rpc_server::handler!(MyKv { caller: peer.clone() }.serve()));
+    /// ```
+    pub fn service<F, H, Req, Resp, Fut>(&mut self, name: &str, factory: F) -> &mut Self
+    where
+        F: Fn(&Peer) -> H + Send + Sync + 'static,
+        H: FnOnce(context::Context, Req) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<Resp, ServerError>> + Send + 'static,
+        Req: DeserializeOwned + RequestName + Send + 'static,
+        Resp: Serialize + Send + 'static,
+    {
+        self.services.push((
+            name.to_owned(),
+            Arc::new(TarpcService {
+                factory,
+                request: std::marker::PhantomData,
+            }),
+        ));
+        self
+    }
+
+    /// The server's live status (what the `health` service reports).
+    pub fn status(&self) -> Arc<ServerStatus> {
+        self.status.clone()
+    }
+
+    /// Binds every endpoint and writes the endpoint file. The server accepts nothing until
+    /// [`BoundServer::run_until`].
+    pub fn bind(self) -> Result<BoundServer, ServeError> {
+        let Server {
+            config,
+            services,
+            status,
+        } = self;
+        if services.is_empty() {
+            return Err(ServeError::NoServices);
+        }
+        let mut by_name = BTreeMap::new();
+        for (name, service) in services {
+            if by_name.insert(name.clone(), service).is_some() {
+                return Err(ServeError::DuplicateService(name));
+            }
+        }
+        let listen = if config.listen.is_empty() {
+            vec![Listen::Auto]
+        } else {
+            config.listen.clone()
+        };
+        let socket_path = config.location.socket_path();
+        let mut listeners = listen
+            .iter()
+            .map(|l| Listener::bind(l, &socket_path, config.socket_mode))
+            .collect::<Result<Vec<_>, _>>()?;
+        listeners.sort_by_key(|l| l.endpoint().is_tcp());
+        let endpoints: Vec<Endpoint> = listeners.iter().map(|l| l.endpoint().clone()).collect();
+
+        let token = if endpoints.iter().any(Endpoint::is_tcp) {
+            let mut bytes = [0u8; TOKEN_LEN];
+            getrandom::fill(&mut bytes).map_err(|e| ServeError::Token(std::io::Error::other(e)))?;
+            Some(Token::from_bytes(bytes))
+        } else {
+            None
+        };
+        let endpoint_file = EndpointFile {
+            pid: std::process::id(),
+            endpoints: endpoints.clone(),
+            token: token.clone(),
+        };
+        let endpoint_file = socket_file::write_private_file(
+            &config.location.endpoint_file_path(),
+            &endpoint_file.to_json(),
+        )
+        .map_err(ServeError::EndpointFile)?;
+        status.set_bound(endpoints.clone(), by_name.keys().cloned().collect());
+
+        let shared = Arc::new(Shared {
+            services: by_name,
+            limits: config.limits.clone(),
+            policy: config.policy.clone(),
+            server_uid: rustix::process::getuid().as_raw(),
+            token,
+            status,
+            shutdown: CancellationToken::new(),
+        });
+        Ok(BoundServer {
+            listeners,
+            endpoints,
+            shared,
+            endpoint_file,
+        })
+    }
+}
+
+/// A server whose endpoints are bound and whose endpoint file is written.
+pub struct BoundServer {
+    listeners: Vec<Listener>,
+    endpoints: Vec<Endpoint>,
+    shared: Arc<Shared>,
+    endpoint_file: OwnedFile,
+}
+
+impl BoundServer {
+    /// Every endpoint listened on, Unix sockets first, TCP ports resolved.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The token TCP clients must present, if any endpoint is TCP.
+    pub fn token(&self) -> Option<&Token> {
+        self.shared.token.as_ref()
+    }
+
+    /// Where the endpoint file was written.
+    pub fn endpoint_file(&self) -> &std::path::Path {
+        self.endpoint_file.path()
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let signal = tokio::spawn(async move {
+            let result = crate::shutdown::signal().await;
+            let _ = tx.send(result);
+        });
+        let mut error = None;
+        self.run_until(async {
+            match rx.await {
+                Ok(Err(err)) => error = Some(err),
+                Ok(Ok(())) | Err(_) => {}
+            }
+        })
+        .await;
+        signal.abort();
+        error.map_or(Ok(()), |err| Err(ServeError::Signal(err)))
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, gives in-flight calls the grace
+    /// period to finish, and removes the socket and endpoint files it created.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        let BoundServer {
+            listeners,
+            endpoints: _,
+            shared,
+            endpoint_file,
+        } = self;
+        let tracker = TaskTracker::new();
+        let connections = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let mut accept_loops = Vec::new();
+        for listener in listeners {
+            tracing::info!(endpoint = %listener.endpoint(), "listening");
+            let shared = shared.clone();
+            let tracker = tracker.clone();
+            let connections = connections.clone();
+            accept_loops.push(tokio::spawn(accept_loop(
+                listener,
+                shared,
+                tracker,
+                connections,
+            )));
+        }
+
+        shutdown.await;
+        shared.shutdown.cancel();
+        // Each accept loop drops its listener, and so removes its socket file, as it ends.
+        for accept in accept_loops {
+            let _ = accept.await;
+        }
+        drop(endpoint_file);
+        tracker.close();
+        let grace = shared.limits.shutdown_grace;
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                open = tracker.len(),
+                "grace period over; dropping connections still open"
+            );
+        }
+        tracing::info!("server stopped");
+    }
+}
+
+/// Accepts connections on one listener until shutdown; each connection runs in its own task.
+async fn accept_loop(
+    listener: Listener,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+    connections: Arc<Semaphore>,
+) {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut backoff = AcceptBackoff::new();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, credentials)) => {
+                backoff.reset();
+                if let Err(err) = stream.tune(shared.limits.socket_buffer) {
+                    tracing::debug!(error = %err, "could not tune socket buffers");
+                }
+                let peer = Peer {
+                    connection_id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    endpoint: listener.endpoint().clone(),
+                    credentials,
+                };
+                tracing::debug!(connection = peer.connection_id, endpoint = %peer.endpoint, "connection opened");
+                let permit = connections.clone().try_acquire_owned().ok();
+                tracker.spawn(connection::run(stream, peer, shared.clone(), permit));
+            }
+            Err(err) => {
+                let delay = backoff.next();
+                tracing::warn!(
+                    endpoint = %listener.endpoint(),
+                    error = %err,
+                    retry_ms = delay.as_millis() as u64,
+                    "accept failed; backing off"
+                );
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit, so the connection limit,
+/// not the default 1024 descriptors, is what bounds connections. Returns the new soft limit.
+pub fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit.clone()) {
+            tracing::debug!(error = %err, "could not raise the open-file limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}

@@ -1,0 +1,118 @@
+//! Hosting tarpc services behind names: the type-erased service a connection is handed to after
+//! its handshake names it.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use rpc_core::handshake::HandshakeCodec;
+use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, WireCodec};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::{ClientMessage, RequestName, Response, ServerError, context};
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use crate::peer::Peer;
+use crate::shutdown::UntilShutdown;
+use crate::stats::ServerStatus;
+
+/// A connection whose handshake is done, still framed for the handshake.
+pub(crate) type HandshakenStream = Framed<LocalStream, HandshakeCodec<Hello, HelloReply>>;
+
+/// What a connection needs from the server once its service is chosen.
+pub(crate) struct ServeContext {
+    pub max_frame: FrameLimit,
+    pub max_in_flight: usize,
+    pub shutdown: CancellationToken,
+    pub status: Arc<ServerStatus>,
+}
+
+/// A service the server can hand connections to, whatever its request and response types.
+pub(crate) trait HostedService: Send + Sync + 'static {
+    /// Serves one connection until the peer leaves, the connection fails or shutdown completes.
+    fn serve(
+        &self,
+        stream: HandshakenStream,
+        peer: Peer,
+        ctx: ServeContext,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// Adapts a per-connection handler factory (see [`crate::Server::service`]) to [`HostedService`].
+pub(crate) struct TarpcService<F, Req> {
+    pub factory: F,
+    pub request: PhantomData<fn(Req)>,
+}
+
+impl<F, H, Req, Resp, Fut> HostedService for TarpcService<F, Req>
+where
+    F: Fn(&Peer) -> H + Send + Sync + 'static,
+    H: FnOnce(context::Context, Req) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Resp, ServerError>> + Send + 'static,
+    Req: DeserializeOwned + RequestName + Send + 'static,
+    Resp: Serialize + Send + 'static,
+{
+    fn serve(
+        &self,
+        stream: HandshakenStream,
+        peer: Peer,
+        ctx: ServeContext,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let handler = (self.factory)(&peer);
+        let transport = stream
+            .map_codec(|_| WireCodec::<ClientMessage<Req>, Response<Resp>>::new(ctx.max_frame));
+        let transport = UntilShutdown::new(transport, ctx.shutdown);
+        let status = ctx.status;
+        let serve = tarpc::server::serve(move |call_ctx, request| {
+            let handler = handler.clone();
+            let status = status.clone();
+            async move {
+                let result = handler(call_ctx, request).await;
+                status.call_served();
+                result
+            }
+        });
+        let max_in_flight = ctx.max_in_flight;
+        Box::pin(async move {
+            let mut requests = pin!(
+                BaseChannel::with_defaults(transport)
+                    .max_concurrent_requests(max_in_flight)
+                    .requests()
+            );
+            while let Some(request) = requests.next().await {
+                match request {
+                    Ok(request) => {
+                        tokio::spawn(request.execute(serve.clone()));
+                    }
+                    Err(err) => {
+                        tracing::warn!(
+                            connection = peer.connection_id,
+                            error = %rpc_core::codec::error_chain(&err),
+                            "closing connection after a transport error"
+                        );
+                        break;
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Turns a tarpc server (a `Serve` value, e.g. `MyImpl.serve()`) into the handler
+/// [`crate::Server::service`] wants. A macro, so that the handler's future is seen as `Send`
+/// where its concrete type is known (tarpc's `Serve::serve` is an `async fn` in a trait).
+///
+/// ```ignore
+/// server.service(kv::NAME, |_peer| rpc_server::handler!(KvStore::default().serve()));
+/// ```
+#[macro_export]
+macro_rules! handler {
+    ($serve:expr) => {{
+        let serve = $serve;
+        move |ctx, request| ::tarpc::server::Serve::serve(serve, ctx, request)
+    }};
+}
