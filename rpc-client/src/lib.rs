@@ -1,1 +1,30 @@
-//! client
+//! Connects tarpc clients to an `rpc-server`, over a Unix socket or TCP loopback.
+//!
+//! A [`Connector`] resolves a [`Target`]: an explicit [`rpc_core::Endpoint`], the
+//! `RPC_ENDPOINT` environment variable, or a server found by name (its Unix socket in the runtime
+//! directory first, then the endpoints and token in its endpoint file). It connects, completes the
+//! handshake within a timeout, and wraps the connection in any generated client that implements
+//! [`rpc_core::ServiceClient`]. [`BlockingClient`] does the same for code without a runtime.
+//!
+//! Errors say what to do next, e.g.
+//! `no server at unix:/run/user/1000/rpc.sock (connection refused): is rpc-server running?`.
+//!
+//! ```no_run
+//! use rpc_client::Connector;
+//! use rpc_core::services::echo::EchoClient;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let echo: EchoClient = Connector::from_env("rpc")?.connect().await?;
+//! echo.ping(tarpc::context::current()).await?;
+//! # Ok(()) }
+//! ```
+
+mod blocking;
+mod connect;
+mod error;
+mod target;
+
+pub use blocking::BlockingClient;
+pub use connect::{Connector, DEFAULT_CONNECT_TIMEOUT};
+pub use error::ConnectError;
+pub use target::{RPC_ENDPOINT, RPC_TOKEN, Target, read_endpoint_file};

@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn malformed_endpoints_are_refused_with_the_reason() {
-        let cases: &[(&str, fn(&EndpointParseError) -> bool)] = &[
+        type Check = fn(&EndpointParseError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("/tmp/x.sock", |e| {
                 matches!(e, EndpointParseError::MissingScheme(_))
             }),

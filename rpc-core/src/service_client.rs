@@ -12,7 +12,7 @@ pub trait ServiceClient: Sized {
     /// The name the service is hosted under (sent in the handshake).
     const NAME: &'static str;
     /// The generated request enum.
-    type Request: Serialize + Send + 'static;
+    type Request: Serialize + tarpc::RequestName + Send + 'static;
     /// The generated response enum.
     type Response: DeserializeOwned + Send + 'static;
     /// Wraps a connected channel.

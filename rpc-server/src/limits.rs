@@ -20,9 +20,7 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default permissions of a server's Unix socket file: owner read and write only.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
 
-/// Default kernel send and receive buffer for each Unix socket connection: 1 MiB (the kernel's
-/// default is about 200 KiB, which cuts large messages into many small round trips).
-pub const DEFAULT_SOCKET_BUFFER: usize = 1024 * 1024;
+pub use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
 /// The limits one server enforces.
 #[derive(Debug, Clone)]

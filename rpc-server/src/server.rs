@@ -220,9 +220,8 @@ impl BoundServer {
         });
         let mut error = None;
         self.run_until(async {
-            match rx.await {
-                Ok(Err(err)) => error = Some(err),
-                Ok(Ok(())) | Err(_) => {}
+            if let Ok(Err(err)) = rx.await {
+                error = Some(err);
             }
         })
         .await;
@@ -329,7 +328,7 @@ pub fn raise_fd_limit() -> Option<u64> {
     let mut limit = getrlimit(Resource::Nofile);
     if limit.current != limit.maximum {
         limit.current = limit.maximum;
-        if let Err(err) = setrlimit(Resource::Nofile, limit.clone()) {
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
             tracing::debug!(error = %err, "could not raise the open-file limit");
         }
     }

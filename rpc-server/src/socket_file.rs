@@ -174,9 +174,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), FileError> {
         source,
     };
     match fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => {
-            return Err(dir_error(io::Error::from(io::ErrorKind::NotADirectory)));
-        }
+        Ok(meta) if !meta.is_dir() => Err(dir_error(io::Error::from(io::ErrorKind::NotADirectory))),
         Ok(meta) => {
             let me = rustix::process::getuid().as_raw();
             if meta.uid() != me && meta.uid() != 0 {

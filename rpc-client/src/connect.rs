@@ -1,0 +1,205 @@
+//! [`Connector`]: from a [`Target`] to a connected tarpc client.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rpc_core::handshake::HandshakeCodec;
+use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
+use rpc_core::{
+    Endpoint, FrameLimit, Hello, HelloReply, LocalStream, ServerLocation, ServiceClient, Token,
+    WireCodec,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tarpc::client::Channel;
+use tarpc::{ClientMessage, RequestName, Response};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_util::codec::Framed;
+
+use crate::error::ConnectError;
+use crate::target::Target;
+
+/// Default time allowed to connect and complete the handshake: 5 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects generated tarpc clients to a server.
+///
+/// ```no_run
+/// use rpc_client::Connector;
+/// use rpc_core::services::kv::KvClient;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let kv: KvClient = Connector::from_env("rpc")?.connect().await?;
+/// kv.set(tarpc::context::current(), "greeting".into(), "hello".into()).await??;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Connector {
+    target: Target,
+    connect_timeout: Duration,
+    max_frame: FrameLimit,
+    socket_buffer: usize,
+}
+
+impl Connector {
+    /// A connector for `target` with default settings.
+    pub fn new(target: Target) -> Self {
+        Connector {
+            target,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_frame: FrameLimit::default(),
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
+        }
+    }
+
+    /// `RPC_ENDPOINT` when set, else the server called `name` in the default runtime directory.
+    pub fn from_env(name: &str) -> Result<Self, ConnectError> {
+        let location = ServerLocation::new(None, name).map_err(|err| ConnectError::BadEnv {
+            var: "server name",
+            reason: err.to_string(),
+        })?;
+        Ok(Connector::new(Target::from_env_or(location)?))
+    }
+
+    /// Exactly `endpoint` (a TCP one takes its token from `RPC_TOKEN`, or use
+    /// [`Connector::new`] with [`Target::Endpoint`]).
+    pub fn endpoint(endpoint: Endpoint) -> Result<Self, ConnectError> {
+        Ok(Connector::new(Target::endpoint(endpoint)?))
+    }
+
+    /// Sets the time allowed to connect and complete the handshake.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the largest frame this client sends or accepts (the server has its own limit).
+    pub fn max_frame(mut self, limit: FrameLimit) -> Self {
+        self.max_frame = limit;
+        self
+    }
+
+    /// Sets the kernel buffer size for Unix connections (0 keeps the kernel's default).
+    pub fn socket_buffer(mut self, bytes: usize) -> Self {
+        self.socket_buffer = bytes;
+        self
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Connects a generated client, e.g. `KvClient`, to its service. Needs a tokio runtime.
+    pub async fn connect<C: ServiceClient>(&self) -> Result<C, ConnectError> {
+        self.channel(C::NAME).await.map(C::from_channel)
+    }
+
+    /// Connects a raw tarpc channel to the service named `service`.
+    pub async fn channel<Req, Resp>(
+        &self,
+        service: &str,
+    ) -> Result<Channel<Req, Resp>, ConnectError>
+    where
+        Req: Serialize + RequestName + Send + 'static,
+        Resp: DeserializeOwned + Send + 'static,
+    {
+        let mut attempts = Vec::new();
+        for (endpoint, token) in self.target.candidates()? {
+            match self.open(&endpoint, token, service).await {
+                Ok(framed) => {
+                    let transport = framed.map_codec(|_| {
+                        WireCodec::<Response<Resp>, ClientMessage<Req>>::new(self.max_frame)
+                    });
+                    return Ok(
+                        tarpc::client::new(tarpc::client::Config::default(), transport).spawn(),
+                    );
+                }
+                Err(err) if err.try_next() => {
+                    tracing::debug!(%endpoint, error = %err, "endpoint failed; trying the next");
+                    attempts.push(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        match attempts.len() {
+            1 => Err(attempts.remove(0)),
+            _ => Err(ConnectError::AllFailed { attempts }),
+        }
+    }
+
+    /// Connects to one endpoint and completes the handshake, within the connect timeout.
+    async fn open(
+        &self,
+        endpoint: &Endpoint,
+        token: Option<Token>,
+        service: &str,
+    ) -> Result<Framed<LocalStream, HandshakeCodec<HelloReply, Hello>>, ConnectError> {
+        if endpoint.is_tcp() && token.is_none() {
+            return Err(ConnectError::MissingToken {
+                endpoint: endpoint.clone(),
+            });
+        }
+        let attempt = async {
+            let stream = connect_socket(endpoint).await?;
+            if let Err(err) = stream.tune(self.socket_buffer) {
+                tracing::debug!(error = %err, "could not tune socket buffers");
+            }
+            let mut framed = Framed::new(stream, HandshakeCodec::<HelloReply, Hello>::new());
+            let handshake_error = |source| ConnectError::Handshake {
+                endpoint: endpoint.clone(),
+                source,
+            };
+            framed
+                .send(Hello::new(service, token))
+                .await
+                .map_err(handshake_error)?;
+            match framed.next().await {
+                Some(Ok(HelloReply::Accepted { .. })) => Ok(framed),
+                Some(Ok(HelloReply::Refused(refusal))) => Err(ConnectError::Refused {
+                    endpoint: endpoint.clone(),
+                    refusal,
+                }),
+                Some(Err(err)) => Err(handshake_error(err)),
+                None => Err(handshake_error(
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "server closed the connection without answering the handshake",
+                    )
+                    .into(),
+                )),
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConnectError::Timeout {
+                    endpoint: endpoint.clone(),
+                    timeout_ms: self.connect_timeout.as_millis() as u64,
+                })
+            })
+    }
+}
+
+async fn connect_socket(endpoint: &Endpoint) -> Result<LocalStream, ConnectError> {
+    let result = match endpoint {
+        Endpoint::Unix(path) => UnixStream::connect(path).await.map(LocalStream::Unix),
+        Endpoint::Tcp(addr) => TcpStream::connect(addr).await.map(LocalStream::Tcp),
+    };
+    result.map_err(|source| {
+        let reason = match source.kind() {
+            std::io::ErrorKind::NotFound => "no such socket",
+            std::io::ErrorKind::ConnectionRefused => "connection refused",
+            _ => {
+                return ConnectError::Io {
+                    endpoint: endpoint.clone(),
+                    source,
+                };
+            }
+        };
+        ConnectError::NoServer {
+            endpoint: endpoint.clone(),
+            reason: reason.to_owned(),
+        }
+    })
+}

@@ -1,0 +1,113 @@
+//! Why a client could not connect, in words that say what to do next.
+
+use std::io;
+use std::path::PathBuf;
+
+use rpc_core::handshake::HandshakeError;
+use rpc_core::{Endpoint, Refusal};
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Nothing accepts connections at the endpoint.
+    #[error("no server at {endpoint} ({reason}): is rpc-server running?")]
+    NoServer {
+        /// The endpoint tried.
+        endpoint: Endpoint,
+        /// What the OS said, e.g. "connection refused".
+        reason: String,
+    },
+    /// Connecting or the handshake took longer than the connect timeout.
+    #[error(
+        "timed out after {timeout_ms} ms connecting to {endpoint}: is the server overloaded or stopped (SIGSTOP)?"
+    )]
+    Timeout {
+        /// The endpoint tried.
+        endpoint: Endpoint,
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// The OS refused to connect for another reason.
+    #[error("cannot connect to {endpoint}")]
+    Io {
+        /// The endpoint tried.
+        endpoint: Endpoint,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The server answered the handshake with a refusal.
+    #[error("server at {endpoint} refused the connection: {refusal}")]
+    Refused {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// Its reason.
+        refusal: Refusal,
+    },
+    /// The handshake failed: the peer is not an rpc-server of this protocol, or it hung up.
+    #[error("handshake with {endpoint} failed")]
+    Handshake {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The cause.
+        #[source]
+        source: HandshakeError,
+    },
+    /// A TCP endpoint needs a token and none is known.
+    #[error(
+        "{endpoint} is a tcp endpoint and needs a token: set RPC_TOKEN, or connect by --name so the token is read from the endpoint file"
+    )]
+    MissingToken {
+        /// The endpoint.
+        endpoint: Endpoint,
+    },
+    /// No server of that name: no socket and no endpoint file.
+    #[error(
+        "no server named `{name}`: no socket at {} and no endpoint file at {}: is rpc-server running with --name {name} and the same --runtime-dir?",
+        socket.display(), endpoint_file.display()
+    )]
+    NotRunning {
+        /// The name.
+        name: String,
+        /// The socket path looked at.
+        socket: PathBuf,
+        /// The endpoint file looked at.
+        endpoint_file: PathBuf,
+    },
+    /// The endpoint file exists but cannot be used.
+    #[error("cannot use endpoint file {}: {reason}", path.display())]
+    EndpointFile {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An environment variable holds something unusable.
+    #[error("{var} is invalid: {reason}")]
+    BadEnv {
+        /// The variable.
+        var: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The client's own runtime could not start.
+    #[error("cannot start the client's runtime")]
+    Runtime(#[source] io::Error),
+    /// Every endpoint of a named server failed; the errors are listed in order.
+    #[error("cannot reach the server: {}", attempts.iter().map(|e| rpc_core::codec::error_chain(e)).collect::<Vec<_>>().join("; then "))]
+    AllFailed {
+        /// One error per endpoint tried.
+        attempts: Vec<ConnectError>,
+    },
+}
+
+impl ConnectError {
+    /// Whether another endpoint of the same server may still work (the server was not reached, as
+    /// opposed to reached and refusing).
+    pub(crate) fn try_next(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::NoServer { .. } | ConnectError::Io { .. } | ConnectError::Timeout { .. }
+        )
+    }
+}
