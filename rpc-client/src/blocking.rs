@@ -1,7 +1,5 @@
 //! [`BlockingClient`]: calls from a program without an async runtime, such as a UI thread.
 
-use std::future::Future;
-
 use rpc_core::ServiceClient;
 use tarpc::context;
 
@@ -16,7 +14,7 @@ use crate::error::ConnectError;
 ///
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let kv = BlockingClient::<KvClient>::connect(Connector::from_env("rpc")?)?;
-/// let value = kv.call(|kv, ctx| kv.get(ctx, "greeting".into()))?;
+/// let value = kv.call(async |kv, ctx| kv.get(ctx, "greeting".into()).await)?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
@@ -42,11 +40,7 @@ impl<C: ServiceClient> BlockingClient<C> {
 
     /// Runs one call to completion: `f` gets the client and a fresh context (10 s deadline; set
     /// `ctx.deadline` to change it).
-    pub fn call<F, Fut, T>(&self, f: F) -> T
-    where
-        F: FnOnce(&C, context::Context) -> Fut,
-        Fut: Future<Output = T>,
-    {
+    pub fn call<T>(&self, f: impl AsyncFnOnce(&C, context::Context) -> T) -> T {
         self.runtime.block_on(f(&self.client, context::current()))
     }
 

@@ -1,0 +1,241 @@
+//! `rpc-bench`: what a Unix socket buys over TCP loopback, for this framework, measured against a
+//! raw-socket echo (the floor) and stock tarpc (the library it builds on), in one run.
+//!
+//! By default it starts the real `rpc-server` (Unix socket and TCP at once) and the two baseline
+//! servers as separate processes, measures sequential latency and throughput for each, prints a
+//! table with the UDS/TCP and rpc/raw ratios, and writes `results.json` and `report.svg`.
+
+mod machine;
+mod measure;
+mod raw;
+mod report;
+mod servers;
+mod stock;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use rpc_core::Endpoint;
+use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
+
+use crate::machine::Machine;
+use crate::measure::{Implementation, Subject, Transport};
+use crate::report::{Report, Settings};
+
+/// Payload sizes measured, bytes.
+const PAYLOADS: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
+/// Calls in flight per connection, for throughput.
+const IN_FLIGHT: [usize; 3] = [1, 16, 64];
+/// Connection counts, for throughput.
+const CONNECTIONS: [usize; 2] = [1, 4];
+/// Seconds per point by default.
+const DEFAULT_SECONDS: f64 = 1.0;
+/// Seconds per point with `--quick`.
+const QUICK_SECONDS: f64 = 0.04;
+
+/// Measure the framework over UDS and TCP loopback, beside raw sockets and stock tarpc.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Seconds per measurement point [default: 1, or 0.04 with --quick].
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// A smoke run that finishes in well under 20 s.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write results.json and report.svg.
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    out: PathBuf,
+    /// Measure a running rpc-server at this endpoint (repeat for UDS and TCP; a TCP endpoint
+    /// needs RPC_TOKEN) instead of starting one.
+    #[arg(long, value_name = "ENDPOINT")]
+    endpoint: Vec<Endpoint>,
+    #[command(subcommand)]
+    serve: Option<Serve>,
+}
+
+/// The baseline servers, run as separate processes by the bench itself.
+#[derive(Debug, Subcommand)]
+enum Serve {
+    /// Serve the raw length-prefixed echo.
+    #[command(hide = true)]
+    ServeRaw {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Serve echo with stock tarpc.
+    #[command(hide = true)]
+    ServeTarpc {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rpc-bench: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    match args.serve {
+        Some(Serve::ServeRaw { dir }) => return runtime.block_on(raw::serve(&dir)),
+        Some(Serve::ServeTarpc { dir }) => return runtime.block_on(stock::serve(&dir)),
+        None => {}
+    }
+    let seconds = args.duration.unwrap_or(if args.quick {
+        QUICK_SECONDS
+    } else {
+        DEFAULT_SECONDS
+    });
+    anyhow::ensure!(
+        seconds > 0.0 && seconds.is_finite(),
+        "--duration must be positive"
+    );
+    let per_point = Duration::from_secs_f64(seconds);
+
+    let dir = tempfile::Builder::new().prefix("rpc-bench").tempdir()?;
+    let (rpc_server, rpc_subjects) = if args.endpoint.is_empty() {
+        let server = servers::start_rpc_server(dir.path())?;
+        let subjects = [Transport::Uds, Transport::Tcp]
+            .into_iter()
+            .map(|t| {
+                Ok(Subject {
+                    implementation: Implementation::Rpc,
+                    transport: t,
+                    endpoint: server.endpoint(t == Transport::Tcp)?.clone(),
+                    token: server.token.clone(),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        (Some(server), subjects)
+    } else {
+        let token = match std::env::var(rpc_client::RPC_TOKEN) {
+            Ok(text) if !text.is_empty() => Some(text.parse()?),
+            _ => None,
+        };
+        let subjects = args
+            .endpoint
+            .iter()
+            .map(|e| Subject {
+                implementation: Implementation::Rpc,
+                transport: if e.is_tcp() {
+                    Transport::Tcp
+                } else {
+                    Transport::Uds
+                },
+                endpoint: e.clone(),
+                token: token.clone(),
+            })
+            .collect();
+        (None, subjects)
+    };
+    let raw_server = servers::start_baseline("serve-raw", dir.path())?;
+    let stock_server = servers::start_baseline("serve-tarpc", dir.path())?;
+    let mut subjects = rpc_subjects;
+    for (implementation, server) in [
+        (Implementation::Raw, &raw_server),
+        (Implementation::Tarpc, &stock_server),
+    ] {
+        for transport in [Transport::Uds, Transport::Tcp] {
+            subjects.push(Subject {
+                implementation,
+                transport,
+                endpoint: server.endpoint(transport == Transport::Tcp)?.clone(),
+                token: None,
+            });
+        }
+    }
+
+    let settings = Settings {
+        payloads: PAYLOADS.to_vec(),
+        in_flight: IN_FLIGHT.to_vec(),
+        connections: CONNECTIONS.to_vec(),
+        seconds_per_point: seconds,
+        quick: args.quick,
+        socket_buffer: DEFAULT_SOCKET_BUFFER,
+        rpc_server: match &rpc_server {
+            Some(s) => format!("started by rpc-bench (pid {})", s.pid()),
+            None => format!(
+                "given: {:?}",
+                args.endpoint
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+        },
+    };
+    let points = subjects.len() * PAYLOADS.len() * (1 + IN_FLIGHT.len() * CONNECTIONS.len());
+    let progress = ProgressBar::new(points as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+
+    let mut latency = Vec::new();
+    let mut throughput = Vec::new();
+    runtime.block_on(async {
+        for &payload in &PAYLOADS {
+            for subject in &subjects {
+                let name = format!(
+                    "{} {}",
+                    subject.implementation.name(),
+                    subject.transport.name()
+                );
+                progress.set_message(format!("{name} latency {payload} B"));
+                latency.push(
+                    measure::latency(subject, payload, per_point)
+                        .await
+                        .with_context(|| format!("{name} latency at {payload} B"))?,
+                );
+                progress.inc(1);
+                for &connections in &CONNECTIONS {
+                    for &in_flight in &IN_FLIGHT {
+                        progress.set_message(format!(
+                            "{name} {payload} B x{in_flight} on {connections}"
+                        ));
+                        throughput.push(
+                            measure::throughput(
+                                subject,
+                                payload,
+                                in_flight,
+                                connections,
+                                per_point,
+                            )
+                            .await
+                            .with_context(|| format!("{name} throughput at {payload} B"))?,
+                        );
+                        progress.inc(1);
+                    }
+                }
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    progress.finish_and_clear();
+    drop((rpc_server, raw_server, stock_server));
+
+    let mut report = Report {
+        machine: Machine::detect(),
+        settings,
+        latency,
+        throughput,
+        targets: Vec::new(),
+    };
+    report.check_targets();
+    print!("{}", report.to_text());
+    report.write(&args.out)?;
+    println!(
+        "\nwrote {} and {}",
+        args.out.join("results.json").display(),
+        args.out.join("report.svg").display()
+    );
+    Ok(())
+}

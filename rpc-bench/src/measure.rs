@@ -1,0 +1,308 @@
+//! The measurements: sequential latency into an HDR histogram, and throughput with a fixed number
+//! of calls in flight per connection. The same loops drive every implementation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use rpc_client::{Connector, Target};
+use rpc_core::services::echo::EchoClient;
+use rpc_core::{Endpoint, Token};
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+
+use crate::raw::{self, RawConnection};
+use crate::stock;
+
+/// What is measured: which code path carries the echo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Implementation {
+    /// This framework: rpc-server and rpc-client.
+    Rpc,
+    /// Length-prefixed echo with no RPC layer.
+    Raw,
+    /// Stock tarpc 0.38 serde transport.
+    Tarpc,
+}
+
+impl Implementation {
+    /// Its name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Implementation::Rpc => "rpc",
+            Implementation::Raw => "raw",
+            Implementation::Tarpc => "tarpc",
+        }
+    }
+}
+
+/// The socket kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Unix domain socket.
+    Uds,
+    /// TCP loopback.
+    Tcp,
+}
+
+impl Transport {
+    /// Its name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Uds => "uds",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// One implementation over one transport: how to open a connection to it.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// The implementation.
+    pub implementation: Implementation,
+    /// The transport.
+    pub transport: Transport,
+    /// Its server's endpoint.
+    pub endpoint: Endpoint,
+    /// The token, for the rpc server over TCP.
+    pub token: Option<Token>,
+}
+
+enum Connection {
+    Echo(EchoClient),
+    Raw(RawConnection),
+}
+
+impl Subject {
+    async fn connect(&self) -> anyhow::Result<Connection> {
+        Ok(match self.implementation {
+            Implementation::Rpc => {
+                let target = Target::Endpoint {
+                    endpoint: self.endpoint.clone(),
+                    token: self.token.clone(),
+                };
+                Connection::Echo(Connector::new(target).connect().await?)
+            }
+            Implementation::Tarpc => Connection::Echo(stock::connect(&self.endpoint).await?),
+            Implementation::Raw => Connection::Raw(RawConnection::connect(&self.endpoint).await?),
+        })
+    }
+}
+
+/// Latency percentiles of one subject at one payload size, in microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Implementation.
+    pub implementation: Implementation,
+    /// Transport.
+    pub transport: Transport,
+    /// Payload bytes each way.
+    pub payload: usize,
+    /// Calls timed.
+    pub samples: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Slowest call.
+    pub max_us: f64,
+}
+
+/// Throughput of one subject at one payload size and concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    /// Implementation.
+    pub implementation: Implementation,
+    /// Transport.
+    pub transport: Transport,
+    /// Payload bytes each way.
+    pub payload: usize,
+    /// Calls kept in flight on each connection.
+    pub in_flight: usize,
+    /// Connections.
+    pub connections: usize,
+    /// Calls completed.
+    pub calls: u64,
+    /// Seconds from the first call to the last answer.
+    pub seconds: f64,
+    /// Calls per second.
+    pub calls_per_sec: f64,
+    /// Payload megabytes (10^6) echoed per second, counted one way.
+    pub mb_per_sec: f64,
+}
+
+/// Calls made before timing starts, to settle buffers and caches.
+const WARMUP_CALLS: usize = 20;
+
+fn payload(len: usize) -> ByteBuf {
+    ByteBuf::from((0..len).map(|i| i as u8).collect::<Vec<u8>>())
+}
+
+fn check_echo(sent: usize, got: &ByteBuf) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        got.len() == sent,
+        "echo returned {} bytes for {sent}",
+        got.len()
+    );
+    Ok(())
+}
+
+/// Times sequential echoes of `size` bytes for `duration` on one new connection.
+pub async fn latency(
+    subject: &Subject,
+    size: usize,
+    duration: Duration,
+) -> anyhow::Result<Latency> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3)?;
+    let mut connection = subject.connect().await?;
+    let mut schedule = Schedule::new(duration);
+    let mut record = |elapsed: Duration| {
+        let _ = histogram.record(elapsed.as_nanos().max(1) as u64);
+    };
+    match &mut connection {
+        Connection::Echo(client) => {
+            let mut bytes = payload(size);
+            loop {
+                let start = Instant::now();
+                bytes = client.echo(tarpc::context::current(), bytes).await?;
+                let elapsed = start.elapsed();
+                check_echo(size, &bytes)?;
+                let (timed, over) = schedule.after_call();
+                if timed {
+                    record(elapsed);
+                }
+                if over {
+                    break;
+                }
+            }
+        }
+        Connection::Raw(raw) => {
+            let frame = raw::frame(size);
+            let mut reply = Vec::new();
+            loop {
+                let start = Instant::now();
+                raw.echo(&frame, &mut reply).await?;
+                let elapsed = start.elapsed();
+                let (timed, over) = schedule.after_call();
+                if timed {
+                    record(elapsed);
+                }
+                if over {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(summarize(subject, size, &histogram))
+}
+
+/// Counts warm-up calls, then says when the timed part of a sequential run is over.
+struct Schedule {
+    calls: usize,
+    timed_since: Option<Instant>,
+    duration: Duration,
+}
+
+impl Schedule {
+    fn new(duration: Duration) -> Self {
+        Schedule {
+            calls: 0,
+            timed_since: None,
+            duration,
+        }
+    }
+
+    /// Called after each call; returns (whether to record it, whether to stop).
+    fn after_call(&mut self) -> (bool, bool) {
+        self.calls += 1;
+        if self.calls <= WARMUP_CALLS {
+            if self.calls == WARMUP_CALLS {
+                self.timed_since = Some(Instant::now());
+            }
+            return (false, false);
+        }
+        let over = self
+            .timed_since
+            .is_some_and(|t| t.elapsed() >= self.duration);
+        (true, over)
+    }
+}
+
+fn summarize(subject: &Subject, size: usize, h: &Histogram<u64>) -> Latency {
+    let us = |ns: u64| ns as f64 / 1000.0;
+    Latency {
+        implementation: subject.implementation,
+        transport: subject.transport,
+        payload: size,
+        samples: h.len(),
+        p50_us: us(h.value_at_quantile(0.5)),
+        p90_us: us(h.value_at_quantile(0.9)),
+        p99_us: us(h.value_at_quantile(0.99)),
+        p999_us: us(h.value_at_quantile(0.999)),
+        max_us: us(h.max()),
+    }
+}
+
+/// Keeps `in_flight` echoes of `size` bytes outstanding on each of `connections` new connections
+/// for `duration`, then waits for the last answers.
+pub async fn throughput(
+    subject: &Subject,
+    size: usize,
+    in_flight: usize,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    let mut opened = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        opened.push(subject.connect().await?);
+    }
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for connection in opened {
+        match connection {
+            Connection::Echo(client) => {
+                for _ in 0..in_flight {
+                    let client = client.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let mut bytes = payload(size);
+                        let mut calls = 0u64;
+                        while Instant::now() < deadline {
+                            bytes = client.echo(tarpc::context::current(), bytes).await?;
+                            check_echo(size, &bytes)?;
+                            calls += 1;
+                        }
+                        anyhow::Ok(calls)
+                    }));
+                }
+            }
+            Connection::Raw(raw) => {
+                let frame = Arc::new(raw::frame(size));
+                tasks.push(tokio::spawn(raw.pipeline(frame, in_flight, deadline)));
+            }
+        }
+    }
+    let mut calls = 0;
+    for task in tasks {
+        calls += task.await.context("load task panicked")??;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Throughput {
+        implementation: subject.implementation,
+        transport: subject.transport,
+        payload: size,
+        in_flight,
+        connections,
+        calls,
+        seconds,
+        calls_per_sec: calls as f64 / seconds,
+        mb_per_sec: calls as f64 * size as f64 / seconds / 1e6,
+    })
+}

@@ -1,0 +1,406 @@
+//! What a run reports: the tables on stdout, `results.json`, `report.svg`, and the targets.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::machine::Machine;
+use crate::measure::{Implementation, Latency, Throughput, Transport};
+
+/// Looks up one figure by implementation, transport and payload.
+type Lookup<'a> = dyn Fn(Implementation, Transport, usize) -> Option<f64> + 'a;
+
+/// Every setting of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// Payload sizes, bytes.
+    pub payloads: Vec<usize>,
+    /// Calls in flight per connection, for throughput.
+    pub in_flight: Vec<usize>,
+    /// Connection counts, for throughput.
+    pub connections: Vec<usize>,
+    /// Seconds per latency and per throughput point.
+    pub seconds_per_point: f64,
+    /// Whether `--quick` was given.
+    pub quick: bool,
+    /// Kernel socket buffer the framework and the raw baseline set on Unix connections.
+    pub socket_buffer: usize,
+    /// The rpc server measured: started by the bench, or given with `--endpoint`.
+    pub rpc_server: String,
+}
+
+/// One of the targets, checked on this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    /// What is promised.
+    pub target: String,
+    /// The figure this run measured.
+    pub measured: String,
+    /// Whether it holds.
+    pub met: bool,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The machine.
+    pub machine: Machine,
+    /// The settings.
+    pub settings: Settings,
+    /// Sequential latency rows.
+    pub latency: Vec<Latency>,
+    /// Throughput rows.
+    pub throughput: Vec<Throughput>,
+    /// The targets.
+    pub targets: Vec<TargetCheck>,
+}
+
+fn size_label(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+impl Report {
+    fn p50(&self, imp: Implementation, tr: Transport, payload: usize) -> Option<f64> {
+        self.latency
+            .iter()
+            .find(|l| l.implementation == imp && l.transport == tr && l.payload == payload)
+            .map(|l| l.p50_us)
+    }
+
+    fn rate(
+        &self,
+        imp: Implementation,
+        tr: Transport,
+        p: usize,
+        k: usize,
+        c: usize,
+    ) -> Option<f64> {
+        self.throughput
+            .iter()
+            .find(|t| {
+                t.implementation == imp
+                    && t.transport == tr
+                    && t.payload == p
+                    && t.in_flight == k
+                    && t.connections == c
+            })
+            .map(|t| t.calls_per_sec)
+    }
+
+    /// Checks the four targets against this run's figures.
+    pub fn check_targets(&mut self) {
+        use Implementation::*;
+        use Transport::*;
+        let mut checks = Vec::new();
+        let mut losses = Vec::new();
+        for &p in &self.settings.payloads {
+            if let (Some(u), Some(t)) = (self.p50(Rpc, Uds, p), self.p50(Rpc, Tcp, p)) {
+                if u >= t {
+                    losses.push(format!(
+                        "p50 at {}: uds {u:.1} us vs tcp {t:.1} us",
+                        size_label(p)
+                    ));
+                }
+            }
+            for &k in &self.settings.in_flight {
+                for &c in &self.settings.connections {
+                    if let (Some(u), Some(t)) =
+                        (self.rate(Rpc, Uds, p, k, c), self.rate(Rpc, Tcp, p, k, c))
+                    {
+                        if u <= t {
+                            losses.push(format!(
+                                "throughput at {} x{k} on {c} conn: uds {u:.0}/s vs tcp {t:.0}/s",
+                                size_label(p)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        checks.push(TargetCheck {
+            target: "1. rpc over UDS beats TCP at every payload, in p50 latency and throughput"
+                .into(),
+            measured: if losses.is_empty() {
+                "UDS ahead everywhere".into()
+            } else {
+                losses.join("; ")
+            },
+            met: losses.is_empty(),
+        });
+        let ratio_check = |name: &str, payload: usize, limit: f64| match (
+            self.p50(Rpc, Uds, payload),
+            self.p50(Raw, Uds, payload),
+        ) {
+            (Some(rpc), Some(raw)) => TargetCheck {
+                target: format!("{name} UDS p50 at most {limit}x raw UDS"),
+                measured: format!("{:.2}x ({rpc:.1} us vs {raw:.1} us)", rpc / raw),
+                met: rpc / raw <= limit,
+            },
+            _ => TargetCheck {
+                target: format!("{name} UDS p50 at most {limit}x raw UDS"),
+                measured: "not measured in this run".into(),
+                met: false,
+            },
+        };
+        checks.push(ratio_check("2. 64 B", 64, 1.3));
+        checks.push(ratio_check("3. 1 MiB", 1 << 20, 1.5));
+        checks.push(
+            match (
+                self.rate(Rpc, Uds, 64, 64, 1),
+                self.rate(Tarpc, Uds, 64, 64, 1),
+            ) {
+                (Some(rpc), Some(stock)) => TargetCheck {
+                    target: "4. 64 B, 64 in flight, one UDS connection: at least 1.5x stock tarpc"
+                        .into(),
+                    measured: format!("{:.2}x ({rpc:.0}/s vs {stock:.0}/s)", rpc / stock),
+                    met: rpc / stock >= 1.5,
+                },
+                _ => TargetCheck {
+                    target: "4. 64 B, 64 in flight, one UDS connection: at least 1.5x stock tarpc"
+                        .into(),
+                    measured: "not measured in this run".into(),
+                    met: false,
+                },
+            },
+        );
+        self.targets = checks;
+    }
+
+    /// The tables and targets, as printed on stdout.
+    pub fn to_text(&self) -> String {
+        use Implementation::*;
+        use Transport::*;
+        let mut out = String::new();
+        let m = &self.machine;
+        let s = &self.settings;
+        let _ = writeln!(
+            out,
+            "machine: {} ({} cores), {}, wmem_max {:?}",
+            m.cpu, m.cores, m.kernel, m.wmem_max
+        );
+        let _ = writeln!(
+            out,
+            "settings: {:.2} s per point{}, socket buffer {} B, rpc server {}",
+            s.seconds_per_point,
+            if s.quick { " (--quick)" } else { "" },
+            s.socket_buffer,
+            s.rpc_server
+        );
+        let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |v| format!("{v:.d$}"));
+        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2}", a / b),
+            _ => "-".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "\nsequential latency, p50 in us (uds/tcp < 1: UDS faster; rpc/raw: framework overhead)"
+        );
+        let _ = writeln!(
+            out,
+            "{:>8} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10}",
+            "payload",
+            "rpc uds",
+            "rpc tcp",
+            "uds/tcp",
+            "raw uds",
+            "raw tcp",
+            "rpc/raw",
+            "tarpc uds",
+            "tarpc tcp"
+        );
+        for &p in &s.payloads {
+            let (ru, rt) = (self.p50(Rpc, Uds, p), self.p50(Rpc, Tcp, p));
+            let _ = writeln!(
+                out,
+                "{:>8} {:>10} {:>10} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10}",
+                size_label(p),
+                f(ru, 1),
+                f(rt, 1),
+                r(ru, rt),
+                f(self.p50(Raw, Uds, p), 1),
+                f(self.p50(Raw, Tcp, p), 1),
+                r(ru, self.p50(Raw, Uds, p)),
+                f(self.p50(Tarpc, Uds, p), 1),
+                f(self.p50(Tarpc, Tcp, p), 1),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nlatency percentiles in us (p50 / p90 / p99 / p99.9 / max)"
+        );
+        for l in &self.latency {
+            let _ = writeln!(
+                out,
+                "{:>6} {:>4} {:>8}  {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}  ({} calls)",
+                l.implementation.name(),
+                l.transport.name(),
+                size_label(l.payload),
+                l.p50_us,
+                l.p90_us,
+                l.p99_us,
+                l.p999_us,
+                l.max_us,
+                l.samples
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nthroughput, calls/s (uds/tcp > 1: UDS faster; rpc/raw and rpc/tarpc over UDS)"
+        );
+        let _ = writeln!(
+            out,
+            "{:>8} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>9} {:>10}",
+            "payload",
+            "infl",
+            "conns",
+            "rpc uds",
+            "rpc tcp",
+            "uds/tcp",
+            "raw uds",
+            "rpc/raw",
+            "tarpc uds",
+            "rpc/tarpc",
+            "rpc MB/s"
+        );
+        for &p in &s.payloads {
+            for &c in &s.connections {
+                for &k in &s.in_flight {
+                    let (ru, rt) = (self.rate(Rpc, Uds, p, k, c), self.rate(Rpc, Tcp, p, k, c));
+                    let (raw, stock) =
+                        (self.rate(Raw, Uds, p, k, c), self.rate(Tarpc, Uds, p, k, c));
+                    let _ = writeln!(
+                        out,
+                        "{:>8} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>9} {:>10}",
+                        size_label(p),
+                        k,
+                        c,
+                        f(ru, 0),
+                        f(rt, 0),
+                        r(ru, rt),
+                        f(raw, 0),
+                        r(ru, raw),
+                        f(stock, 0),
+                        r(ru, stock),
+                        f(ru.map(|v| v * p as f64 / 1e6), 1),
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "\ntargets");
+        for t in &self.targets {
+            let _ = writeln!(
+                out,
+                "  [{}] {}: {}",
+                if t.met { "met" } else { "MISSED" },
+                t.target,
+                t.measured
+            );
+        }
+        out
+    }
+
+    /// Writes `results.json` and `report.svg` into `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(dir.join("results.json"), json)?;
+        self.draw(&dir.join("report.svg"))
+    }
+
+    fn draw(&self, path: &Path) -> anyhow::Result<()> {
+        use Implementation::*;
+        use Transport::*;
+        let root = SVGBackend::new(path, (1400, 620)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (title, body) = root.split_vertically(50);
+        title.titled(
+            &format!(
+                "rpc-bench: UDS vs TCP loopback — {} ({} cores), {}",
+                self.machine.cpu, self.machine.cores, self.machine.kernel
+            ),
+            ("sans-serif", 18),
+        )?;
+        let panels = body.split_evenly((1, 2));
+        let series = [
+            (Rpc, Uds, RGBColor(0, 90, 200), true),
+            (Rpc, Tcp, RGBColor(0, 90, 200), false),
+            (Raw, Uds, RGBColor(120, 120, 120), true),
+            (Raw, Tcp, RGBColor(120, 120, 120), false),
+            (Tarpc, Uds, RGBColor(220, 90, 0), true),
+            (Tarpc, Tcp, RGBColor(220, 90, 0), false),
+        ];
+        let payloads = &self.settings.payloads;
+        let x_range = (payloads.first().copied().unwrap_or(64) as f64 / 1.5)
+            ..(payloads.last().copied().unwrap_or(1 << 20) as f64 * 1.5);
+        let k = *self.settings.in_flight.last().unwrap_or(&1);
+        let panels_spec: [(&str, String, Box<Lookup<'_>>); 2] = [
+            (
+                "p50 latency (us, log)",
+                "sequential p50 latency by payload".to_owned(),
+                Box::new(|i, t, p| self.p50(i, t, p)),
+            ),
+            (
+                "calls/s (log)",
+                format!("throughput, {k} in flight on 1 connection"),
+                Box::new(move |i, t, p| self.rate(i, t, p, k, 1)),
+            ),
+        ];
+        for (area, (y_label, caption, value)) in panels.iter().zip(panels_spec.iter()) {
+            let values: Vec<f64> = series
+                .iter()
+                .flat_map(|(i, t, _, _)| payloads.iter().filter_map(|&p| value(*i, *t, p)))
+                .filter(|v| *v > 0.0)
+                .collect();
+            let lo = values
+                .iter()
+                .cloned()
+                .fold(f64::INFINITY, f64::min)
+                .min(1.0e9)
+                / 1.5;
+            let hi = values.iter().cloned().fold(0.0, f64::max).max(lo * 10.0) * 1.5;
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, ("sans-serif", 16))
+                .margin(15)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(x_range.clone().log_scale(), (lo.max(1e-3)..hi).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_desc("payload (bytes, log)")
+                .y_desc(*y_label)
+                .x_label_formatter(&|v| size_label(*v as usize))
+                .draw()?;
+            for (imp, tr, color, solid) in series {
+                let points: Vec<(f64, f64)> = payloads
+                    .iter()
+                    .filter_map(|&p| value(imp, tr, p).map(|v| (p as f64, v)))
+                    .collect();
+                let style = ShapeStyle {
+                    color: color.to_rgba(),
+                    filled: solid,
+                    stroke_width: if solid { 3 } else { 1 },
+                };
+                chart
+                    .draw_series(LineSeries::new(points.clone(), style))?
+                    .label(format!("{} {}", imp.name(), tr.name()))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                chart.draw_series(points.iter().map(|&(x, y)| Circle::new((x, y), 4, style)))?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()?;
+        }
+        root.present()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+//! The `tarpc` reference: stock tarpc 0.38 as its examples use it (`serde_transport::unix` and
+//! `tcp`, bincode, default settings), serving and calling the same `echo` trait.
+
+use std::path::Path;
+
+use futures::StreamExt;
+use futures::future::ready;
+use rpc_core::Endpoint;
+use rpc_core::services::echo::{Echo, EchoClient};
+use serde_bytes::ByteBuf;
+use tarpc::context::Context;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+
+#[derive(Clone)]
+struct StockEcho;
+
+impl Echo for StockEcho {
+    async fn ping(self, _: Context) {}
+
+    async fn echo(self, _: Context, bytes: ByteBuf) -> ByteBuf {
+        bytes
+    }
+}
+
+/// Serves stock-tarpc echo on `<dir>/tarpc.sock` and 127.0.0.1:0 until killed.
+pub async fn serve(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("tarpc.sock");
+    let unix = tarpc::serde_transport::unix::listen(&path, Bincode::default).await?;
+    let tcp = tarpc::serde_transport::tcp::listen("127.0.0.1:0", Bincode::default).await?;
+    println!("listening on unix:{}", path.display());
+    println!("listening on tcp:{}", tcp.local_addr());
+    let unix = unix.filter_map(|r| ready(r.ok())).map(|t| {
+        BaseChannel::with_defaults(t)
+            .execute(StockEcho.serve())
+            .for_each(spawn)
+    });
+    let tcp = tcp.filter_map(|r| ready(r.ok())).map(|t| {
+        BaseChannel::with_defaults(t)
+            .execute(StockEcho.serve())
+            .for_each(spawn)
+    });
+    tokio::join!(
+        unix.for_each(|c| async {
+            tokio::spawn(c);
+        }),
+        tcp.for_each(|c| async {
+            tokio::spawn(c);
+        })
+    );
+    Ok(())
+}
+
+async fn spawn(fut: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(fut);
+}
+
+/// Connects a stock-tarpc echo client.
+pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<EchoClient> {
+    let config = tarpc::client::Config::default();
+    Ok(match endpoint {
+        Endpoint::Unix(path) => {
+            let transport = tarpc::serde_transport::unix::connect(path, Bincode::default).await?;
+            EchoClient::new(config, transport).spawn()
+        }
+        Endpoint::Tcp(addr) => {
+            let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default).await?;
+            EchoClient::new(config, transport).spawn()
+        }
+    })
+}
