@@ -162,6 +162,14 @@ pub enum Refusal {
         /// The limit.
         limit: usize,
     },
+    /// The peer's uid (or, on TCP, all TCP peers together) is at its connection limit.
+    #[error(
+        "too many connections from this user: the server's per-uid limit of {limit} is reached, close some first"
+    )]
+    TooManyForPeer {
+        /// The limit.
+        limit: usize,
+    },
     /// The handshake frame was not understood.
     #[error("malformed handshake: {0}")]
     Malformed(String),

@@ -11,7 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use crate::limits::Limits;
+use crate::limits::{Limits, PeerSlot};
 use crate::peer::{AccessPolicy, Peer};
 use crate::service::{HandshakenStream, HostedService, ServeContext};
 use crate::stats::ServerStatus;
@@ -30,28 +30,34 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
 }
 
-/// Runs one accepted connection to its end. `permit` is `None` when the server is at its
-/// connection limit: the peer then gets a refusal that says so.
+/// Whether a new connection fits the limits: it holds its places while it lives, or it is told
+/// which limit it hit.
+pub(crate) enum Admission {
+    /// Within every limit.
+    Admitted(OwnedSemaphorePermit, PeerSlot),
+    /// Over a limit: refused with this reason once its hello arrives.
+    Refused(Refusal),
+}
+
+/// Runs one accepted connection to its end.
 pub(crate) async fn run(
     stream: LocalStream,
     peer: Peer,
     shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
+    admission: Admission,
 ) {
     let _open = shared.status.connection_opened();
     let started = Instant::now();
     let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
-    let Some(_permit) = permit else {
-        let _ = tokio::time::timeout(OVER_LIMIT_HELLO_WAIT, framed.next()).await;
-        refuse(
-            &mut framed,
-            &peer,
-            Refusal::TooManyConnections {
-                limit: shared.limits.max_connections,
-            },
-        )
-        .await;
-        return;
+    let _places = match admission {
+        Admission::Admitted(permit, slot) => (permit, slot),
+        Admission::Refused(refusal) => {
+            // Read the hello first, so the refusal is not lost to a reset on a socket with unread
+            // data, but wait only briefly: this connection holds no place.
+            let _ = tokio::time::timeout(OVER_LIMIT_HELLO_WAIT, framed.next()).await;
+            refuse(&mut framed, &peer, refusal).await;
+            return;
+        }
     };
 
     let hello = tokio::select! {
@@ -117,6 +123,7 @@ pub(crate) async fn run(
     let ctx = ServeContext {
         max_frame: shared.limits.max_frame,
         max_in_flight: shared.limits.max_in_flight,
+        read_timeout: shared.limits.read_timeout,
         shutdown: shared.shutdown.clone(),
         status: shared.status.clone(),
     };

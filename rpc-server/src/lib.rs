@@ -38,6 +38,7 @@ mod service;
 pub mod shutdown;
 mod socket_file;
 mod stats;
+mod transport;
 
 pub use builtin::{EchoService, HealthService, KvStore, add_builtin_services};
 pub use limits::Limits;

@@ -14,6 +14,14 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// Default time a new connection has to complete its handshake: 5 s.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Default time a frame may take to arrive once its first byte has: 30 s. A peer that stalls
+/// mid-frame is disconnected after it; an idle connection is not.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default cap on open connections from one uid (all TCP peers count as one): 256, so one user's
+/// runaway program cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = 256;
+
 /// Default time in-flight calls get to finish after a shutdown signal: 10 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -29,10 +37,14 @@ pub struct Limits {
     pub max_frame: FrameLimit,
     /// Open connections at once; one more is refused with [`rpc_core::Refusal::TooManyConnections`].
     pub max_connections: usize,
+    /// Open connections at once from one uid (TCP peers share one count).
+    pub max_connections_per_uid: usize,
     /// Calls in flight per connection.
     pub max_in_flight: usize,
     /// Time allowed for the handshake.
     pub handshake_timeout: Duration,
+    /// Time a started frame has to complete.
+    pub read_timeout: Duration,
     /// Time allowed for in-flight calls after a shutdown signal.
     pub shutdown_grace: Duration,
     /// Kernel buffer size set on each Unix connection (0 keeps the kernel's default).
@@ -44,10 +56,58 @@ impl Default for Limits {
         Limits {
             max_frame: FrameLimit::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_uid: DEFAULT_MAX_CONNECTIONS_PER_UID,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
+        }
+    }
+}
+
+/// Open connections per uid, for [`Limits::max_connections_per_uid`]. TCP peers have no uid and
+/// share the `None` count.
+#[derive(Debug, Default)]
+pub(crate) struct PeerCounts {
+    counts: std::sync::Mutex<std::collections::HashMap<Option<u32>, usize>>,
+}
+
+impl PeerCounts {
+    /// Counts one more connection for `uid`, unless it already has `limit`.
+    pub(crate) fn admit(
+        self: &std::sync::Arc<Self>,
+        uid: Option<u32>,
+        limit: usize,
+    ) -> Option<PeerSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(uid).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            counts: self.clone(),
+            uid,
+        })
+    }
+}
+
+/// One admitted connection of a uid; frees its place when dropped.
+#[derive(Debug)]
+pub(crate) struct PeerSlot {
+    counts: std::sync::Arc<PeerCounts>,
+    uid: Option<u32>,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.uid);
+            }
         }
     }
 }

@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::Parser;
 use rpc_core::{FrameLimit, ServerLocation, location::DEFAULT_NAME};
 use rpc_server::limits::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
 };
 use rpc_server::{AccessPolicy, Limits, Listen, Server, ServerConfig, add_builtin_services};
 
@@ -47,12 +47,18 @@ struct Args {
     /// Most connections open at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Most connections open at once from one uid (all TCP peers count as one).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_UID)]
+    max_connections_per_uid: usize,
     /// Most calls in flight on one connection.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
     /// Time a new connection has to complete its handshake, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_millis() as u64)]
     handshake_timeout_ms: u64,
+    /// Time a frame may take to arrive once it has started, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_READ_TIMEOUT.as_millis() as u64)]
+    read_timeout_ms: u64,
     /// Time in-flight calls get to finish after SIGINT/SIGTERM, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
     shutdown_grace_ms: u64,
@@ -92,7 +98,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let limits = Limits {
         max_frame: args.max_frame.map(FrameLimit::new).unwrap_or_default(),
         max_connections: args.max_connections.max(1),
+        max_connections_per_uid: args.max_connections_per_uid.max(1),
         max_in_flight: args.max_in_flight.max(1),
+        read_timeout: Duration::from_millis(args.read_timeout_ms),
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
         ..Limits::default()

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rpc_core::handshake::TOKEN_LEN;
-use rpc_core::{Endpoint, EndpointFile, ServerLocation, Token};
+use rpc_core::{Endpoint, EndpointFile, Refusal, ServerLocation, Token};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarpc::{RequestName, ServerError, context};
@@ -13,8 +13,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{self, Shared};
-use crate::limits::{DEFAULT_SOCKET_MODE, Limits};
+use crate::connection::{self, Admission, Shared};
+use crate::limits::{DEFAULT_SOCKET_MODE, Limits, PeerCounts};
 use crate::listener::{AcceptBackoff, BindError, Listen, Listener};
 use crate::peer::{AccessPolicy, Peer};
 use crate::service::{HostedService, TarpcService};
@@ -240,17 +240,20 @@ impl BoundServer {
         } = self;
         let tracker = TaskTracker::new();
         let connections = Arc::new(Semaphore::new(shared.limits.max_connections));
+        let peer_counts = Arc::new(PeerCounts::default());
         let mut accept_loops = Vec::new();
         for listener in listeners {
             tracing::info!(endpoint = %listener.endpoint(), "listening");
             let shared = shared.clone();
             let tracker = tracker.clone();
             let connections = connections.clone();
+            let peer_counts = peer_counts.clone();
             accept_loops.push(tokio::spawn(accept_loop(
                 listener,
                 shared,
                 tracker,
                 connections,
+                peer_counts,
             )));
         }
 
@@ -280,6 +283,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     tracker: TaskTracker,
     connections: Arc<Semaphore>,
+    peer_counts: Arc<PeerCounts>,
 ) {
     static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let mut backoff = AcceptBackoff::new();
@@ -301,8 +305,8 @@ async fn accept_loop(
                     credentials,
                 };
                 tracing::debug!(connection = peer.connection_id, endpoint = %peer.endpoint, "connection opened");
-                let permit = connections.clone().try_acquire_owned().ok();
-                tracker.spawn(connection::run(stream, peer, shared.clone(), permit));
+                let admission = admit(&peer, &shared, &connections, &peer_counts);
+                tracker.spawn(connection::run(stream, peer, shared.clone(), admission));
             }
             Err(err) => {
                 let delay = backoff.next();
@@ -318,6 +322,28 @@ async fn accept_loop(
                 }
             }
         }
+    }
+}
+
+/// Checks a new connection against the connection limits, taking its places if it fits.
+fn admit(
+    peer: &Peer,
+    shared: &Shared,
+    connections: &Arc<Semaphore>,
+    peer_counts: &Arc<PeerCounts>,
+) -> Admission {
+    let limits = &shared.limits;
+    let Ok(permit) = connections.clone().try_acquire_owned() else {
+        return Admission::Refused(Refusal::TooManyConnections {
+            limit: limits.max_connections,
+        });
+    };
+    let uid = peer.credentials.map(|c| c.uid);
+    match peer_counts.admit(uid, limits.max_connections_per_uid) {
+        Some(slot) => Admission::Admitted(permit, slot),
+        None => Admission::Refused(Refusal::TooManyForPeer {
+            limit: limits.max_connections_per_uid,
+        }),
     }
 }
 

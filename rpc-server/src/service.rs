@@ -17,8 +17,8 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::peer::Peer;
-use crate::shutdown::UntilShutdown;
 use crate::stats::ServerStatus;
+use crate::transport::GuardedTransport;
 
 /// A connection whose handshake is done, still framed for the handshake.
 pub(crate) type HandshakenStream = Framed<LocalStream, HandshakeCodec<Hello, HelloReply>>;
@@ -27,6 +27,7 @@ pub(crate) type HandshakenStream = Framed<LocalStream, HandshakeCodec<Hello, Hel
 pub(crate) struct ServeContext {
     pub max_frame: FrameLimit,
     pub max_in_flight: usize,
+    pub read_timeout: std::time::Duration,
     pub shutdown: CancellationToken,
     pub status: Arc<ServerStatus>,
 }
@@ -65,7 +66,7 @@ where
         let handler = (self.factory)(&peer);
         let transport = stream
             .map_codec(|_| WireCodec::<ClientMessage<Req>, Response<Resp>>::new(ctx.max_frame));
-        let transport = UntilShutdown::new(transport, ctx.shutdown);
+        let transport = GuardedTransport::new(transport, ctx.shutdown, ctx.read_timeout);
         let status = ctx.status;
         let serve = tarpc::server::serve(move |call_ctx, request| {
             let handler = handler.clone();
