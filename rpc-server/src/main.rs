@@ -15,6 +15,7 @@ use rpc_server::limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID,
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
 };
+use rpc_server::shutdown::ShutdownSignals;
 use rpc_server::{AccessPolicy, Limits, Listen, Server, ServerConfig, add_builtin_services};
 
 /// Serve the built-in services over a Unix socket, with TCP loopback as the fallback.
@@ -121,12 +122,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         let mut server = Server::new(config);
         add_builtin_services(&mut server);
         let bound = server.bind().context("cannot start the server")?;
+        // Handlers first: a SIGTERM sent as soon as the readiness lines appear must shut down
+        // cleanly, not kill the process with its files left behind.
+        let signals = ShutdownSignals::install().context("cannot install signal handlers")?;
         let mut stdout = std::io::stdout().lock();
         for endpoint in bound.endpoints() {
             writeln!(stdout, "listening on {endpoint}")?;
         }
         stdout.flush()?;
         drop(stdout);
-        bound.run().await.context("server failed")
+        bound.run_until(signals.recv()).await;
+        Ok(())
     })
 }

@@ -212,21 +212,14 @@ impl BoundServer {
     }
 
     /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    ///
+    /// The handlers are installed when this is first polled; a program that announces readiness
+    /// first should install [`ShutdownSignals`](crate::shutdown::ShutdownSignals) before
+    /// announcing and call [`BoundServer::run_until`] with them, as the `rpc-server` binary does.
     pub async fn run(self) -> Result<(), ServeError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let signal = tokio::spawn(async move {
-            let result = crate::shutdown::signal().await;
-            let _ = tx.send(result);
-        });
-        let mut error = None;
-        self.run_until(async {
-            if let Ok(Err(err)) = rx.await {
-                error = Some(err);
-            }
-        })
-        .await;
-        signal.abort();
-        error.map_or(Ok(()), |err| Err(ServeError::Signal(err)))
+        let signals = crate::shutdown::ShutdownSignals::install().map_err(ServeError::Signal)?;
+        self.run_until(signals.recv()).await;
+        Ok(())
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, gives in-flight calls the grace

@@ -7,14 +7,33 @@
 //!
 //! [`TaskTracker`]: tokio_util::task::TaskTracker
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
-        _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// SIGINT and SIGTERM handlers, installed when this value is made.
+///
+/// Install them before telling anyone the server is ready: a signal that arrives before the
+/// handlers exist kills the process with the default action, leaving its socket and endpoint
+/// files behind.
+#[derive(Debug)]
+pub struct ShutdownSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers. Needs a tokio runtime context.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    Ok(())
+
+    /// Resolves on the first SIGINT or SIGTERM since [`ShutdownSignals::install`].
+    pub async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = self.terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
+    }
 }
