@@ -179,7 +179,7 @@ impl WireFormat {
 /// Splits a read buffer into frames, enforcing the limit; yields each complete body.
 ///
 /// Returns `Ok(None)` while a frame is incomplete, after growing `src` towards it by at most
-/// [`READ_AHEAD`] or the bytes already received.
+/// 64 KiB or the bytes already received, whichever is larger.
 pub fn split_frame(src: &mut BytesMut, limit: FrameLimit) -> Result<Option<BytesMut>, CodecError> {
     if src.len() < LENGTH_PREFIX_LEN {
         return Ok(None);

@@ -12,6 +12,7 @@ use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::limits::{Limits, PeerSlot};
+use crate::log_limit::LogLimit;
 use crate::peer::{AccessPolicy, Peer};
 use crate::service::{HandshakenStream, HostedService, ServeContext};
 use crate::stats::ServerStatus;
@@ -69,11 +70,15 @@ pub(crate) async fn run(
     };
     let hello = match hello {
         Err(_) => {
-            tracing::warn!(
-                connection = peer.connection_id,
-                timeout_ms = shared.limits.handshake_timeout.as_millis() as u64,
-                "closing connection: no handshake within the timeout"
-            );
+            static SILENT: LogLimit = LogLimit::new();
+            if let Some(suppressed) = SILENT.allow() {
+                tracing::warn!(
+                    connection = peer.connection_id,
+                    timeout_ms = shared.limits.handshake_timeout.as_millis() as u64,
+                    suppressed,
+                    "closing connection: no handshake within the timeout"
+                );
+            }
             return;
         }
         Ok(None) => {
@@ -159,22 +164,47 @@ fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedSe
         .get(&hello.service)
         .cloned()
         .ok_or_else(|| Refusal::UnknownService {
-            requested: hello.service.clone(),
+            requested: shorten(&hello.service),
             available: shared.services.keys().cloned().collect(),
         })
 }
 
 /// Tells the peer why it is refused, then lets the connection close.
 async fn refuse(framed: &mut HandshakenStream, peer: &Peer, refusal: Refusal) {
+    static REFUSALS: LogLimit = LogLimit::new();
     let creds = peer.credentials;
-    tracing::warn!(
-        connection = peer.connection_id,
-        endpoint = %peer.endpoint,
-        peer_uid = creds.map(|c| c.uid),
-        peer_pid = creds.and_then(|c| c.pid),
-        reason = %refusal,
-        "connection refused"
-    );
+    if let Some(suppressed) = REFUSALS.allow() {
+        tracing::warn!(
+            connection = peer.connection_id,
+            endpoint = %peer.endpoint,
+            peer_uid = creds.map(|c| c.uid),
+            peer_pid = creds.and_then(|c| c.pid),
+            reason = %refusal,
+            suppressed,
+            "connection refused"
+        );
+    }
     let reply = framed.send(HelloReply::Refused(refusal));
-    let _ = tokio::time::timeout(Duration::from_secs(1), reply).await;
+    match tokio::time::timeout(Duration::from_secs(1), reply).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            tracing::debug!(connection = peer.connection_id, error = %err, "could not send the refusal")
+        }
+        Err(_) => tracing::debug!(
+            connection = peer.connection_id,
+            "peer did not read its refusal"
+        ),
+    }
+}
+
+/// The longest service name echoed back in a refusal or a log line.
+const MAX_ECHOED_NAME: usize = 64;
+
+/// A peer-supplied name cut to its first [`MAX_ECHOED_NAME`] characters, so a refusal always
+/// fits its frame and a log line stays short.
+fn shorten(name: &str) -> String {
+    match name.char_indices().nth(MAX_ECHOED_NAME) {
+        Some((cut, _)) => name[..cut].to_owned(),
+        None => name.to_owned(),
+    }
 }

@@ -32,6 +32,7 @@ mod builtin;
 mod connection;
 pub mod limits;
 mod listener;
+mod log_limit;
 mod peer;
 mod server;
 mod service;

@@ -16,6 +16,7 @@ use tarpc::{ClientMessage, RequestName, Response, ServerError, context};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+use crate::log_limit::LogLimit;
 use crate::peer::Peer;
 use crate::stats::ServerStatus;
 use crate::transport::GuardedTransport;
@@ -90,11 +91,15 @@ where
                         tokio::spawn(request.execute(serve.clone()));
                     }
                     Err(err) => {
-                        tracing::warn!(
-                            connection = peer.connection_id,
-                            error = %rpc_core::codec::error_chain(&err),
-                            "closing connection after a transport error"
-                        );
+                        static BROKEN: LogLimit = LogLimit::new();
+                        if let Some(suppressed) = BROKEN.allow() {
+                            tracing::warn!(
+                                connection = peer.connection_id,
+                                error = %rpc_core::codec::error_chain(&err),
+                                suppressed,
+                                "closing connection after a transport error"
+                            );
+                        }
                         break;
                     }
                 }
