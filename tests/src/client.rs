@@ -1,0 +1,99 @@
+//! Running the `rpc-client` CLI, and checking that a normal library client is served.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rpc_client::Connector;
+use rpc_core::services::echo::EchoClient;
+use rpc_core::services::kv::KvClient;
+use rpc_core::tarpc::context;
+
+use crate::binaries::client_binary;
+
+/// How an `rpc-client` run ended.
+#[derive(Debug)]
+pub struct ClientOutput {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+impl ClientOutput {
+    /// The JSON it printed; panics with its stderr if it failed or printed something else.
+    pub fn json(&self) -> serde_json::Value {
+        assert!(
+            self.status.success(),
+            "rpc-client failed ({}): {}",
+            self.status,
+            self.stderr
+        );
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|err| panic!("rpc-client printed no JSON ({err}): {}", self.stdout))
+    }
+}
+
+/// Runs the `rpc-client` CLI with `args` and the extra environment `env`, and waits for it.
+/// `RPC_ENDPOINT` and `RPC_TOKEN` are cleared first, so only the test decides where it connects.
+pub fn run_client<I, S>(args: I, env: &[(&str, &str)]) -> ClientOutput
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let output = Command::new(client_binary())
+        .args(args)
+        .env_remove(rpc_client::RPC_ENDPOINT)
+        .env_remove(rpc_client::RPC_TOKEN)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("rpc-client runs");
+    ClientOutput {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs the `rpc-client` CLI as [`run_client`] does, with `--runtime-dir runtime_dir` first.
+pub fn run_client_in(runtime_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ClientOutput {
+    let mut all: Vec<&OsStr> = vec!["--runtime-dir".as_ref(), runtime_dir.as_os_str()];
+    all.extend(args.iter().map(OsStr::new));
+    run_client(all, env)
+}
+
+/// Checks that a normal client is served through `connector`: new `echo` and `kv` connections
+/// each answer a call correctly. Panics otherwise.
+pub async fn assert_serves_calls(connector: &Connector) {
+    static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+
+    let echo: EchoClient = connector.connect().await.expect("an echo client connects");
+    let payload = format!("still served {n}").into_bytes();
+    let echoed = echo
+        .echo(
+            context::current(),
+            serde_bytes::ByteBuf::from(payload.clone()),
+        )
+        .await
+        .expect("echo.echo is answered");
+    assert_eq!(echoed.into_vec(), payload, "echo.echo returned other bytes");
+
+    let kv: KvClient = connector.connect().await.expect("a kv client connects");
+    let key = format!("probe-{}-{n}", std::process::id());
+    let replaced = kv
+        .set(context::current(), key.clone(), "value".into())
+        .await
+        .expect("kv.set is answered")
+        .expect("kv.set succeeds");
+    assert_eq!(replaced, None, "a fresh key had a value");
+    let value = kv
+        .get(context::current(), key)
+        .await
+        .expect("kv.get is answered");
+    assert_eq!(value.as_deref(), Some("value"));
+}

@@ -1,0 +1,132 @@
+//! The protocol spoken by hand, for tests that must send what no well-behaved client sends, or
+//! must see exactly what the server answers and when it hangs up.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use futures::{SinkExt, StreamExt};
+use rpc_core::codec::WireFormat;
+use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
+use rpc_core::services::echo::{EchoRequest, EchoResponse};
+use rpc_core::tarpc::{self, ClientMessage, Response, context};
+use rpc_core::{FrameLimit, Hello, HelloReply};
+use serde_bytes::ByteBuf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio_util::codec::{Decoder, Framed};
+
+/// How long a test waits for the server to close a connection it is expected to close.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `hello` on a fresh connection and reads the server's reply. Returns the reply and the
+/// bare stream, ready for the service's frames when the reply is `Accepted`.
+pub async fn handshake<S>(stream: S, hello: Hello) -> (HelloReply, S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut framed = Framed::new(stream, HandshakeCodec::<HelloReply, Hello>::new());
+    framed.send(hello).await.expect("the hello is sent");
+    let reply = framed
+        .next()
+        .await
+        .expect("the server answers the hello before closing")
+        .expect("the reply is a valid handshake frame");
+    let parts = framed.into_parts();
+    assert!(
+        parts.read_buf.is_empty(),
+        "the server sent {} bytes after its handshake reply, unasked",
+        parts.read_buf.len()
+    );
+    (reply, parts.io)
+}
+
+/// Reads until the server closes the connection, for at most [`CLOSE_TIMEOUT`], and returns
+/// everything it sent. A reset counts as closed: a server that closes a connection with input
+/// still unread makes the kernel reset it. Panics if the connection stays open.
+pub async fn read_until_closed<S: AsyncRead + Unpin>(stream: &mut S) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(err) if err.kind() == io::ErrorKind::ConnectionReset => return,
+                Err(err) => panic!("reading from the server failed: {err}"),
+            }
+        }
+    };
+    if tokio::time::timeout(CLOSE_TIMEOUT, read_all).await.is_err() {
+        panic!("the server kept the connection open for {CLOSE_TIMEOUT:?}");
+    }
+    received
+}
+
+/// Decodes the handshake reply at the start of `bytes` (e.g. what [`read_until_closed`] got).
+pub fn decode_reply(bytes: &[u8]) -> HelloReply {
+    let mut src = BytesMut::from(bytes);
+    HandshakeCodec::<HelloReply, Hello>::new()
+        .decode(&mut src)
+        .expect("the server's bytes are a valid handshake reply")
+        .unwrap_or_else(|| panic!("{} bytes are not a complete reply frame", bytes.len()))
+}
+
+/// Bytes in the body of the hello [`hello_frame`] makes for a service name of `service_len`
+/// bytes: magic, version, the name as a bincode string (u64 length, bytes), an absent token.
+pub const fn hello_body_len(service_len: usize) -> usize {
+    MAGIC.len() + 2 + 8 + service_len + 1
+}
+
+/// A complete handshake frame with a tokenless hello for `service`, built byte by byte so it can
+/// exceed what the handshake codec would ever send.
+pub fn hello_frame(service: &str) -> Vec<u8> {
+    let body_len = hello_body_len(service.len());
+    let mut frame = BytesMut::with_capacity(4 + body_len);
+    frame.put_u32(u32::try_from(body_len).expect("a test hello fits a u32 length"));
+    frame.put_slice(&MAGIC);
+    frame.put_u16(PROTOCOL_VERSION);
+    frame.put_u64_le(service.len() as u64);
+    frame.put_slice(service.as_bytes());
+    frame.put_u8(0);
+    assert_eq!(frame.len(), 4 + body_len);
+    frame.to_vec()
+}
+
+/// A complete `echo.echo` request frame, as a tarpc client would send it after the handshake.
+pub fn echo_request_frame(id: u64, payload: Vec<u8>) -> Vec<u8> {
+    let request = ClientMessage::Request(tarpc::Request {
+        context: context::current(),
+        id,
+        message: EchoRequest::Echo {
+            bytes: ByteBuf::from(payload),
+        },
+    });
+    let mut frame = BytesMut::new();
+    WireFormat::new(FrameLimit::new(u32::MAX as usize))
+        .encode_frame(&request, &mut frame)
+        .expect("the request encodes");
+    frame.to_vec()
+}
+
+/// Decodes the body of a response frame of the `echo` service.
+pub fn decode_echo_response(body: &[u8]) -> Response<EchoResponse> {
+    WireFormat::new(FrameLimit::new(u32::MAX as usize))
+        .decode(body)
+        .expect("the body is an echo response")
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_util::codec::Encoder;
+
+    use super::*;
+
+    #[test]
+    fn hello_frame_is_what_the_handshake_codec_sends() {
+        let mut encoded = BytesMut::new();
+        HandshakeCodec::<HelloReply, Hello>::new()
+            .encode(Hello::new("kv", None), &mut encoded)
+            .expect("encodes");
+        assert_eq!(hello_frame("kv"), encoded.to_vec());
+    }
+}

@@ -1,0 +1,333 @@
+//! Hostile clients speaking raw bytes over a Unix socket, one test per kind of bad input. Each
+//! checks that only the offending connection is closed: a client connected before keeps being
+//! answered, and a new client is served.
+
+use std::time::{Duration, Instant};
+
+use rpc_core::handshake::{MAGIC, MAX_HANDSHAKE_FRAME};
+use rpc_core::services::echo::EchoResponse;
+use rpc_core::services::kv::KvClient;
+use rpc_core::{Hello, HelloReply, Refusal};
+use tarpc::context;
+use tests::raw::{
+    decode_echo_response, decode_reply, echo_request_frame, handshake, hello_body_len, hello_frame,
+    read_until_closed,
+};
+use tests::{ServerProcess, TestDir, assert_serves_calls};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// A client connected (and answered once) before the hostile one shows up.
+async fn bystander(server: &ServerProcess) -> KvClient {
+    let kv: KvClient = server.connector().connect().await.expect("kv connects");
+    kv.set(context::current(), "bystander".into(), "here".into())
+        .await
+        .expect("kv.set is answered")
+        .expect("kv.set succeeds");
+    kv
+}
+
+/// Checks that the bystander is still answered and that a new client is served.
+async fn assert_unharmed(server: &ServerProcess, bystander: &KvClient) {
+    let value = bystander
+        .get(context::current(), "bystander".into())
+        .await
+        .expect("the connection opened earlier is still answered");
+    assert_eq!(value.as_deref(), Some("here"));
+    assert_serves_calls(&server.connector()).await;
+}
+
+async fn connect(server: &ServerProcess) -> UnixStream {
+    let path = server.endpoint().unix_path().expect("a unix endpoint");
+    UnixStream::connect(path).await.expect("connects")
+}
+
+/// Deterministic noise (xorshift), so a failure can be reproduced byte for byte.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// A connection accepted for `echo`, past its handshake.
+async fn echo_connection(server: &ServerProcess) -> UnixStream {
+    let (reply, stream) = handshake(connect(server).await, Hello::new("echo", None)).await;
+    assert!(
+        matches!(reply, HelloReply::Accepted { .. }),
+        "unexpected reply: {reply:?}"
+    );
+    stream
+}
+
+/// Reads one response frame from `stream` and decodes it as an echo response.
+async fn read_echo_response(stream: &mut UnixStream) -> tarpc::Response<EchoResponse> {
+    let mut prefix = [0u8; 4];
+    stream
+        .read_exact(&mut prefix)
+        .await
+        .expect("a response arrives");
+    let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    stream
+        .read_exact(&mut body)
+        .await
+        .expect("the whole response arrives");
+    decode_echo_response(&body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bytes_instead_of_a_handshake_close_only_that_connection() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let kv = bystander(&server).await;
+
+    let garbage = noise(1024);
+    assert_ne!(
+        garbage[4..8],
+        MAGIC,
+        "the noise must not look like a handshake"
+    );
+    let mut hostile = connect(&server).await;
+    hostile.write_all(&garbage).await.expect("the server reads");
+    let answer = read_until_closed(&mut hostile).await;
+    match decode_reply(&answer) {
+        HelloReply::Refused(Refusal::Malformed(reason)) => {
+            assert!(reason.contains("bad magic"), "reason: {reason}")
+        }
+        other => panic!("unexpected reply: {other:?}"),
+    }
+    assert_unharmed(&server, &kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn length_prefix_of_u32_max_closes_only_that_connection() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let kv = bystander(&server).await;
+
+    let mut hostile = connect(&server).await;
+    hostile
+        .write_all(&[0xFF; 4])
+        .await
+        .expect("the server reads");
+    let answer = read_until_closed(&mut hostile).await;
+    match decode_reply(&answer) {
+        HelloReply::Refused(Refusal::Malformed(reason)) => assert!(
+            reason.contains(&format!("{} bytes, over the limit", u32::MAX)),
+            "reason: {reason}"
+        ),
+        other => panic!("unexpected reply: {other:?}"),
+    }
+    assert_unharmed(&server, &kv).await;
+}
+
+/// The length of service name that makes a hello body `body_len` bytes long.
+fn service_name_len(body_len: usize) -> usize {
+    body_len - hello_body_len(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_frames_up_to_the_limit_are_read_and_one_byte_over_is_refused_unread() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let kv = bystander(&server).await;
+
+    for body_len in [MAX_HANDSHAKE_FRAME - 1, MAX_HANDSHAKE_FRAME] {
+        let service = "s".repeat(service_name_len(body_len));
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(&hello_frame(&service))
+            .await
+            .expect("the server reads");
+        read_until_closed(&mut stream).await;
+        // Read and understood: the server refuses the (made-up) service by its name, which it
+        // cuts to 64 characters so the refusal fits a handshake frame.
+        let echoed = &service[..64];
+        tests::wait_for(
+            tests::EXIT_TIMEOUT,
+            &format!("the {body_len}-byte hello to be refused by name"),
+            || {
+                server
+                    .stderr()
+                    .contains(&format!("unknown service `{echoed}`"))
+            },
+        );
+    }
+
+    let over = MAX_HANDSHAKE_FRAME + 1;
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(&hello_frame(&"s".repeat(service_name_len(over))))
+        .await
+        .expect("the server reads");
+    let answer = read_until_closed(&mut stream).await;
+    match decode_reply(&answer) {
+        HelloReply::Refused(Refusal::Malformed(reason)) => assert!(
+            reason.contains(&format!(
+                "{over} bytes, over the limit of {MAX_HANDSHAKE_FRAME}"
+            )),
+            "reason: {reason}"
+        ),
+        other => panic!("body of {over} bytes: unexpected reply {other:?}"),
+    }
+    assert_unharmed(&server, &kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusal_of_an_unknown_service_with_a_long_name_still_reaches_the_client() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let kv = bystander(&server).await;
+
+    for body_len in [64, MAX_HANDSHAKE_FRAME - 1, MAX_HANDSHAKE_FRAME] {
+        let service = "s".repeat(service_name_len(body_len));
+        let mut stream = connect(&server).await;
+        stream
+            .write_all(&hello_frame(&service))
+            .await
+            .expect("the server reads");
+        let answer = read_until_closed(&mut stream).await;
+        assert!(
+            !answer.is_empty(),
+            "a hello of {body_len} bytes for an unknown service got no refusal, only a hang-up"
+        );
+        match decode_reply(&answer) {
+            // The server may shorten the name it echoes, but must say why it refuses.
+            HelloReply::Refused(Refusal::UnknownService {
+                requested,
+                available,
+            }) => {
+                assert!(service.starts_with(&requested), "echoed {requested:?}");
+                assert_eq!(available, ["echo", "health", "kv"]);
+            }
+            other => panic!("body of {body_len} bytes: unexpected reply {other:?}"),
+        }
+    }
+    assert_unharmed(&server, &kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connection_is_closed_after_the_handshake_timeout() {
+    let dir = TestDir::new();
+    let timeout = Duration::from_millis(300);
+    let server = dir
+        .server()
+        .arg("--handshake-timeout-ms")
+        .arg(timeout.as_millis().to_string())
+        .start();
+    let kv = bystander(&server).await;
+
+    let opened = Instant::now();
+    let mut silent = connect(&server).await;
+    let answer = read_until_closed(&mut silent).await;
+    let waited = opened.elapsed();
+    assert!(
+        answer.is_empty(),
+        "a silent peer gets no answer: {answer:?}"
+    );
+    assert!(
+        waited >= timeout - Duration::from_millis(50),
+        "closed after {waited:?}, before the {timeout:?} handshake timeout"
+    );
+    tests::wait_for(tests::EXIT_TIMEOUT, "the timeout to be logged", || {
+        server.stderr().contains("no handshake within the timeout")
+    });
+    assert_unharmed(&server, &kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_that_hangs_up_mid_handshake_is_told_it_was_malformed() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let kv = bystander(&server).await;
+
+    let frame = hello_frame("echo");
+    let mut stream = connect(&server).await;
+    stream
+        .write_all(&frame[..frame.len() / 2])
+        .await
+        .expect("the server reads");
+    stream.shutdown().await.expect("half-close");
+    let answer = read_until_closed(&mut stream).await;
+    match decode_reply(&answer) {
+        HelloReply::Refused(Refusal::Malformed(_)) => {}
+        other => panic!("half a hello got {other:?}"),
+    }
+    assert_unharmed(&server, &kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_frames_up_to_max_frame_are_answered_and_one_byte_over_closes_only_that_connection() {
+    const MAX_FRAME: usize = 4096;
+    let dir = TestDir::new();
+    let server = dir
+        .server()
+        .arg("--max-frame")
+        .arg(MAX_FRAME.to_string())
+        .start();
+    let kv = bystander(&server).await;
+    // A request's body is a fixed envelope plus the payload.
+    let envelope = echo_request_frame(0, Vec::new()).len() - 4;
+    let request = |id: u64, body_len: usize| {
+        let frame = echo_request_frame(id, noise(body_len - envelope));
+        assert_eq!(frame.len(), 4 + body_len);
+        frame
+    };
+
+    let mut stream = echo_connection(&server).await;
+    for (id, body_len) in [(1, MAX_FRAME - 1), (2, MAX_FRAME)] {
+        stream
+            .write_all(&request(id, body_len))
+            .await
+            .expect("the server reads");
+        let response = read_echo_response(&mut stream).await;
+        assert_eq!(response.request_id, id);
+        match response.message {
+            Ok(EchoResponse::Echo(bytes)) => {
+                assert_eq!(bytes.into_vec(), noise(body_len - envelope))
+            }
+            other => panic!("body of {body_len} bytes: unexpected response {other:?}"),
+        }
+    }
+
+    stream
+        .write_all(&request(3, MAX_FRAME + 1))
+        .await
+        .expect("the server reads");
+    let answer = read_until_closed(&mut stream).await;
+    assert!(
+        answer.is_empty(),
+        "an over-limit request was answered: {} bytes",
+        answer.len()
+    );
+    tests::wait_for(
+        tests::EXIT_TIMEOUT,
+        "the transport error to be logged",
+        || {
+            server
+                .stderr()
+                .contains("closing connection after a transport error")
+        },
+    );
+    assert_unharmed(&server, &kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_call_frame_after_the_handshake_closes_only_that_connection() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let kv = bystander(&server).await;
+
+    let mut stream = echo_connection(&server).await;
+    let mut frame = 64u32.to_be_bytes().to_vec();
+    frame.extend([0xFF; 64]);
+    stream.write_all(&frame).await.expect("the server reads");
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.is_empty(), "garbage was answered: {answer:?}");
+    assert_unharmed(&server, &kv).await;
+}
