@@ -10,7 +10,7 @@
 //! - the read buffer grows with the bytes that actually arrived, never with the length a peer
 //!   merely claims (tokio-util's `LengthDelimitedCodec` reserves the whole claimed frame up front),
 //!   and bodies are decoded from the complete, bounded frame, so a body claiming a 2^60-element
-//!   vector fails instead of allocating.
+//!   vector fails after at most serde's cautious 1 MiB pre-allocation.
 
 use std::io;
 use std::marker::PhantomData;
@@ -110,8 +110,11 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// The serialization format of frame bodies: bincode 1.3 with a size limit.
 ///
-/// Little-endian fixed-width integers, trailing bytes rejected, and a byte limit equal to the frame
-/// limit so no decoded value can claim more memory than its frame.
+/// Little-endian fixed-width integers and trailing bytes rejected. Values are decoded only from a
+/// complete frame already held in memory, so a string or byte field cannot claim more than its
+/// frame holds (a longer claim fails as "unexpected end"); a sequence claiming 2^60 elements gets
+/// at most serde's cautious pre-allocation (1 MiB) before it fails. (bincode's own byte limit, set
+/// here too, only bounds encoding: bincode 1.3 ignores it when decoding from a slice.)
 #[derive(Debug, Clone, Copy)]
 pub struct WireFormat {
     limit: FrameLimit,
@@ -203,6 +206,9 @@ pub fn split_frame(src: &mut BytesMut, limit: FrameLimit) -> Result<Option<Bytes
     Ok(Some(src.split_to(len)))
 }
 
+/// A check of a frame body made before it is decoded.
+type BodyCheck = fn(&[u8]) -> Result<(), CodecError>;
+
 /// A tokio codec that reads frames of `In` and writes frames of `Out`.
 ///
 /// Wrapped in [`tokio_util::codec::Framed`], it is a tarpc transport:
@@ -212,6 +218,7 @@ pub fn split_frame(src: &mut BytesMut, limit: FrameLimit) -> Result<Option<Bytes
 pub struct WireCodec<In, Out> {
     limit: FrameLimit,
     format: WireFormat,
+    check: Option<BodyCheck>,
     _types: PhantomData<fn(Out) -> In>,
 }
 
@@ -221,6 +228,7 @@ impl<In, Out> WireCodec<In, Out> {
         WireCodec {
             limit,
             format: WireFormat::new(limit),
+            check: None,
             _types: PhantomData,
         }
     }
@@ -233,8 +241,47 @@ impl<In, Out> WireCodec<In, Out> {
 
 impl<In, Out> Clone for WireCodec<In, Out> {
     fn clone(&self) -> Self {
-        WireCodec::new(self.limit)
+        WireCodec {
+            check: self.check,
+            ..WireCodec::new(self.limit)
+        }
     }
+}
+
+/// The furthest deadline a request may carry: one year. tarpc turns a request's relative
+/// deadline into `Instant::now() + deadline` without checking, which panics for a peer's huge
+/// value; such requests are refused as malformed before tarpc sees them.
+pub const MAX_DEADLINE_SECS: u64 = 365 * 24 * 60 * 60;
+
+impl<Req, Out> WireCodec<tarpc::ClientMessage<Req>, Out> {
+    /// The codec a server reads requests with: [`WireCodec::new`] plus a check of each
+    /// request's deadline against [`MAX_DEADLINE_SECS`].
+    pub fn for_requests(limit: FrameLimit) -> Self {
+        WireCodec {
+            check: Some(check_request_deadline),
+            ..WireCodec::new(limit)
+        }
+    }
+}
+
+/// Refuses a `ClientMessage::Request` body whose deadline is beyond [`MAX_DEADLINE_SECS`].
+/// Layout (bincode, fixed-width little-endian): u32 variant (0 = Request), then the context's
+/// deadline as a `Duration`: u64 seconds, u32 nanoseconds.
+fn check_request_deadline(body: &[u8]) -> Result<(), CodecError> {
+    const REQUEST: [u8; 4] = 0u32.to_le_bytes();
+    if body.len() >= 12 && body[..4] == REQUEST {
+        let mut secs = [0u8; 8];
+        secs.copy_from_slice(&body[4..12]);
+        let secs = u64::from_le_bytes(secs);
+        if secs > MAX_DEADLINE_SECS {
+            return Err(CodecError::Malformed(Box::new(bincode::ErrorKind::Custom(
+                format!(
+                    "request deadline of {secs} s is beyond the maximum of {MAX_DEADLINE_SECS} s"
+                ),
+            ))));
+        }
+    }
+    Ok(())
 }
 
 impl<In: DeserializeOwned, Out> Decoder for WireCodec<In, Out> {
@@ -242,10 +289,13 @@ impl<In: DeserializeOwned, Out> Decoder for WireCodec<In, Out> {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, CodecError> {
-        match split_frame(src, self.limit)? {
-            Some(body) => self.format.decode(&body).map(Some),
-            None => Ok(None),
+        let Some(body) = split_frame(src, self.limit)? else {
+            return Ok(None);
+        };
+        if let Some(check) = self.check {
+            check(&body)?;
         }
+        self.format.decode(&body).map(Some)
     }
 }
 
@@ -318,7 +368,7 @@ mod tests {
     }
 
     #[test]
-    fn a_body_claiming_a_huge_vector_fails_without_allocating() {
+    fn a_body_claiming_a_huge_vector_fails_instead_of_allocating_the_claim() {
         let mut src = BytesMut::new();
         src.put_u32(8);
         src.put_u64_le(1 << 60);

@@ -1,0 +1,573 @@
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the fuzz targets' own
+//! decode loops, so `cargo test` catches a decoder regression without nightly or libFuzzer.
+//!
+//! Every file must decode without a panic and within the buffer bound (both checked inside the
+//! loops). A file whose name starts with a known prefix (`valid-`, `bad-magic-`, `oversized-`,
+//! `huge-`, ...) must also give the outcome that prefix promises, for the decoders its name tags
+//! (`hello`, `reply`, `kv-request`, `echo-request`, `kv-response`; untagged means all of them).
+//! Files the fuzzer adds, named by hash, get the general checks only.
+//!
+//! The named files are generated here from the real encoders: after changing the wire format,
+//! `REGENERATE_CORPUS=1 cargo test -p rpc-core --test fuzz_corpus` rewrites them.
+
+#[path = "../../fuzz/src/lib.rs"]
+mod decode_loops;
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rpc_core::codec::{CodecError, FrameLimit, WireFormat};
+use rpc_core::handshake::{
+    HandshakeCodec, HandshakeError, HandshakeMessage, Hello, HelloReply, MAGIC,
+    MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, Refusal, TOKEN_LEN, Token,
+};
+use rpc_core::services::echo::EchoRequest;
+use rpc_core::services::kv::{KvError, KvRequest, KvResponse};
+use rpc_core::tarpc::{self, ClientMessage, Response, ServerError};
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+use tokio_util::codec::Encoder;
+
+use decode_loops::{FUZZ_FRAME_LIMIT, Outcome, decode_frames, decode_handshake};
+
+/// The largest committed seed: corpus files stay small so the fuzzer mutates them quickly.
+const MAX_SEED_LEN: usize = 2048;
+
+/// A count no frame can hold: 2^60 elements or bytes.
+const HUGE_LEN: u64 = 1 << 60;
+
+fn corpus_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
+}
+
+/// Every file of a target's corpus, sorted by name; panics on an empty corpus so that the replay
+/// cannot pass vacuously.
+fn corpus_files(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = corpus_dir(target);
+    let entries = fs::read_dir(&dir)
+        .unwrap_or_else(|err| panic!("cannot list corpus {}: {err}", dir.display()));
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.expect("corpus entry").path();
+        if path.is_file() {
+            let name = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .expect("utf-8 file name")
+                .to_owned();
+            let bytes = fs::read(&path)
+                .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+            files.push((name, bytes));
+        }
+    }
+    files.sort();
+    assert!(!files.is_empty(), "corpus {} is empty", dir.display());
+    files
+}
+
+/// What a file name's prefix promises about a decoder's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    /// At least one message, then the input runs out cleanly.
+    Messages,
+    /// No message and no error: the decoder waits for the rest of a frame.
+    NeedsMoreBytes,
+    /// Exactly one message, then an error.
+    OneThenError,
+    /// No message, this error.
+    Error(ErrorClass),
+}
+
+/// The errors a corpus file can be named for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorClass {
+    BadMagic,
+    UnsupportedVersion,
+    TooLarge,
+    Malformed,
+    Other,
+}
+
+/// File name prefixes and what they promise.
+const RULES: &[(&str, Expected)] = &[
+    ("valid-", Expected::Messages),
+    ("truncated-", Expected::NeedsMoreBytes),
+    ("limit-exact-", Expected::NeedsMoreBytes),
+    ("empty", Expected::NeedsMoreBytes),
+    ("garbage-after-valid-", Expected::OneThenError),
+    ("bad-magic-", Expected::Error(ErrorClass::BadMagic)),
+    (
+        "bad-version-",
+        Expected::Error(ErrorClass::UnsupportedVersion),
+    ),
+    ("oversized-", Expected::Error(ErrorClass::TooLarge)),
+    ("huge-", Expected::Error(ErrorClass::Malformed)),
+    ("malformed-", Expected::Error(ErrorClass::Malformed)),
+];
+
+fn rule_for(name: &str) -> Option<(&'static str, Expected)> {
+    RULES
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .copied()
+}
+
+/// Whether the decoder tagged `tag` is meant by `name`: named by its tag, or no tag is named.
+fn meant(name: &str, tag: &str, all_tags: &[&str]) -> bool {
+    name.contains(tag) || !all_tags.iter().any(|t| name.contains(t))
+}
+
+fn codec_class(err: &CodecError) -> ErrorClass {
+    match err {
+        CodecError::IncomingTooLarge { len, limit } => {
+            assert!(len > limit, "too large: {len} is within {limit}");
+            ErrorClass::TooLarge
+        }
+        CodecError::Malformed(_) => ErrorClass::Malformed,
+        _ => ErrorClass::Other,
+    }
+}
+
+fn handshake_class(err: &HandshakeError) -> ErrorClass {
+    match err {
+        HandshakeError::BadMagic => ErrorClass::BadMagic,
+        HandshakeError::UnsupportedVersion(version) => {
+            assert_ne!(*version, PROTOCOL_VERSION);
+            ErrorClass::UnsupportedVersion
+        }
+        HandshakeError::Codec(err) => codec_class(err),
+    }
+}
+
+/// Asserts that `outcome` is what `expected` promises, naming the file and decoder if not.
+fn check<T, E: std::fmt::Debug>(
+    file: &str,
+    decoder: &str,
+    outcome: &Outcome<T, E>,
+    expected: Expected,
+    class: impl Fn(&E) -> ErrorClass,
+) {
+    let count = outcome.messages.len();
+    let ok = match (expected, &outcome.end) {
+        (Expected::Messages, Ok(())) => count >= 1,
+        (Expected::NeedsMoreBytes, Ok(())) => count == 0,
+        (Expected::OneThenError, Err(_)) => count == 1,
+        (Expected::Error(want), Err(err)) => count == 0 && class(err) == want,
+        _ => false,
+    };
+    assert!(
+        ok,
+        "{file} as {decoder}: expected {expected:?}, got {count} message(s) then {:?}",
+        outcome.end
+    );
+}
+
+#[test]
+fn every_handshake_corpus_file_decodes_without_panic_and_as_its_name_says() {
+    const TAGS: &[&str] = &["hello", "reply"];
+    let mut rules_seen = Vec::new();
+    for (name, bytes) in corpus_files("handshake") {
+        let outcomes = decode_handshake(&bytes);
+        let Some((prefix, expected)) = rule_for(&name) else {
+            continue;
+        };
+        rules_seen.push(prefix);
+        if meant(&name, "hello", TAGS) {
+            check(&name, "hello", &outcomes.hello, expected, handshake_class);
+        }
+        if meant(&name, "reply", TAGS) {
+            check(&name, "reply", &outcomes.reply, expected, handshake_class);
+        }
+    }
+    for (prefix, _) in RULES {
+        assert!(
+            rules_seen.contains(prefix),
+            "no handshake corpus file is named {prefix}*"
+        );
+    }
+}
+
+#[test]
+fn every_frame_corpus_file_decodes_without_panic_and_as_its_name_says() {
+    const TAGS: &[&str] = &["kv-request", "echo-request", "kv-response"];
+    let mut rules_seen = Vec::new();
+    for (name, bytes) in corpus_files("frame") {
+        let outcomes = decode_frames(&bytes);
+        let Some((prefix, expected)) = rule_for(&name) else {
+            continue;
+        };
+        rules_seen.push(prefix);
+        if meant(&name, "kv-request", TAGS) {
+            check(
+                &name,
+                "kv-request",
+                &outcomes.kv_request,
+                expected,
+                codec_class,
+            );
+        }
+        if meant(&name, "echo-request", TAGS) {
+            check(
+                &name,
+                "echo-request",
+                &outcomes.echo_request,
+                expected,
+                codec_class,
+            );
+        }
+        if meant(&name, "kv-response", TAGS) {
+            check(
+                &name,
+                "kv-response",
+                &outcomes.kv_response,
+                expected,
+                codec_class,
+            );
+        }
+        // Under the 16 MiB default only frames named for it keep their promise: 64 KiB + 1 is
+        // no longer oversized there.
+        if name.contains("kv-request") {
+            check(
+                &name,
+                "kv-request under the default limit",
+                &outcomes.kv_request_default_limit,
+                expected,
+                codec_class,
+            );
+        }
+    }
+    for (prefix, _) in RULES {
+        if !prefix.starts_with("bad-") {
+            assert!(
+                rules_seen.contains(prefix),
+                "no frame corpus file is named {prefix}*"
+            );
+        }
+    }
+}
+
+#[test]
+fn committed_corpus_holds_every_generated_seed() {
+    let regenerate = std::env::var_os("REGENERATE_CORPUS").is_some_and(|value| value == "1");
+    for (target, seeds) in [("handshake", handshake_seeds()), ("frame", frame_seeds())] {
+        let dir = corpus_dir(target);
+        for (name, bytes) in seeds {
+            assert!(bytes.len() <= MAX_SEED_LEN, "seed {name} is too large");
+            let path = dir.join(name);
+            if regenerate {
+                fs::create_dir_all(&dir).expect("create corpus directory");
+                fs::write(&path, &bytes).expect("write seed");
+                continue;
+            }
+            let committed = fs::read(&path).unwrap_or_else(|err| {
+                panic!(
+                    "cannot read {}: {err}; run REGENERATE_CORPUS=1 cargo test -p rpc-core --test fuzz_corpus",
+                    path.display()
+                )
+            });
+            assert!(
+                committed == bytes,
+                "{} differs from its seed; run REGENERATE_CORPUS=1 cargo test -p rpc-core --test fuzz_corpus",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_request_whose_deadline_overflows_an_instant_is_malformed_not_a_panic() {
+    let mut frame = request_frame(1, KvRequest::Get { key: "k".into() });
+    frame[DEADLINE_SECS].copy_from_slice(&u64::MAX.to_le_bytes());
+    let outcomes = decode_frames(&frame);
+    assert!(matches!(
+        outcomes.kv_request.end,
+        Err(CodecError::Malformed(_))
+    ));
+}
+
+// Seeds. Layouts: a frame is a u32 big-endian length and a body; bodies are bincode 1.3 with
+// fixed-width little-endian integers (u32 enum tags, u64 lengths, u8 option tags); a handshake
+// body is MAGIC, a u16 big-endian version, then bincode.
+
+/// A frame around `body`.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len()).expect("small body");
+    [&len.to_be_bytes()[..], body].concat()
+}
+
+fn handshake_frame<M: HandshakeMessage>(message: M) -> Vec<u8> {
+    let mut wire = BytesMut::new();
+    HandshakeCodec::<(), M>::new()
+        .encode(message, &mut wire)
+        .expect("encodes");
+    wire.to_vec()
+}
+
+/// Overwrites the u64 at `at` (a length the encoder wrote), checking it held `was`.
+fn patch_len(mut bytes: Vec<u8>, at: usize, was: u64, now: u64) -> Vec<u8> {
+    let field = &mut bytes[at..at + 8];
+    assert_eq!(field, was.to_le_bytes(), "seed layout changed");
+    field.copy_from_slice(&now.to_le_bytes());
+    bytes
+}
+
+fn handshake_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let hello = handshake_frame(Hello::new("kv", None));
+    let hello_body = &hello[4 + MAGIC.len() + 2..];
+    let with_version =
+        |version: u16| frame(&[&MAGIC[..], &version.to_be_bytes(), hello_body].concat());
+    let unknown_service = HelloReply::Refused(Refusal::UnknownService {
+        requested: "nope".into(),
+        available: vec!["echo".into(), "kv".into()],
+    });
+    let accepted = handshake_frame(HelloReply::Accepted {
+        server_version: "0.1.0".into(),
+    });
+    let limit = u32::try_from(MAX_HANDSHAKE_FRAME).expect("small limit");
+    let header = |len: u32| {
+        [
+            &len.to_be_bytes()[..],
+            &MAGIC,
+            &PROTOCOL_VERSION.to_be_bytes(),
+        ]
+        .concat()
+    };
+    vec![
+        ("valid-hello-no-token", hello.clone()),
+        (
+            "valid-hello-with-token",
+            handshake_frame(Hello::new(
+                "echo",
+                Some(Token::from_bytes([0x5a; TOKEN_LEN])),
+            )),
+        ),
+        ("valid-hello-twice", [&hello[..], &hello].concat()),
+        ("valid-reply-accepted", accepted.clone()),
+        (
+            "valid-reply-refused-unknown-service",
+            handshake_frame(unknown_service.clone()),
+        ),
+        (
+            "valid-reply-refused-peer-not-allowed",
+            handshake_frame(HelloReply::Refused(Refusal::PeerNotAllowed {
+                uid: 1000,
+                gid: 1000,
+            })),
+        ),
+        (
+            "bad-magic-http-get",
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
+        ),
+        (
+            "bad-magic-tls-record",
+            vec![
+                0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+            ],
+        ),
+        (
+            "bad-magic-in-frame",
+            frame(&[&b"XRPC"[..], &PROTOCOL_VERSION.to_be_bytes(), hello_body].concat()),
+        ),
+        ("bad-magic-frame-too-short", frame(b"LR")),
+        ("bad-version-hello-v0", with_version(0)),
+        ("bad-version-hello-v2", with_version(PROTOCOL_VERSION + 1)),
+        ("oversized-u32-max", header(u32::MAX)),
+        ("oversized-limit-plus-one", header(limit + 1)),
+        ("limit-exact-header", header(limit)),
+        ("truncated-hello-length-prefix", hello[..3].to_vec()),
+        (
+            "truncated-hello-missing-last-byte",
+            hello[..hello.len() - 1].to_vec(),
+        ),
+        ("truncated-reply-header-only", accepted[..10].to_vec()),
+        // Hello body: service length at 10.
+        (
+            "huge-string-hello-service",
+            patch_len(hello.clone(), 10, 2, HUGE_LEN),
+        ),
+        // Reply body: reply tag, refusal tag, `requested` (8 + 4 bytes), then `available`'s length.
+        (
+            "huge-vec-reply-unknown-service",
+            patch_len(handshake_frame(unknown_service), 30, 2, HUGE_LEN),
+        ),
+        (
+            "malformed-hello-token-tag",
+            [&hello[..hello.len() - 1], &[2]].concat(),
+        ),
+        (
+            "malformed-hello-trailing-byte",
+            frame(&[&hello[4..], &[0]].concat()),
+        ),
+        (
+            "malformed-reply-unknown-variant",
+            frame(
+                &[
+                    &MAGIC[..],
+                    &PROTOCOL_VERSION.to_be_bytes(),
+                    &7u32.to_le_bytes(),
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "garbage-after-valid-hello",
+            [&hello[..], b"\x00\x00\x00\x06XXXX\x00\x01"].concat(),
+        ),
+        ("empty", Vec::new()),
+    ]
+}
+
+/// Where a request frame holds its deadline's seconds: after the length prefix and the
+/// `ClientMessage::Request` tag.
+const DEADLINE_SECS: std::ops::Range<usize> = 8..16;
+
+/// The deadline every seed request carries, fixed so that seeds are reproducible.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn encode_frame<T: Serialize>(message: &T) -> Vec<u8> {
+    let mut wire = BytesMut::new();
+    WireFormat::new(FrameLimit::new(FUZZ_FRAME_LIMIT))
+        .encode_frame(message, &mut wire)
+        .expect("encodes");
+    wire.to_vec()
+}
+
+/// A request frame with a trace context of zeros and a deadline of exactly [`DEADLINE`] (tarpc
+/// encodes the deadline relative to the clock, so the encoder's bytes are patched).
+fn request_frame<T: Serialize>(id: u64, message: T) -> Vec<u8> {
+    let mut context = tarpc::context::current();
+    context.deadline = Instant::now() + DEADLINE;
+    context.trace_context = tarpc::trace::Context::default();
+    let mut wire = encode_frame(&ClientMessage::Request(tarpc::Request {
+        context,
+        id,
+        message,
+    }));
+    let secs = u64::from_le_bytes(wire[DEADLINE_SECS].try_into().expect("8 bytes"));
+    assert!(
+        secs.abs_diff(DEADLINE.as_secs()) <= 1,
+        "seed layout changed"
+    );
+    wire[DEADLINE_SECS].copy_from_slice(&DEADLINE.as_secs().to_le_bytes());
+    let nanos = DEADLINE_SECS.end..DEADLINE_SECS.end + 4;
+    wire[nanos].copy_from_slice(&DEADLINE.subsec_nanos().to_le_bytes());
+    wire
+}
+
+fn response_frame(request_id: u64, message: Result<KvResponse, ServerError>) -> Vec<u8> {
+    encode_frame(&Response {
+        request_id,
+        message,
+    })
+}
+
+fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let get = request_frame(
+        1,
+        KvRequest::Get {
+            key: "greeting".into(),
+        },
+    );
+    let set = request_frame(
+        2,
+        KvRequest::Set {
+            key: "greeting".into(),
+            value: "hello".into(),
+        },
+    );
+    let echo = request_frame(
+        3,
+        EchoRequest::Echo {
+            bytes: ByteBuf::from(vec![1, 2, 3, 4]),
+        },
+    );
+    let list = response_frame(4, Ok(KvResponse::List(vec!["a".into(), "b".into()])));
+    let limit = u32::try_from(FUZZ_FRAME_LIMIT).expect("small limit");
+    let header = |len: u32| [&len.to_be_bytes()[..], &get[4..12]].concat();
+    // Request body: request tag 4, context 40 (deadline 12, trace 28), id 8, kv tag 4, then `key`.
+    let key_len_at = 4 + 4 + 40 + 8 + 4;
+    vec![
+        ("valid-kv-request-get", get.clone()),
+        ("valid-kv-request-set", set.clone()),
+        (
+            "valid-kv-request-list",
+            request_frame(5, KvRequest::List { prefix: "".into() }),
+        ),
+        (
+            "valid-kv-request-cancel",
+            encode_frame(&ClientMessage::<KvRequest>::Cancel {
+                trace_context: tarpc::trace::Context::default(),
+                request_id: 1,
+            }),
+        ),
+        ("valid-kv-requests-two-frames", [&get[..], &set].concat()),
+        (
+            "valid-echo-request-ping",
+            request_frame(6, EchoRequest::Ping {}),
+        ),
+        ("valid-echo-request-echo", echo.clone()),
+        (
+            "valid-kv-response-get",
+            response_frame(1, Ok(KvResponse::Get(Some("hello".into())))),
+        ),
+        ("valid-kv-response-list", list.clone()),
+        (
+            "valid-kv-response-set-full",
+            response_frame(
+                2,
+                Ok(KvResponse::Set(Err(KvError::Full { limit: 100_000 }))),
+            ),
+        ),
+        (
+            "valid-kv-response-server-error",
+            response_frame(
+                3,
+                Err(ServerError::new(
+                    io::ErrorKind::TimedOut,
+                    "deadline exceeded".into(),
+                )),
+            ),
+        ),
+        ("oversized-u32-max", header(u32::MAX)),
+        ("oversized-limit-plus-one", header(limit + 1)),
+        ("limit-exact-header", header(limit)),
+        ("truncated-length-prefix", get[..2].to_vec()),
+        (
+            "truncated-kv-request-missing-last-byte",
+            get[..get.len() - 1].to_vec(),
+        ),
+        (
+            "huge-string-kv-request-key",
+            patch_len(get.clone(), key_len_at, 8, HUGE_LEN),
+        ),
+        // Echo's `bytes` sits where kv's `key` does.
+        (
+            "huge-bytes-echo-request",
+            patch_len(echo, key_len_at, 4, HUGE_LEN),
+        ),
+        // Response body: request id 8, result tag 4, kv tag 4, then the list's length.
+        (
+            "huge-vec-kv-response-list",
+            patch_len(list, 4 + 8 + 4 + 4, 2, HUGE_LEN),
+        ),
+        ("malformed-zero-length-frame", frame(&[])),
+        (
+            "malformed-unknown-variant",
+            frame(&[9, 0, 0, 0, 0, 0, 0, 0]),
+        ),
+        (
+            "malformed-garbage-body",
+            frame(&[0xde, 0xad, 0xbe, 0xef].repeat(8)),
+        ),
+        (
+            "garbage-after-valid-kv-request",
+            [&get[..], &[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]].concat(),
+        ),
+        ("empty", Vec::new()),
+    ]
+}
