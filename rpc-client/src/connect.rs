@@ -111,9 +111,17 @@ impl Connector {
                     let transport = framed.map_codec(|_| {
                         WireCodec::<Response<Resp>, ClientMessage<Req>>::new(self.max_frame)
                     });
-                    return Ok(
-                        tarpc::client::new(tarpc::client::Config::default(), transport).spawn(),
-                    );
+                    let tarpc::client::NewClient { client, dispatch } =
+                        tarpc::client::new(tarpc::client::Config::default(), transport);
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            result = dispatch => if let Err(err) = result {
+                                tracing::debug!(error = %err, "connection to the server ended");
+                            },
+                            _ = rpc_core::timers::keep_timers_warm() => {}
+                        }
+                    });
+                    return Ok(client);
                 }
                 Err(err) if err.try_next() => {
                     tracing::debug!(%endpoint, error = %err, "endpoint failed; trying the next");

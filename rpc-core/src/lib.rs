@@ -24,6 +24,7 @@ pub mod location;
 mod service_client;
 pub mod services;
 pub mod stream;
+pub mod timers;
 
 pub use codec::{CodecError, FrameLimit, WireCodec};
 pub use endpoint::{Endpoint, EndpointParseError};

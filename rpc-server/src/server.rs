@@ -250,7 +250,10 @@ impl BoundServer {
             )));
         }
 
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = rpc_core::timers::keep_timers_warm() => {}
+        }
         shared.shutdown.cancel();
         // Each accept loop drops its listener, and so removes its socket file, as it ends.
         for accept in accept_loops {
