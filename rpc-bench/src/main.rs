@@ -49,6 +49,9 @@ struct Args {
     /// Where to write results.json and report.svg.
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     out: PathBuf,
+    /// Measure only this payload size in bytes (repeatable) [default: 64, 4096, 65536, 1048576].
+    #[arg(long, value_name = "BYTES")]
+    payload: Vec<usize>,
     /// Measure a running rpc-server at this endpoint (repeat for UDS and TCP; a TCP endpoint
     /// needs RPC_TOKEN) instead of starting one.
     #[arg(long, value_name = "ENDPOINT")]
@@ -155,8 +158,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    let payloads = if args.payload.is_empty() {
+        PAYLOADS.to_vec()
+    } else {
+        args.payload.clone()
+    };
+    anyhow::ensure!(
+        payloads.iter().all(|&p| p > 0 && p <= 8 << 20),
+        "--payload must be between 1 byte and 8 MiB"
+    );
     let settings = Settings {
-        payloads: PAYLOADS.to_vec(),
+        payloads: payloads.clone(),
         in_flight: IN_FLIGHT.to_vec(),
         connections: CONNECTIONS.to_vec(),
         seconds_per_point: seconds,
@@ -173,7 +185,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             ),
         },
     };
-    let points = subjects.len() * PAYLOADS.len() * (1 + IN_FLIGHT.len() * CONNECTIONS.len());
+    let points = subjects.len() * payloads.len() * (1 + IN_FLIGHT.len() * CONNECTIONS.len());
     let progress = ProgressBar::new(points as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -182,7 +194,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut latency = Vec::new();
     let mut throughput = Vec::new();
     runtime.block_on(async {
-        for &payload in &PAYLOADS {
+        for &payload in &payloads {
             for subject in &subjects {
                 let name = format!(
                     "{} {}",
@@ -190,9 +202,15 @@ fn run(args: Args) -> anyhow::Result<()> {
                     subject.transport.name()
                 );
                 progress.set_message(format!("{name} latency {payload} B"));
+                // On a runtime worker, as an application's own tasks run, not on the thread
+                // blocked in `block_on` (which would add a cross-thread hop to every call).
+                let task = tokio::spawn({
+                    let subject = subject.clone();
+                    async move { measure::latency(&subject, payload, per_point).await }
+                });
                 latency.push(
-                    measure::latency(subject, payload, per_point)
-                        .await
+                    task.await
+                        .context("latency task panicked")?
                         .with_context(|| format!("{name} latency at {payload} B"))?,
                 );
                 progress.inc(1);
