@@ -25,6 +25,11 @@ use crate::machine::Machine;
 use crate::measure::{Implementation, Subject, Transport};
 use crate::report::{Report, Settings};
 
+// The same allocator as rpc-server, for every implementation measured here (clients and the
+// baseline servers alike), so allocator differences do not pass for framework overhead.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Payload sizes measured, bytes.
 const PAYLOADS: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
 /// Calls in flight per connection, for throughput.
