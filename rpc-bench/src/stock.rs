@@ -21,6 +21,10 @@ impl Echo for StockEcho {
     async fn echo(self, _: Context, bytes: ByteBuf) -> ByteBuf {
         bytes
     }
+
+    async fn delay(self, _: Context, ms: u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }
 
 /// Serves stock-tarpc echo on `<dir>/tarpc.sock` and 127.0.0.1:0 until killed.

@@ -1,5 +1,7 @@
 //! [`Connector`]: from a [`Target`] to a connected tarpc client.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -17,6 +19,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio_util::codec::Framed;
 
 use crate::error::ConnectError;
+use crate::reconnect::ReconnectingChannel;
 use crate::target::Target;
 
 /// Default time allowed to connect and complete the handshake: 5 s.
@@ -104,6 +107,33 @@ impl Connector {
         Req: Serialize + RequestName + Send + 'static,
         Resp: DeserializeOwned + Send + 'static,
     {
+        self.open_channel(service).await.map(|(channel, _)| channel)
+    }
+
+    /// A stub that reconnects on its own when the server goes away, for a generated client:
+    /// `KvClient::from(connector.reconnecting::<KvRequest, KvResponse>("kv").await?)`.
+    /// See [`ReconnectingChannel`] for what happens to calls when a connection breaks.
+    pub async fn reconnecting<Req, Resp>(
+        &self,
+        service: &str,
+    ) -> Result<ReconnectingChannel<Req, Resp>, ConnectError>
+    where
+        Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
+        Resp: DeserializeOwned + Send + 'static,
+    {
+        ReconnectingChannel::connect(self.clone(), service).await
+    }
+
+    /// Connects to the first reachable endpoint of the target; the flag turns false when the
+    /// connection's dispatch task ends (the connection broke or the channel was dropped).
+    pub(crate) async fn open_channel<Req, Resp>(
+        &self,
+        service: &str,
+    ) -> Result<(Channel<Req, Resp>, Arc<AtomicBool>), ConnectError>
+    where
+        Req: Serialize + RequestName + Send + 'static,
+        Resp: DeserializeOwned + Send + 'static,
+    {
         let mut attempts = Vec::new();
         for (endpoint, token) in self.target.candidates()? {
             match self.open(&endpoint, token, service).await {
@@ -113,6 +143,8 @@ impl Connector {
                     });
                     let tarpc::client::NewClient { client, dispatch } =
                         tarpc::client::new(tarpc::client::Config::default(), transport);
+                    let alive = Arc::new(AtomicBool::new(true));
+                    let flag = alive.clone();
                     tokio::spawn(async move {
                         tokio::select! {
                             result = dispatch => if let Err(err) = result {
@@ -120,8 +152,9 @@ impl Connector {
                             },
                             _ = rpc_core::timers::keep_timers_warm() => {}
                         }
+                        flag.store(false, Ordering::Release);
                     });
-                    return Ok(client);
+                    return Ok((client, alive));
                 }
                 Err(err) if err.try_next() => {
                     tracing::debug!(%endpoint, error = %err, "endpoint failed; trying the next");

@@ -102,9 +102,9 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// Whether another endpoint of the same server may still work (the server was not reached, as
-    /// opposed to reached and refusing).
-    pub(crate) fn try_next(&self) -> bool {
+    /// Whether the server was not reached at all (nothing listening, timeout, an OS error), as
+    /// opposed to reached and refusing: another endpoint, or a later attempt, may still work.
+    pub fn try_next(&self) -> bool {
         matches!(
             self,
             ConnectError::NoServer { .. } | ConnectError::Io { .. } | ConnectError::Timeout { .. }

@@ -22,9 +22,13 @@
 mod blocking;
 mod connect;
 mod error;
+mod reconnect;
 mod target;
 
 pub use blocking::BlockingClient;
 pub use connect::{Connector, DEFAULT_CONNECT_TIMEOUT};
 pub use error::ConnectError;
+pub use reconnect::{
+    CallInterrupted, FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY, ReconnectingChannel,
+};
 pub use target::{RPC_ENDPOINT, RPC_TOKEN, Target, read_endpoint_file};

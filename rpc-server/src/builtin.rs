@@ -22,6 +22,10 @@ impl Echo for EchoService {
     async fn echo(self, _: Context, bytes: ByteBuf) -> ByteBuf {
         bytes
     }
+
+    async fn delay(self, _: Context, ms: u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms.min(echo::MAX_DELAY_MS))).await;
+    }
 }
 
 /// The `kv` service: one in-memory map shared by every connection of a server.

@@ -5,7 +5,8 @@
 //! checked by their kernel credentials, TCP peers by a 256-bit token from the endpoint file.
 //!
 //! What it guarantees:
-//! - socket files are created with mode 0600 (by default) in a 0700 directory, never replace a
+//! - socket files are created with mode 0600 (by default), in a directory created 0700 when it is
+//!   missing; they never replace a
 //!   live server's socket or anything that is not a stale socket, and are removed on shutdown;
 //! - every connection runs in its own task under the [`Limits`]: frame size, connections,
 //!   calls in flight, handshake time;

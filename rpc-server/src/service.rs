@@ -75,8 +75,9 @@ where
             let handler = handler.clone();
             let status = status.clone();
             async move {
+                let call = status.call_started();
                 let result = handler(call_ctx, request).await;
-                status.call_served();
+                call.finish();
                 result
             }
         });

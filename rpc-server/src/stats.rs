@@ -14,6 +14,7 @@ pub struct ServerStatus {
     started: Instant,
     open_connections: AtomicU64,
     calls_served: AtomicU64,
+    calls_cancelled: AtomicU64,
     endpoints: OnceLock<Vec<Endpoint>>,
     services: OnceLock<Vec<String>>,
 }
@@ -24,6 +25,7 @@ impl ServerStatus {
             started: Instant::now(),
             open_connections: AtomicU64::new(0),
             calls_served: AtomicU64::new(0),
+            calls_cancelled: AtomicU64::new(0),
             endpoints: OnceLock::new(),
             services: OnceLock::new(),
         }
@@ -54,6 +56,7 @@ impl ServerStatus {
             services: self.services.get().cloned().unwrap_or_default(),
             open_connections: self.open_connections(),
             calls_served: self.calls_served(),
+            calls_cancelled: self.calls_cancelled.load(Ordering::Relaxed),
         }
     }
 
@@ -62,14 +65,41 @@ impl ServerStatus {
         let _ = self.services.set(services);
     }
 
-    pub(crate) fn call_served(&self) {
-        self.calls_served.fetch_add(1, Ordering::Relaxed);
+    /// Counts a call from its start: served if it finishes, cancelled if its handler is dropped
+    /// first (deadline passed, client cancelled, connection closed).
+    pub(crate) fn call_started(self: &std::sync::Arc<Self>) -> CallInProgress {
+        CallInProgress {
+            status: self.clone(),
+            finished: false,
+        }
     }
 
     /// Counts a connection as open until the guard drops.
     pub(crate) fn connection_opened(&self) -> OpenConnection<'_> {
         self.open_connections.fetch_add(1, Ordering::Relaxed);
         OpenConnection(self)
+    }
+}
+
+/// One call being handled; see [`ServerStatus::call_started`].
+pub(crate) struct CallInProgress {
+    status: std::sync::Arc<ServerStatus>,
+    finished: bool,
+}
+
+impl CallInProgress {
+    /// The handler returned.
+    pub(crate) fn finish(mut self) {
+        self.finished = true;
+        self.status.calls_served.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for CallInProgress {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.status.calls_cancelled.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -10,7 +10,11 @@ pub const NAME: &str = "echo";
 /// How `rpc-client list` describes this service.
 pub const DESCRIPTION: ServiceDescription = ServiceDescription {
     name: NAME,
-    methods: &[("ping", "{}"), ("echo", r#"{"bytes":[1,2,3]}"#)],
+    methods: &[
+        ("ping", "{}"),
+        ("echo", r#"{"bytes":[1,2,3]}"#),
+        ("delay", r#"{"ms":100}"#),
+    ],
 };
 
 /// Answers pings and sends bytes back unchanged.
@@ -20,6 +24,12 @@ pub trait Echo {
     async fn ping();
     /// Returns `bytes` unchanged. `ByteBuf` travels as one byte string, not byte by byte.
     async fn echo(bytes: ByteBuf) -> ByteBuf;
+    /// Returns after `ms` milliseconds (at most [`MAX_DELAY_MS`]): a slow call, for trying
+    /// deadlines, cancellation and reconnection.
+    async fn delay(ms: u64);
 }
+
+/// The longest `delay` the built-in echo service waits: one minute.
+pub const MAX_DELAY_MS: u64 = 60_000;
 
 crate::service_client!(EchoClient, EchoRequest, EchoResponse, NAME);

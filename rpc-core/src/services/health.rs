@@ -31,6 +31,9 @@ pub struct ServerInfo {
     pub open_connections: u64,
     /// Calls answered since start.
     pub calls_served: u64,
+    /// Calls whose handler was stopped before it finished: their deadline passed, the client
+    /// cancelled them, or their connection closed.
+    pub calls_cancelled: u64,
 }
 
 /// Reports on the server.

@@ -1,0 +1,151 @@
+//! [`ReconnectingChannel`]: a tarpc stub that reconnects on its own after the server went away.
+//!
+//! What happens to a call depends on when the connection broke:
+//! - broken before the call (the server restarted since the last call): the stub reconnects,
+//!   with backoff, within the call's deadline, and sends the call on the new connection;
+//! - broken while the call was in flight: the call fails with [`CallInterrupted`], because it
+//!   may or may not have run on the server. Only calls the caller marked idempotent (see
+//!   [`ReconnectingChannel::retry_idempotent`]) are sent again. A call made in the instant
+//!   between the server's death and this client noticing the closed socket is treated the same
+//!   way: the client cannot tell it from one that reached the server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tarpc::client::stub::Stub;
+use tarpc::client::{Channel, RpcError};
+use tarpc::{RequestName, context};
+use tokio::sync::Mutex;
+
+use crate::connect::Connector;
+use crate::error::ConnectError;
+
+/// First delay between reconnection attempts; it doubles up to [`MAX_RECONNECT_DELAY`].
+pub const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(50);
+
+/// Longest delay between reconnection attempts.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
+/// A call was in flight when its connection broke; it was not sent again.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the connection to the server broke while this call was in flight: it may or may not have run, and was not retried (mark idempotent calls with retry_idempotent to retry them)"
+)]
+pub struct CallInterrupted;
+
+/// A live connection and whether its dispatch task still runs.
+struct Live<Req, Resp> {
+    channel: Channel<Req, Resp>,
+    alive: Arc<AtomicBool>,
+}
+
+/// A stub for generated clients that reconnects when the server went away:
+/// `KvClient::from(connector.reconnecting::<KvRequest, KvResponse>("kv").await?)`.
+pub struct ReconnectingChannel<Req, Resp> {
+    connector: Connector,
+    service: String,
+    live: Arc<Mutex<Live<Req, Resp>>>,
+    idempotent: Option<fn(&Req) -> bool>,
+}
+
+impl<Req, Resp> Clone for ReconnectingChannel<Req, Resp> {
+    fn clone(&self) -> Self {
+        ReconnectingChannel {
+            connector: self.connector.clone(),
+            service: self.service.clone(),
+            live: self.live.clone(),
+            idempotent: self.idempotent,
+        }
+    }
+}
+
+impl<Req, Resp> std::fmt::Debug for ReconnectingChannel<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconnectingChannel")
+            .field("target", self.connector.target())
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Req, Resp> ReconnectingChannel<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    /// Connects now; later calls reconnect as needed.
+    pub(crate) async fn connect(connector: Connector, service: &str) -> Result<Self, ConnectError> {
+        let (channel, alive) = connector.open_channel(service).await?;
+        Ok(ReconnectingChannel {
+            connector,
+            service: service.to_owned(),
+            live: Arc::new(Mutex::new(Live { channel, alive })),
+            idempotent: None,
+        })
+    }
+
+    /// Also resends a call that was in flight when the connection broke, once, if `idempotent`
+    /// says it is safe to run twice (e.g. `|r| matches!(r, KvRequest::Get { .. })`).
+    pub fn retry_idempotent(mut self, idempotent: fn(&Req) -> bool) -> Self {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// The current channel, reconnecting first (with backoff, until `deadline`) if it is dead.
+    async fn channel(&self, deadline: Instant) -> Result<Channel<Req, Resp>, RpcError> {
+        let mut live = self.live.lock().await;
+        if live.alive.load(Ordering::Acquire) {
+            return Ok(live.channel.clone());
+        }
+        let mut delay = FIRST_RECONNECT_DELAY;
+        loop {
+            match self.connector.open_channel(&self.service).await {
+                Ok((channel, alive)) => {
+                    tracing::info!(service = %self.service, "reconnected");
+                    *live = Live { channel, alive };
+                    return Ok(live.channel.clone());
+                }
+                Err(err) if Instant::now() + delay < deadline && err.try_next() => {
+                    tracing::debug!(error = %err, retry_ms = delay.as_millis() as u64, "reconnect failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+                }
+                Err(err) => return Err(RpcError::Send(Box::new(err))),
+            }
+        }
+    }
+}
+
+impl<Req, Resp> Stub for ReconnectingChannel<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    type Req = Req;
+    type Resp = Resp;
+
+    async fn call(&self, ctx: context::Context, request: Req) -> Result<Resp, RpcError> {
+        // A copy to resend, made only for calls marked idempotent (generated requests are not
+        // Clone, but they are serde types).
+        let copy = match self.idempotent {
+            Some(idempotent) if idempotent(&request) => bincode::serialize(&request).ok(),
+            _ => None,
+        };
+        let channel = self.channel(ctx.deadline).await?;
+        match channel.call(ctx, request).await {
+            Err(RpcError::Shutdown | RpcError::Channel(_) | RpcError::Send(_)) => {
+                let Some(copy) = copy.and_then(|bytes| bincode::deserialize::<Req>(&bytes).ok())
+                else {
+                    return Err(RpcError::Send(Box::new(CallInterrupted)));
+                };
+                tracing::debug!(service = %self.service, "resending an idempotent call");
+                let channel = self.channel(ctx.deadline).await?;
+                channel.call(ctx, copy).await
+            }
+            other => other,
+        }
+    }
+}
