@@ -10,6 +10,7 @@ mod measure;
 mod raw;
 mod report;
 mod servers;
+mod soak;
 mod stock;
 
 use std::path::PathBuf;
@@ -45,9 +46,14 @@ const QUICK_SECONDS: f64 = 0.04;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Seconds per measurement point [default: 1, or 0.04 with --quick].
-    #[arg(long, value_name = "SECS")]
-    duration: Option<f64>,
+    /// Time per measurement point, or the whole run with --soak: `1.5`, `60s`, `500ms`, `2m`
+    /// [default: 1s per point, 0.04s with --quick, 60s with --soak].
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Instead of measuring, run many clients on both transports for --duration and check that
+    /// no call is lost or answered twice and that the server's RSS and fds stay flat.
+    #[arg(long)]
+    soak: bool,
     /// A smoke run that finishes in well under 20 s.
     #[arg(long)]
     quick: bool,
@@ -82,6 +88,23 @@ enum Serve {
     },
 }
 
+/// Parses `1.5` (seconds), `60s`, `500ms` or `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(Duration::from_secs_f64(v * scale)),
+        _ => Err(format!("`{text}` is not a duration like 60s, 500ms or 1.5")),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -99,16 +122,25 @@ fn run(args: Args) -> anyhow::Result<()> {
         Some(Serve::ServeTarpc { dir }) => return runtime.block_on(stock::serve(&dir)),
         None => {}
     }
-    let seconds = args.duration.unwrap_or(if args.quick {
-        QUICK_SECONDS
-    } else {
-        DEFAULT_SECONDS
-    });
-    anyhow::ensure!(
-        seconds > 0.0 && seconds.is_finite(),
-        "--duration must be positive"
-    );
-    let per_point = Duration::from_secs_f64(seconds);
+    if args.soak {
+        let duration = args.duration.unwrap_or(Duration::from_secs(60));
+        let dir = tempfile::Builder::new().prefix("rpc-soak").tempdir()?;
+        let server = servers::start_rpc_server(dir.path())?;
+        let report = runtime.block_on(soak::run(&server, duration, &args.out))?;
+        anyhow::ensure!(
+            report.passed,
+            "the soak found lost, failed or mismatched calls, or growth"
+        );
+        return Ok(());
+    }
+    let per_point = args
+        .duration
+        .unwrap_or(Duration::from_secs_f64(if args.quick {
+            QUICK_SECONDS
+        } else {
+            DEFAULT_SECONDS
+        }));
+    let seconds = per_point.as_secs_f64();
 
     let dir = tempfile::Builder::new().prefix("rpc-bench").tempdir()?;
     let (rpc_server, rpc_subjects) = if args.endpoint.is_empty() {
