@@ -50,6 +50,9 @@ struct Args {
     /// [default: 1s per point, 0.04s with --quick, 60s with --soak].
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     duration: Option<Duration>,
+    /// Worker threads for the rpc-server the bench starts [default: rpc-server's, one per core].
+    #[arg(long, value_name = "N")]
+    server_threads: Option<usize>,
     /// Instead of measuring, run many clients on both transports for --duration and check that
     /// no call is lost or answered twice and that the server's RSS and fds stay flat.
     #[arg(long)]
@@ -125,7 +128,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.soak {
         let duration = args.duration.unwrap_or(Duration::from_secs(60));
         let dir = tempfile::Builder::new().prefix("rpc-soak").tempdir()?;
-        let server = servers::start_rpc_server(dir.path())?;
+        let server = servers::start_rpc_server(dir.path(), args.server_threads)?;
         let report = runtime.block_on(soak::run(&server, duration, &args.out))?;
         anyhow::ensure!(
             report.passed,
@@ -144,7 +147,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let dir = tempfile::Builder::new().prefix("rpc-bench").tempdir()?;
     let (rpc_server, rpc_subjects) = if args.endpoint.is_empty() {
-        let server = servers::start_rpc_server(dir.path())?;
+        let server = servers::start_rpc_server(dir.path(), args.server_threads)?;
         let subjects = [Transport::Uds, Transport::Tcp]
             .into_iter()
             .map(|t| {

@@ -86,7 +86,7 @@ impl Drop for ServerProcess {
 }
 
 /// Starts the real `rpc-server` on a Unix socket in `dir` and on TCP loopback at once.
-pub fn start_rpc_server(dir: &Path) -> anyhow::Result<ServerProcess> {
+pub fn start_rpc_server(dir: &Path, threads: Option<usize>) -> anyhow::Result<ServerProcess> {
     let binary = sibling_binary("rpc-server")?;
     let mut command = Command::new(&binary);
     command
@@ -96,6 +96,9 @@ pub fn start_rpc_server(dir: &Path) -> anyhow::Result<ServerProcess> {
         .arg(format!("unix:{}", dir.join("bench.sock").display()))
         .args(["--listen", "tcp:127.0.0.1:0"])
         .env("RUST_LOG", "warn");
+    if let Some(threads) = threads {
+        command.arg("--threads").arg(threads.to_string());
+    }
     let mut server = ServerProcess::start(command, 2)?;
     let file = rpc_client::read_endpoint_file(&dir.join("bench.endpoint"))?
         .context("rpc-server wrote no endpoint file")?;

@@ -63,6 +63,9 @@ struct Args {
     /// Time in-flight calls get to finish after SIGINT/SIGTERM, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
     shutdown_grace_ms: u64,
+    /// Runtime worker threads [default: one per core].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 // Large messages allocate and free megabyte buffers on every call; glibc's allocator returns such
@@ -123,7 +126,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         ..ServerConfig::new(location)
     };
 
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(threads.max(1));
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         let mut server = Server::new(config);
         add_builtin_services(&mut server);
