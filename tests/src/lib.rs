@@ -9,6 +9,9 @@
 //! - [`run_client`]: run the `rpc-client` CLI and keep its exit status and output.
 //! - [`assert_serves_calls`]: the "is a normal client still served?" check that ends most tests.
 //! - [`raw`]: the protocol spoken by hand, for tests that must send what no real client sends.
+//! - [`resources`]: the server's descriptors, memory and CPU time from `/proc`, and the
+//!   "back to its baseline" check that ends the hardening tests.
+//! - [`other_user`]: a throwaway system user, for tests of what another user may do.
 //!
 //! ```no_run
 //! # async fn run() {
@@ -20,7 +23,9 @@
 
 pub mod binaries;
 mod client;
+pub mod other_user;
 pub mod raw;
+pub mod resources;
 mod server;
 
 use std::path::{Path, PathBuf};

@@ -9,11 +9,15 @@ use futures::{SinkExt, StreamExt};
 use rpc_core::codec::WireFormat;
 use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
 use rpc_core::services::echo::{EchoRequest, EchoResponse};
+use rpc_core::services::kv::KvRequest;
 use rpc_core::tarpc::{self, ClientMessage, Response, context};
 use rpc_core::{FrameLimit, Hello, HelloReply};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::UnixStream;
 use tokio_util::codec::{Decoder, Framed};
+
+use crate::ServerProcess;
 
 /// How long a test waits for the server to close a connection it is expected to close.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +42,27 @@ where
         parts.read_buf.len()
     );
     (reply, parts.io)
+}
+
+/// Opens a bare connection to `server`'s Unix socket, sending nothing.
+pub async fn connect(server: &ServerProcess) -> UnixStream {
+    let path = server
+        .endpoint()
+        .unix_path()
+        .expect("the server listens on a unix socket");
+    UnixStream::connect(path)
+        .await
+        .unwrap_or_else(|err| panic!("cannot connect to {}: {err}", path.display()))
+}
+
+/// A connection to `server` past an accepted handshake for `service`, ready for its frames.
+pub async fn accepted(server: &ServerProcess, service: &str) -> UnixStream {
+    let (reply, stream) = handshake(connect(server).await, Hello::new(service, None)).await;
+    assert!(
+        matches!(reply, HelloReply::Accepted { .. }),
+        "a handshake for {service} got {reply:?}"
+    );
+    stream
 }
 
 /// Reads until the server closes the connection, for at most [`CLOSE_TIMEOUT`], and returns
@@ -106,6 +131,48 @@ pub fn echo_request_frame(id: u64, payload: Vec<u8>) -> Vec<u8> {
         .encode_frame(&request, &mut frame)
         .expect("the request encodes");
     frame.to_vec()
+}
+
+/// A complete `kv.get` request frame, as a tarpc client would send it after the handshake.
+pub fn kv_get_request_frame(id: u64, key: &str) -> Vec<u8> {
+    let request = ClientMessage::Request(tarpc::Request {
+        context: context::current(),
+        id,
+        message: KvRequest::Get {
+            key: key.to_owned(),
+        },
+    });
+    let mut frame = BytesMut::new();
+    WireFormat::new(FrameLimit::new(u32::MAX as usize))
+        .encode_frame(&request, &mut frame)
+        .expect("the request encodes");
+    frame.to_vec()
+}
+
+/// Rewrites the bincode length (a little-endian `u64`) just before the only occurrence of
+/// `marker` in `frame` to `claimed`: a string, byte string or vector field whose contents are
+/// `marker` then claims `claimed` elements, while the frame's own length prefix stays true.
+pub fn claim_length(frame: &mut [u8], marker: &[u8], claimed: u64) {
+    let starts: Vec<usize> = frame
+        .windows(marker.len())
+        .enumerate()
+        .filter(|(_, window)| *window == marker)
+        .map(|(start, _)| start)
+        .collect();
+    let [start] = starts[..] else {
+        panic!(
+            "the marker occurs {} times in the frame, not once",
+            starts.len()
+        );
+    };
+    assert!(start >= 4 + 8, "the marker has no length before it");
+    let actual = u64::from_le_bytes(frame[start - 8..start].try_into().expect("eight bytes"));
+    assert_eq!(
+        actual,
+        marker.len() as u64,
+        "the eight bytes before the marker are not its bincode length"
+    );
+    frame[start - 8..start].copy_from_slice(&claimed.to_le_bytes());
 }
 
 /// Decodes the body of a response frame of the `echo` service.
