@@ -20,8 +20,8 @@ use tokio_util::codec::Decoder;
 /// The frame limit the frame target decodes under: small enough for inputs to reach and pass it.
 pub const FUZZ_FRAME_LIMIT: usize = 64 * 1024;
 
-/// rpc-core's private `READ_AHEAD`: how far `split_frame` grows a buffer towards a frame.
-const READ_AHEAD: usize = 64 * 1024;
+/// How far `split_frame` grows a buffer towards a frame.
+use rpc_core::codec::READ_AHEAD;
 
 /// What became of one input fed to one decoder.
 #[derive(Debug)]

@@ -234,6 +234,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut latency = Vec::new();
     let mut throughput = Vec::new();
     runtime.block_on(async {
+        // Every subject is measured at one point before the next point starts, so the ratios
+        // compare figures taken seconds apart on this shared, noisy machine.
         for &payload in &payloads {
             for subject in &subjects {
                 let name = format!(
@@ -254,8 +256,15 @@ fn run(args: Args) -> anyhow::Result<()> {
                         .with_context(|| format!("{name} latency at {payload} B"))?,
                 );
                 progress.inc(1);
-                for &connections in &CONNECTIONS {
-                    for &in_flight in &IN_FLIGHT {
+            }
+            for &connections in &CONNECTIONS {
+                for &in_flight in &IN_FLIGHT {
+                    for subject in &subjects {
+                        let name = format!(
+                            "{} {}",
+                            subject.implementation.name(),
+                            subject.transport.name()
+                        );
                         progress.set_message(format!(
                             "{name} {payload} B x{in_flight} on {connections}"
                         ));
