@@ -97,3 +97,22 @@ pub async fn assert_serves_calls(connector: &Connector) {
         .expect("kv.get is answered");
     assert_eq!(value.as_deref(), Some("value"));
 }
+
+/// A kv client connected, and answered once, before a test's mischief begins.
+pub async fn bystander(server: &crate::ServerProcess) -> KvClient {
+    let kv: KvClient = server.connector().connect().await.expect("kv connects");
+    kv.set(context::current(), "bystander".into(), "here".into())
+        .await
+        .expect("kv.set is answered")
+        .expect("kv.set succeeds");
+    kv
+}
+
+/// Checks that a [`bystander`]'s connection is still answered.
+pub async fn assert_bystander_served(bystander: &KvClient) {
+    let value = bystander
+        .get(context::current(), "bystander".into())
+        .await
+        .expect("the connection opened earlier is still answered");
+    assert_eq!(value.as_deref(), Some("here"));
+}

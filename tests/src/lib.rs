@@ -33,7 +33,10 @@ use std::time::Duration;
 
 use rpc_core::ServerLocation;
 
-pub use client::{ClientOutput, assert_serves_calls, run_client, run_client_in};
+pub use client::{
+    ClientOutput, assert_bystander_served, assert_serves_calls, bystander, run_client,
+    run_client_in,
+};
 pub use server::{ServerCommand, ServerExit, ServerProcess, wait_for};
 
 /// How long a server may take to print its `listening on` lines, or to exit when it refuses to

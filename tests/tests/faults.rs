@@ -7,34 +7,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rpc_client::read_endpoint_file;
-use rpc_core::services::kv::KvClient;
-use tarpc::context;
 use tests::raw::{
     accepted, claim_length, connect, echo_request_frame, hello_frame, kv_get_request_frame,
     read_until_closed,
 };
 use tests::resources::{Baseline, SETTLE_TIMEOUT, wait_for_fds};
-use tests::{ServerProcess, TestDir};
+use tests::{TestDir, assert_bystander_served, bystander};
 use tokio::io::AsyncWriteExt;
-
-/// A client connected (and answered once) before the test's mischief.
-async fn bystander(server: &ServerProcess) -> KvClient {
-    let kv: KvClient = server.connector().connect().await.expect("kv connects");
-    kv.set(context::current(), "bystander".into(), "here".into())
-        .await
-        .expect("kv.set is answered")
-        .expect("kv.set succeeds");
-    kv
-}
-
-/// Checks that the bystander's connection is still answered.
-async fn assert_bystander_served(bystander: &KvClient) {
-    let value = bystander
-        .get(context::current(), "bystander".into())
-        .await
-        .expect("the connection opened earlier is still answered");
-    assert_eq!(value.as_deref(), Some("here"));
-}
 
 /// A frame's 4-byte big-endian length prefix announcing `len` bytes.
 fn prefix(len: u32) -> [u8; 4] {

@@ -8,32 +8,17 @@ use rpc_core::handshake::{MAGIC, MAX_HANDSHAKE_FRAME};
 use rpc_core::services::echo::EchoResponse;
 use rpc_core::services::kv::KvClient;
 use rpc_core::{Hello, HelloReply, Refusal};
-use tarpc::context;
 use tests::raw::{
     decode_echo_response, decode_reply, echo_request_frame, handshake, hello_body_len, hello_frame,
     read_until_closed,
 };
-use tests::{ServerProcess, TestDir, assert_serves_calls};
+use tests::{ServerProcess, TestDir, assert_bystander_served, assert_serves_calls, bystander};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-/// A client connected (and answered once) before the hostile one shows up.
-async fn bystander(server: &ServerProcess) -> KvClient {
-    let kv: KvClient = server.connector().connect().await.expect("kv connects");
-    kv.set(context::current(), "bystander".into(), "here".into())
-        .await
-        .expect("kv.set is answered")
-        .expect("kv.set succeeds");
-    kv
-}
-
 /// Checks that the bystander is still answered and that a new client is served.
 async fn assert_unharmed(server: &ServerProcess, bystander: &KvClient) {
-    let value = bystander
-        .get(context::current(), "bystander".into())
-        .await
-        .expect("the connection opened earlier is still answered");
-    assert_eq!(value.as_deref(), Some("here"));
+    assert_bystander_served(bystander).await;
     assert_serves_calls(&server.connector()).await;
 }
 

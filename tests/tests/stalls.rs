@@ -4,11 +4,9 @@
 use std::time::{Duration, Instant};
 
 use rpc_core::services::echo::EchoResponse;
-use rpc_core::services::kv::KvClient;
-use tarpc::context;
 use tests::raw::{accepted, decode_echo_response, echo_request_frame, read_until_closed};
 use tests::resources::Baseline;
-use tests::{ServerProcess, TestDir};
+use tests::{ServerProcess, TestDir, assert_bystander_served, bystander};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -23,24 +21,6 @@ fn server_with_read_timeout(dir: &TestDir) -> ServerProcess {
         .arg("--read-timeout-ms")
         .arg(READ_TIMEOUT.as_millis().to_string())
         .start()
-}
-
-/// A client connected (and answered once) before the stalling ones.
-async fn bystander(server: &ServerProcess) -> KvClient {
-    let kv: KvClient = server.connector().connect().await.expect("kv connects");
-    kv.set(context::current(), "bystander".into(), "here".into())
-        .await
-        .expect("kv.set is answered")
-        .expect("kv.set succeeds");
-    kv
-}
-
-async fn assert_bystander_served(bystander: &KvClient) {
-    let value = bystander
-        .get(context::current(), "bystander".into())
-        .await
-        .expect("the connection opened earlier is still answered");
-    assert_eq!(value.as_deref(), Some("here"));
 }
 
 /// Waits for the server to close `stream`, which stalled at `stalled_at`, and checks that it did
