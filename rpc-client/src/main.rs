@@ -148,84 +148,85 @@ async fn call(
     }
     let args: Value = serde_json::from_str(args)
         .with_context(|| format!("arguments for {target} are not JSON"))?;
+    let call = Call {
+        connector,
+        description,
+        method,
+        args,
+        timeout,
+    };
     match service {
-        echo::NAME => {
-            call_as::<echo::EchoRequest, echo::EchoResponse>(
-                connector,
-                description,
-                method,
-                args,
-                timeout,
-            )
-            .await
-        }
-        kv::NAME => {
-            call_as::<kv::KvRequest, kv::KvResponse>(connector, description, method, args, timeout)
-                .await
-        }
+        echo::NAME => call.run::<echo::EchoRequest, echo::EchoResponse>().await,
+        kv::NAME => call.run::<kv::KvRequest, kv::KvResponse>().await,
         health::NAME => {
-            call_as::<health::HealthRequest, health::HealthResponse>(
-                connector,
-                description,
-                method,
-                args,
-                timeout,
-            )
-            .await
+            call.run::<health::HealthRequest, health::HealthResponse>()
+                .await
         }
         _ => unreachable!("every built-in service is matched above"),
     }
 }
 
-/// Builds the generated request enum from JSON (`{"Get": {"key": ...}}`), sends it, and unwraps
-/// the generated response enum (and a `Result`, whose `Err` becomes this command's error).
-async fn call_as<Req, Resp>(
-    connector: &Connector,
-    description: &ServiceDescription,
-    method: &str,
+/// One CLI call, before the service's request and response types are chosen.
+struct Call<'a> {
+    connector: &'a Connector,
+    description: &'a ServiceDescription,
+    method: &'a str,
     args: Value,
     timeout: Duration,
-) -> anyhow::Result<Value>
-where
-    Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
-    Resp: Serialize + DeserializeOwned + Send + 'static,
-{
-    let variant = camel_case(method);
-    let request: Req = serde_json::from_value(serde_json::json!({ variant.clone(): args }))
-        .with_context(|| {
-            let example = description
-                .methods
-                .iter()
-                .find(|(m, _)| *m == method)
-                .map_or("{}", |(_, e)| e);
-            format!(
-                "bad arguments for {}.{method} (expected e.g. {example})",
+}
+
+impl Call<'_> {
+    /// Builds the generated request enum from JSON (`{"Get": {"key": ...}}`), sends it, and
+    /// unwraps the generated response enum (and a `Result`, whose `Err` becomes the error).
+    async fn run<Req, Resp>(self) -> anyhow::Result<Value>
+    where
+        Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
+        Resp: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let Call {
+            connector,
+            description,
+            method,
+            args,
+            timeout,
+        } = self;
+        let variant = camel_case(method);
+        let request: Req = serde_json::from_value(serde_json::json!({ variant.clone(): args }))
+            .with_context(|| {
+                let example = description
+                    .methods
+                    .iter()
+                    .find(|(m, _)| *m == method)
+                    .map_or("{}", |(_, e)| e);
+                format!(
+                    "bad arguments for {}.{method} (expected e.g. {example})",
+                    description.name
+                )
+            })?;
+        let channel = connector.channel::<Req, Resp>(description.name).await?;
+        let response = channel
+            .call(deadline(timeout), request)
+            .await
+            .with_context(|| format!("call to {}.{method} failed", description.name))?;
+        let mut value = serde_json::to_value(response)?;
+        let mut result = value.get_mut(&variant).map(Value::take).ok_or_else(|| {
+            anyhow!(
+                "server answered {}.{method} with another method's response",
                 description.name
             )
         })?;
-    let channel = connector.channel::<Req, Resp>(description.name).await?;
-    let response = channel
-        .call(deadline(timeout), request)
-        .await
-        .with_context(|| format!("call to {}.{method} failed", description.name))?;
-    let mut value = serde_json::to_value(response)?;
-    let mut result = value.get_mut(&variant).map(Value::take).ok_or_else(|| {
-        anyhow!(
-            "server answered {}.{method} with another method's response",
-            description.name
-        )
-    })?;
-    if let Value::Object(map) = &mut result {
-        if map.len() == 1 {
-            if let Some(ok) = map.remove("Ok") {
-                return Ok(ok);
-            }
-            if let Some(err) = map.remove("Err") {
-                bail!("{}.{method} failed: {err}", description.name);
+        if let Value::Object(map) = &mut result {
+            if map.len() == 1 {
+                if let Some(ok) = map.remove("Ok") {
+                    return Ok(ok);
+                }
+                if let Some(err) = map.remove("Err") {
+                    bail!("{}.{method} failed: {err}", description.name);
+                }
             }
         }
+        Ok(result)
     }
-    Ok(result)
 }
 
 fn camel_case(method: &str) -> String {
