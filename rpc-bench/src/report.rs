@@ -66,6 +66,15 @@ fn size_label(bytes: usize) -> String {
     }
 }
 
+/// A byte count on a log axis, whose ticks fall on powers of ten: `100 B`, `10 kB`, `1 MB`.
+fn axis_bytes(bytes: f64) -> String {
+    match bytes {
+        b if b >= 1e6 => format!("{} MB", (b / 1e6).round()),
+        b if b >= 1e3 => format!("{} kB", (b / 1e3).round()),
+        b => format!("{} B", b.round()),
+    }
+}
+
 impl Report {
     fn p50(&self, imp: Implementation, tr: Transport, payload: usize) -> Option<f64> {
         self.latency
@@ -375,7 +384,7 @@ impl Report {
                 .configure_mesh()
                 .x_desc("payload (bytes, log)")
                 .y_desc(*y_label)
-                .x_label_formatter(&|v| size_label(*v as usize))
+                .x_label_formatter(&|v| axis_bytes(*v))
                 .draw()?;
             for (imp, tr, color, solid) in series {
                 let points: Vec<(f64, f64)> = payloads
