@@ -36,7 +36,7 @@ pub struct ServerSample {
     pub at_secs: f64,
     /// Resident set size, bytes.
     pub rss_bytes: u64,
-    /// Entries in /proc/<pid>/fd.
+    /// Entries in `/proc/<pid>/fd`.
     pub open_fds: usize,
 }
 
