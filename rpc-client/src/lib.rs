@@ -4,7 +4,9 @@
 //! `RPC_ENDPOINT` environment variable, or a server found by name (its Unix socket in the runtime
 //! directory first, then the endpoints and token in its endpoint file). It connects, completes the
 //! handshake within a timeout, and wraps the connection in any generated client that implements
-//! [`rpc_core::ServiceClient`]. [`BlockingClient`] does the same for code without a runtime.
+//! [`rpc_core::ServiceClient`]. [`BlockingClient`] does the same for code without a runtime, and
+//! [`Connector::reconnecting`] gives a stub that survives server restarts
+//! ([`ReconnectingChannel`]: in-flight calls fail with [`CallInterrupted`] unless marked idempotent).
 //!
 //! Errors say what to do next, e.g.
 //! `no server at unix:/run/user/1000/rpc.sock (connection refused): is rpc-server running?`.

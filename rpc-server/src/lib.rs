@@ -6,15 +6,16 @@
 //!
 //! What it guarantees:
 //! - socket files are created with mode 0600 (by default), in a directory created 0700 when it is
-//!   missing; they never replace a
-//!   live server's socket or anything that is not a stale socket, and are removed on shutdown;
-//! - every connection runs in its own task under the [`Limits`]: frame size, connections,
-//!   calls in flight, handshake time;
+//!   missing; they never replace a live server's socket or anything that is not a stale socket,
+//!   and are removed on shutdown;
+//! - every connection runs in its own task under the [`Limits`]: frame size, connections (in all
+//!   and per uid), calls in flight, handshake time, read timeout for a started frame;
 //! - shutdown stops accepting, lets in-flight calls finish within a grace period, then removes
 //!   the files it created.
 //!
 //! ```no_run
 //! use rpc_core::ServerLocation;
+//! use rpc_server::shutdown::ShutdownSignals;
 //! use rpc_server::{Server, ServerConfig, add_builtin_services};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,10 +23,12 @@
 //! let mut server = Server::new(ServerConfig::new(location));
 //! add_builtin_services(&mut server);
 //! let bound = server.bind()?;
+//! // Handlers before announcing readiness, so an early SIGTERM still shuts down cleanly.
+//! let signals = ShutdownSignals::install()?;
 //! for endpoint in bound.endpoints() {
 //!     println!("listening on {endpoint}");
 //! }
-//! bound.run().await?;
+//! bound.run_until(signals.recv()).await;
 //! # Ok(()) }
 //! ```
 
