@@ -22,6 +22,20 @@ async fn assert_unharmed(server: &ServerProcess, bystander: &KvClient) {
     assert_serves_calls(&server.connector()).await;
 }
 
+/// Sends `bytes` on a new connection and checks the server refuses them as malformed, with a
+/// reason containing `reason`, then closes.
+async fn assert_refused_as_malformed(server: &ServerProcess, bytes: &[u8], reason: &str) {
+    let mut stream = connect(server).await;
+    stream.write_all(bytes).await.expect("the server reads");
+    let answer = read_until_closed(&mut stream).await;
+    match decode_reply(&answer) {
+        HelloReply::Refused(Refusal::Malformed(given)) => {
+            assert!(given.contains(reason), "reason: {given}")
+        }
+        other => panic!("unexpected reply to {} bytes: {other:?}", bytes.len()),
+    }
+}
+
 async fn connect(server: &ServerProcess) -> UnixStream {
     let path = server.endpoint().unix_path().expect("a unix endpoint");
     UnixStream::connect(path).await.expect("connects")
@@ -77,15 +91,7 @@ async fn random_bytes_instead_of_a_handshake_close_only_that_connection() {
         MAGIC,
         "the noise must not look like a handshake"
     );
-    let mut hostile = connect(&server).await;
-    hostile.write_all(&garbage).await.expect("the server reads");
-    let answer = read_until_closed(&mut hostile).await;
-    match decode_reply(&answer) {
-        HelloReply::Refused(Refusal::Malformed(reason)) => {
-            assert!(reason.contains("bad magic"), "reason: {reason}")
-        }
-        other => panic!("unexpected reply: {other:?}"),
-    }
+    assert_refused_as_malformed(&server, &garbage, "bad magic").await;
     assert_unharmed(&server, &kv).await;
 }
 
@@ -95,19 +101,8 @@ async fn length_prefix_of_u32_max_closes_only_that_connection() {
     let server = dir.server().start();
     let kv = bystander(&server).await;
 
-    let mut hostile = connect(&server).await;
-    hostile
-        .write_all(&[0xFF; 4])
-        .await
-        .expect("the server reads");
-    let answer = read_until_closed(&mut hostile).await;
-    match decode_reply(&answer) {
-        HelloReply::Refused(Refusal::Malformed(reason)) => assert!(
-            reason.contains(&format!("{} bytes, over the limit", u32::MAX)),
-            "reason: {reason}"
-        ),
-        other => panic!("unexpected reply: {other:?}"),
-    }
+    let reason = format!("{} bytes, over the limit", u32::MAX);
+    assert_refused_as_malformed(&server, &[0xFF; 4], &reason).await;
     assert_unharmed(&server, &kv).await;
 }
 
@@ -145,21 +140,9 @@ async fn handshake_frames_up_to_the_limit_are_read_and_one_byte_over_is_refused_
     }
 
     let over = MAX_HANDSHAKE_FRAME + 1;
-    let mut stream = connect(&server).await;
-    stream
-        .write_all(&hello_frame(&"s".repeat(service_name_len(over))))
-        .await
-        .expect("the server reads");
-    let answer = read_until_closed(&mut stream).await;
-    match decode_reply(&answer) {
-        HelloReply::Refused(Refusal::Malformed(reason)) => assert!(
-            reason.contains(&format!(
-                "{over} bytes, over the limit of {MAX_HANDSHAKE_FRAME}"
-            )),
-            "reason: {reason}"
-        ),
-        other => panic!("body of {over} bytes: unexpected reply {other:?}"),
-    }
+    let hello = hello_frame(&"s".repeat(service_name_len(over)));
+    let reason = format!("{over} bytes, over the limit of {MAX_HANDSHAKE_FRAME}");
+    assert_refused_as_malformed(&server, &hello, &reason).await;
     assert_unharmed(&server, &kv).await;
 }
 
