@@ -5,6 +5,7 @@ use rpc_core::handshake::PROTOCOL_VERSION;
 use rpc_core::services::echo::{EchoRequest, EchoResponse};
 use rpc_core::{Hello, HelloReply, Refusal};
 use tests::raw::{handshake, read_until_closed};
+use tests::resources::Baseline;
 use tests::{TestDir, assert_serves_calls};
 use tokio::net::UnixStream;
 
@@ -43,6 +44,7 @@ async fn unknown_service_is_refused_with_the_list_of_hosted_services() {
 async fn newer_protocol_version_is_refused_with_the_version_the_server_speaks() {
     let dir = TestDir::new();
     let server = dir.server().start();
+    let baseline = Baseline::after_warm_up(&server).await;
     let path = server.endpoint().unix_path().expect("a unix endpoint");
     let stream = UnixStream::connect(path).await.expect("connects");
     let hello = Hello {
@@ -58,5 +60,8 @@ async fn newer_protocol_version_is_refused_with_the_version_the_server_speaks() 
         })
     );
     assert!(read_until_closed(&mut stream).await.is_empty());
-    assert_serves_calls(&server.connector()).await;
+    // Serves others, with descriptors and memory back where they were.
+    baseline
+        .assert_restored(&server, "a refused newer-version handshake")
+        .await;
 }

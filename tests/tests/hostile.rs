@@ -12,14 +12,36 @@ use tests::raw::{
     decode_echo_response, decode_reply, echo_request_frame, handshake, hello_body_len, hello_frame,
     read_until_closed,
 };
+use tests::resources::Baseline;
 use tests::{ServerProcess, TestDir, assert_bystander_served, assert_serves_calls, bystander};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-/// Checks that the bystander is still answered and that a new client is served.
-async fn assert_unharmed(server: &ServerProcess, bystander: &KvClient) {
-    assert_bystander_served(bystander).await;
+/// A client connected before the hostile one, and the server's resources at that point.
+struct Watched {
+    bystander: KvClient,
+    baseline: Baseline,
+}
+
+/// Connects the bystander, then measures the server's baseline.
+async fn watch(server: &ServerProcess) -> Watched {
+    let bystander = bystander(server).await;
+    let baseline = Baseline::after_warm_up(server).await;
+    Watched {
+        bystander,
+        baseline,
+    }
+}
+
+/// Checks that the bystander is still answered, that a new client is served, and that the
+/// server's descriptors and memory are back near the baseline.
+async fn assert_unharmed(server: &ServerProcess, watched: &Watched) {
+    assert_bystander_served(&watched.bystander).await;
     assert_serves_calls(&server.connector()).await;
+    watched
+        .baseline
+        .assert_restored(server, "the hostile connections closed")
+        .await;
 }
 
 /// Sends `bytes` on a new connection and checks the server refuses them as malformed, with a
@@ -83,7 +105,7 @@ async fn read_echo_response(stream: &mut UnixStream) -> tarpc::Response<EchoResp
 async fn random_bytes_instead_of_a_handshake_close_only_that_connection() {
     let dir = TestDir::new();
     let server = dir.server().start();
-    let kv = bystander(&server).await;
+    let kv = watch(&server).await;
 
     let garbage = noise(1024);
     assert_ne!(
@@ -99,7 +121,7 @@ async fn random_bytes_instead_of_a_handshake_close_only_that_connection() {
 async fn length_prefix_of_u32_max_closes_only_that_connection() {
     let dir = TestDir::new();
     let server = dir.server().start();
-    let kv = bystander(&server).await;
+    let kv = watch(&server).await;
 
     let reason = format!("{} bytes, over the limit", u32::MAX);
     assert_refused_as_malformed(&server, &[0xFF; 4], &reason).await;
@@ -115,7 +137,7 @@ fn service_name_len(body_len: usize) -> usize {
 async fn handshake_frames_up_to_the_limit_are_read_and_one_byte_over_is_refused_unread() {
     let dir = TestDir::new();
     let server = dir.server().start();
-    let kv = bystander(&server).await;
+    let kv = watch(&server).await;
 
     for body_len in [MAX_HANDSHAKE_FRAME - 1, MAX_HANDSHAKE_FRAME] {
         let service = "s".repeat(service_name_len(body_len));
@@ -150,7 +172,7 @@ async fn handshake_frames_up_to_the_limit_are_read_and_one_byte_over_is_refused_
 async fn refusal_of_an_unknown_service_with_a_long_name_still_reaches_the_client() {
     let dir = TestDir::new();
     let server = dir.server().start();
-    let kv = bystander(&server).await;
+    let kv = watch(&server).await;
 
     for body_len in [64, MAX_HANDSHAKE_FRAME - 1, MAX_HANDSHAKE_FRAME] {
         let service = "s".repeat(service_name_len(body_len));
@@ -188,7 +210,7 @@ async fn silent_connection_is_closed_after_the_handshake_timeout() {
         .arg("--handshake-timeout-ms")
         .arg(timeout.as_millis().to_string())
         .start();
-    let kv = bystander(&server).await;
+    let kv = watch(&server).await;
 
     let opened = Instant::now();
     let mut silent = connect(&server).await;
@@ -212,7 +234,7 @@ async fn silent_connection_is_closed_after_the_handshake_timeout() {
 async fn connection_that_hangs_up_mid_handshake_is_told_it_was_malformed() {
     let dir = TestDir::new();
     let server = dir.server().start();
-    let kv = bystander(&server).await;
+    let kv = watch(&server).await;
 
     let frame = hello_frame("echo");
     let mut stream = connect(&server).await;
@@ -238,7 +260,7 @@ async fn call_frames_up_to_max_frame_are_answered_and_one_byte_over_closes_only_
         .arg("--max-frame")
         .arg(MAX_FRAME.to_string())
         .start();
-    let kv = bystander(&server).await;
+    let kv = watch(&server).await;
     // A request's body is a fixed envelope plus the payload.
     let envelope = echo_request_frame(0, Vec::new()).len() - 4;
     let request = |id: u64, body_len: usize| {
@@ -289,7 +311,7 @@ async fn call_frames_up_to_max_frame_are_answered_and_one_byte_over_closes_only_
 async fn undecodable_call_frame_after_the_handshake_closes_only_that_connection() {
     let dir = TestDir::new();
     let server = dir.server().start();
-    let kv = bystander(&server).await;
+    let kv = watch(&server).await;
 
     let mut stream = echo_connection(&server).await;
     let mut frame = 64u32.to_be_bytes().to_vec();
