@@ -102,12 +102,26 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// Whether the server was not reached at all (nothing listening, timeout, an OS error), as
-    /// opposed to reached and refusing: another endpoint, or a later attempt, may still work.
+    /// Whether the server was not reached at all (nothing listening, timeout, an OS error, or
+    /// the connection dropped mid-handshake, as when a dying server's listener closes with our
+    /// connection still queued), as opposed to reached and refusing: another endpoint, or a later
+    /// attempt, may still work.
     pub fn try_next(&self) -> bool {
-        matches!(
-            self,
-            ConnectError::NoServer { .. } | ConnectError::Io { .. } | ConnectError::Timeout { .. }
-        )
+        match self {
+            ConnectError::NoServer { .. }
+            | ConnectError::Io { .. }
+            | ConnectError::Timeout { .. } => true,
+            ConnectError::Handshake {
+                source: HandshakeError::Codec(rpc_core::CodecError::Io(err)),
+                ..
+            } => matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
     }
 }
