@@ -9,7 +9,7 @@ use rpc_core::handshake::HandshakeCodec;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 use rpc_core::{
     Endpoint, FrameLimit, Hello, HelloReply, LocalStream, ServerLocation, ServiceClient, Token,
-    WireCodec,
+    WireCodec, WireTransport,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -138,9 +138,12 @@ impl Connector {
         for (endpoint, token) in self.target.candidates()? {
             match self.open(&endpoint, token, service).await {
                 Ok(framed) => {
-                    let transport = framed.map_codec(|_| {
-                        WireCodec::<Response<Resp>, ClientMessage<Req>>::new(self.max_frame)
-                    });
+                    let parts = framed.into_parts();
+                    let transport = WireTransport::new(
+                        parts.io,
+                        parts.read_buf,
+                        WireCodec::<Response<Resp>, ClientMessage<Req>>::new(self.max_frame),
+                    );
                     let tarpc::client::NewClient { client, dispatch } =
                         tarpc::client::new(tarpc::client::Config::default(), transport);
                     let alive = Arc::new(AtomicBool::new(true));

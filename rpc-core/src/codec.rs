@@ -127,10 +127,15 @@ impl WireFormat {
         WireFormat { limit }
     }
 
-    fn options(self) -> impl Options + Copy {
+    pub(crate) fn options(self) -> impl Options + Copy {
         bincode::DefaultOptions::new()
             .with_fixint_encoding()
             .with_limit(self.limit.bytes() as u64)
+    }
+
+    /// The same format without the size limit, for values whose size has been checked already.
+    pub(crate) fn unbounded_options(self) -> impl Options + Copy {
+        bincode::DefaultOptions::new().with_fixint_encoding()
     }
 
     /// Decodes one value from a complete frame body.
@@ -144,12 +149,24 @@ impl WireFormat {
     pub fn encode_body<T: Serialize>(self, item: &T, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.options()
             .serialize_into(dst.writer(), item)
-            .map_err(|err| match *err {
-                bincode::ErrorKind::SizeLimit => CodecError::OutgoingTooLarge {
-                    limit: self.limit.bytes(),
-                },
-                _ => CodecError::Encode(err),
-            })
+            .map_err(|err| self.encode_error(err))
+    }
+
+    /// The length of `item`'s body, or why it cannot be sent.
+    pub fn body_len<T: Serialize>(self, item: &T) -> Result<usize, CodecError> {
+        self.options()
+            .serialized_size(item)
+            .map(|len| len as usize)
+            .map_err(|err| self.encode_error(err))
+    }
+
+    fn encode_error(self, err: bincode::Error) -> CodecError {
+        match *err {
+            bincode::ErrorKind::SizeLimit => CodecError::OutgoingTooLarge {
+                limit: self.limit.bytes(),
+            },
+            _ => CodecError::Encode(err),
+        }
     }
 
     /// Appends one value as a complete frame (length prefix and body) to `dst`.
@@ -158,20 +175,22 @@ impl WireFormat {
         item: &T,
         dst: &mut BytesMut,
     ) -> Result<(), CodecError> {
-        let options = self.options();
-        let len = match options.serialized_size(item) {
-            Ok(len) => len as usize,
-            Err(err) if matches!(*err, bincode::ErrorKind::SizeLimit) => {
-                return Err(CodecError::OutgoingTooLarge {
-                    limit: self.limit.bytes(),
-                });
-            }
-            Err(err) => return Err(CodecError::Encode(err)),
-        };
+        let len = self.body_len(item)?;
+        self.encode_frame_of_len(item, len, dst)
+    }
+
+    /// [`WireFormat::encode_frame`] for an `item` whose body length, `len`, is known to be
+    /// within the limit.
+    pub(crate) fn encode_frame_of_len<T: Serialize>(
+        self,
+        item: &T,
+        len: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), CodecError> {
         dst.reserve(LENGTH_PREFIX_LEN + len);
         dst.put_u32(len as u32);
         let start = dst.len();
-        if let Err(err) = options.serialize_into(dst.writer(), item) {
+        if let Err(err) = self.unbounded_options().serialize_into(dst.writer(), item) {
             dst.truncate(start - LENGTH_PREFIX_LEN);
             return Err(CodecError::Encode(err));
         }
@@ -208,7 +227,7 @@ pub fn split_frame(src: &mut BytesMut, limit: FrameLimit) -> Result<Option<Bytes
 }
 
 /// A check of a frame body made before it is decoded.
-type BodyCheck = fn(&[u8]) -> Result<(), CodecError>;
+pub(crate) type BodyCheck = fn(&[u8]) -> Result<(), CodecError>;
 
 /// A tokio codec that reads frames of `In` and writes frames of `Out`.
 ///
@@ -237,6 +256,26 @@ impl<In, Out> WireCodec<In, Out> {
     /// The limit in force.
     pub fn limit(&self) -> FrameLimit {
         self.limit
+    }
+
+    /// The body format.
+    pub(crate) fn format(&self) -> WireFormat {
+        self.format
+    }
+
+    /// The check made of each body before it is decoded, if any.
+    pub(crate) fn check(&self) -> Option<BodyCheck> {
+        self.check
+    }
+}
+
+impl<In: DeserializeOwned, Out> WireCodec<In, Out> {
+    /// Checks and decodes one complete frame body.
+    pub(crate) fn decode_body(&self, body: &[u8]) -> Result<In, CodecError> {
+        if let Some(check) = self.check {
+            check(body)?;
+        }
+        self.format.decode(body)
     }
 }
 
@@ -293,10 +332,7 @@ impl<In: DeserializeOwned, Out> Decoder for WireCodec<In, Out> {
         let Some(body) = split_frame(src, self.limit)? else {
             return Ok(None);
         };
-        if let Some(check) = self.check {
-            check(&body)?;
-        }
-        self.format.decode(&body).map(Some)
+        self.decode_body(&body).map(Some)
     }
 }
 

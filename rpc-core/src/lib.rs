@@ -4,6 +4,8 @@
 //! - [`handshake`]: the first frame each way, naming protocol, service and (on TCP) token.
 //! - [`codec`]: length-delimited frames with bincode bodies and a [`FrameLimit`], decoded only from
 //!   complete bounded frames.
+//! - [`WireTransport`]: the tarpc transport over those frames, which moves large byte fields
+//!   between socket and message without copying them.
 //! - [`services`]: the built-in `echo`, `kv` and `health` tarpc service traits.
 //! - [`ServerLocation`] and [`EndpointFile`]: how a client finds a server by name.
 //!
@@ -25,6 +27,7 @@ mod service_client;
 pub mod services;
 pub mod stream;
 pub mod timers;
+pub mod transport;
 
 pub use codec::{CodecError, FrameLimit, WireCodec};
 pub use endpoint::{Endpoint, EndpointParseError};
@@ -33,6 +36,7 @@ pub use handshake::{Hello, HelloReply, Refusal, Token};
 pub use location::ServerLocation;
 pub use service_client::ServiceClient;
 pub use stream::LocalStream;
+pub use transport::WireTransport;
 
 /// The tarpc this crate builds on, for the macros and for callers that want one version.
 pub use tarpc;

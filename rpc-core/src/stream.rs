@@ -1,6 +1,7 @@
 //! [`LocalStream`]: one connected socket, Unix or TCP, behind one type.
 
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -39,6 +40,15 @@ impl LocalStream {
             sock.set_recv_buffer_size(socket_buffer)?;
         }
         Ok(())
+    }
+}
+
+impl AsFd for LocalStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            LocalStream::Unix(s) => s.as_fd(),
+            LocalStream::Tcp(s) => s.as_fd(),
+        }
     }
 }
 

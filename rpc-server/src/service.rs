@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rpc_core::handshake::HandshakeCodec;
-use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, WireCodec};
+use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, WireCodec, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarpc::server::{BaseChannel, Channel};
@@ -66,9 +66,16 @@ where
         ctx: ServeContext,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let handler = (self.factory)(&peer);
-        let transport = stream.map_codec(|_| {
-            WireCodec::<ClientMessage<Req>, Response<Resp>>::for_requests(ctx.max_frame)
-        });
+        let parts = stream.into_parts();
+        debug_assert!(
+            parts.write_buf.is_empty(),
+            "the handshake reply was flushed"
+        );
+        let transport = WireTransport::new(
+            parts.io,
+            parts.read_buf,
+            WireCodec::<ClientMessage<Req>, Response<Resp>>::for_requests(ctx.max_frame),
+        );
         let transport = GuardedTransport::new(transport, ctx.shutdown, ctx.read_timeout);
         let status = ctx.status;
         let serve = tarpc::server::serve(move |call_ctx, request| {

@@ -14,16 +14,17 @@ use std::time::Duration;
 
 use futures::{Sink, Stream};
 use pin_project_lite::pin_project;
-use rpc_core::{CodecError, LocalStream};
+use rpc_core::{CodecError, LocalStream, WireTransport};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::time::{Instant, Sleep};
-use tokio_util::codec::{Decoder, Framed};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 pin_project! {
     /// A framed connection that stops reading at shutdown and fails a stalled frame.
-    pub(crate) struct GuardedTransport<C> {
+    pub(crate) struct GuardedTransport<In, Out> {
         #[pin]
-        inner: Framed<LocalStream, C>,
+        inner: WireTransport<LocalStream, In, Out>,
         #[pin]
         cancelled: WaitForCancellationFutureOwned,
         #[pin]
@@ -34,10 +35,10 @@ pin_project! {
     }
 }
 
-impl<C> GuardedTransport<C> {
+impl<In, Out> GuardedTransport<In, Out> {
     /// Guards `inner` with the server's `shutdown` token and `read_timeout`.
     pub(crate) fn new(
-        inner: Framed<LocalStream, C>,
+        inner: WireTransport<LocalStream, In, Out>,
         shutdown: CancellationToken,
         read_timeout: Duration,
     ) -> Self {
@@ -52,11 +53,11 @@ impl<C> GuardedTransport<C> {
     }
 }
 
-impl<C> Stream for GuardedTransport<C>
+impl<In, Out> Stream for GuardedTransport<In, Out>
 where
-    C: Decoder<Error = CodecError>,
+    In: DeserializeOwned,
 {
-    type Item = Result<C::Item, CodecError>;
+    type Item = Result<In, CodecError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
@@ -69,7 +70,7 @@ where
                 *this.stall_armed = false;
                 Poll::Ready(item)
             }
-            Poll::Pending if this.inner.read_buffer().is_empty() => {
+            Poll::Pending if !this.inner.is_mid_frame() => {
                 *this.stall_armed = false;
                 Poll::Pending
             }
@@ -99,9 +100,9 @@ where
     }
 }
 
-impl<C, I> Sink<I> for GuardedTransport<C>
+impl<In, Out> Sink<Out> for GuardedTransport<In, Out>
 where
-    C: tokio_util::codec::Encoder<I, Error = CodecError>,
+    Out: Serialize,
 {
     type Error = CodecError;
 
@@ -109,7 +110,7 @@ where
         self.project().inner.poll_ready(cx)
     }
 
-    fn start_send(self: Pin<&mut Self>, item: I) -> Result<(), CodecError> {
+    fn start_send(self: Pin<&mut Self>, item: Out) -> Result<(), CodecError> {
         self.project().inner.start_send(item)
     }
 

@@ -55,18 +55,15 @@ async fn frames_cut_short_then_closed_leave_no_descriptor_or_buffer_behind() {
         stream.write_all(&[7; 10]).await.expect("the server reads");
         drop(stream);
     }
-    // A call frame announcing 2 MiB, half of it sent, then gone: the 1 MiB buffered for it must
-    // be freed with the connection (forty rounds of this would otherwise show in the RSS). One
-    // at a time, so that the allocator's cache holds one such buffer, not many.
+    // An echo call carrying 2 MiB, half of its frame sent, then gone: the megabyte read into the
+    // payload's buffer must be freed with the connection (forty rounds of this would otherwise
+    // show in the RSS). One at a time, so that the allocator's cache holds one such buffer, not
+    // many. (A body of garbage would not do: it is refused at its first bytes.)
+    let frame = echo_request_frame(1, vec![7; 2 << 20]);
     for _ in 0..ROUNDS {
         let mut stream = accepted(&server, "echo").await;
-        let announced = 2 << 20;
         stream
-            .write_all(&prefix(announced))
-            .await
-            .expect("the server reads");
-        stream
-            .write_all(&vec![7; announced as usize / 2])
+            .write_all(&frame[..frame.len() / 2])
             .await
             .expect("the server reads");
         drop(stream);
