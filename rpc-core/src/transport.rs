@@ -988,4 +988,47 @@ mod tests {
             .expect("a small one still goes");
         assert_eq!(b.next().await.expect("item").expect("decodes").id, 2);
     }
+
+    #[tokio::test]
+    async fn corrupted_leading_bytes_of_large_frames_end_in_a_message_or_an_error() {
+        // Every byte of the small part of two large frames, set to values that make lengths
+        // huge, zero or negative-looking and variants unknown: the reader must finish each one
+        // with a message or an error (no panic, no hang), whatever the probe made of it.
+        let sent = frame(&body_of(&message(1, BIG_FIELD, BIG_FIELD, 3)));
+        let mut wire = sent.clone();
+        wire.extend_from_slice(&frame(&body_of(&message(2, 1 << 20, 0, 0))));
+        let first_field = LENGTH_PREFIX_LEN + 8 + 8 + "message 1".len() + 8;
+        let second_frame = sent.len();
+        let positions = (LENGTH_PREFIX_LEN..first_field + 16)
+            .chain(first_field + BIG_FIELD..first_field + BIG_FIELD + 40)
+            .chain(second_frame..second_frame + 60);
+        for position in positions {
+            for value in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut wire = wire.clone();
+                wire[position] = value;
+                let (b, mut raw) = UnixStream::pair().expect("socket pair");
+                let mut b: Transport =
+                    WireTransport::new(b, BytesMut::new(), WireCodec::new(FrameLimit::default()));
+                let writer = tokio::spawn(async move {
+                    let _ = raw.write_all(&wire).await;
+                    let _ = raw.shutdown().await;
+                    raw
+                });
+                let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                    while let Some(item) = b.next().await {
+                        if item.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                assert!(
+                    outcome.is_ok(),
+                    "byte {position} set to {value:#x}: the reader hung"
+                );
+                drop(b);
+                let _ = writer.await;
+            }
+        }
+    }
 }
