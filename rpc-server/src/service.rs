@@ -2,17 +2,20 @@
 //! its handshake names it.
 
 use std::future::Future;
+use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Poll, ready};
 
-use futures::StreamExt;
+use futures::future::Abortable;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, Sink, Stream, StreamExt};
 use rpc_core::handshake::HandshakeCodec;
 use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, WireCodec, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tarpc::server::{BaseChannel, Channel};
+use tarpc::server::{BaseChannel, Channel, TrackedRequest};
 use tarpc::{ClientMessage, RequestName, Response, ServerError, context};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -78,49 +81,95 @@ where
         );
         let transport = GuardedTransport::new(transport, ctx.shutdown, ctx.read_timeout);
         let status = ctx.status;
-        let serve = tarpc::server::serve(move |call_ctx, request| {
+        let max_in_flight = ctx.max_in_flight;
+        // One call: the handler, counted in the server's status, and aborted when the channel
+        // stops tracking it (the client cancelled, or its deadline passed). `None` when aborted:
+        // nobody waits for that answer.
+        let call = move |tracked: TrackedRequest<Req>| {
+            let TrackedRequest {
+                request,
+                abort_registration,
+                ..
+            } = tracked;
             let handler = handler.clone();
             let status = status.clone();
-            async move {
-                let call = status.call_started();
-                let result = handler(call_ctx, request).await;
-                call.finish();
-                result
-            }
-        });
-        let max_in_flight = ctx.max_in_flight;
+            let request_id = request.id;
+            Abortable::new(
+                async move {
+                    let call = status.call_started();
+                    let message = handler(request.context, request.message).await;
+                    call.finish();
+                    Response {
+                        request_id,
+                        message,
+                    }
+                },
+                abort_registration,
+            )
+            .map(Result::ok)
+        };
         Box::pin(async move {
-            let mut requests = pin!(
-                BaseChannel::with_defaults(transport)
-                    .max_concurrent_requests(max_in_flight)
-                    .requests()
-            );
-            // Calls run concurrently inside this connection's task rather than one task each:
-            // a call then costs no spawn and no cross-thread wake-up, which is most of tarpc's
-            // per-call overhead for small messages. Handlers that burn CPU or block should move
-            // that work to `spawn_blocking` (as in any async handler).
+            let mut channel =
+                pin!(BaseChannel::with_defaults(transport).max_concurrent_requests(max_in_flight));
+            // Calls run concurrently inside this connection's task rather than one task each,
+            // and their responses go straight into the channel rather than through tarpc's
+            // response queue: a call then costs no spawn, and nothing wakes this task while it
+            // runs (in tokio a task that wakes itself also wakes an idle worker thread; that was
+            // a futex call per call). Handlers that burn CPU or block should move that work to
+            // `spawn_blocking` (as in any async handler).
             let mut running = FuturesUnordered::new();
-            loop {
-                tokio::select! {
-                    biased;
-                    Some(()) = running.next(), if !running.is_empty() => {}
-                    request = requests.next() => match request {
-                        Some(Ok(request)) => running.push(request.execute(serve.clone())),
-                        Some(Err(err)) => {
-                            static BROKEN: LogLimit = LogLimit::new();
-                            if let Some(suppressed) = BROKEN.allow() {
-                                tracing::warn!(
-                                    connection = peer.connection_id,
-                                    error = %rpc_core::codec::error_chain(&err),
-                                    suppressed,
-                                    "closing connection after a transport error"
-                                );
-                            }
-                            break;
+            let mut unsent = None;
+            let mut reading = true;
+            let result = poll_fn(move |cx| {
+                loop {
+                    // A finished call's response goes out before more calls are read.
+                    if unsent.is_none() {
+                        match running.poll_next_unpin(cx) {
+                            Poll::Ready(Some(Some(response))) => unsent = Some(response),
+                            Poll::Ready(Some(None)) => continue,
+                            Poll::Ready(None) | Poll::Pending => {}
                         }
-                        // The peer left or shutdown began, and every started call is answered.
-                        None => break,
-                    },
+                    }
+                    if let Some(response) = unsent.take() {
+                        match channel.as_mut().poll_ready(cx) {
+                            Poll::Ready(Ok(())) => {
+                                channel.as_mut().start_send(response)?;
+                                continue;
+                            }
+                            Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                            // The socket is full; keep reading (the in-flight limit bounds it).
+                            Poll::Pending => unsent = Some(response),
+                        }
+                    }
+                    if reading {
+                        match channel.as_mut().poll_next(cx) {
+                            Poll::Ready(Some(Ok(tracked))) => {
+                                running.push(call(tracked));
+                                continue;
+                            }
+                            Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(err)),
+                            // The peer left or shutdown began: answer what was started.
+                            Poll::Ready(None) => reading = false,
+                            Poll::Pending => {}
+                        }
+                    }
+                    ready!(channel.as_mut().poll_flush(cx))?;
+                    if !reading && running.is_empty() && unsent.is_none() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    return Poll::Pending;
+                }
+            })
+            .await;
+            if let Err(err) = result {
+                static BROKEN: LogLimit = LogLimit::new();
+                if let Some(suppressed) = BROKEN.allow() {
+                    tracing::warn!(
+                        connection = peer.connection_id,
+                        error = %rpc_core::codec::error_chain(&err),
+                        suppressed,
+                        "closing connection after a transport error"
+                    );
                 }
             }
         })
