@@ -65,7 +65,9 @@ async fn main() -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let client: GreeterClient = Connector::new(Target::Name(location)).connect().await?;
+    let client = Connector::new(Target::Name(location))
+        .connect::<GreeterClient>()
+        .await?;
     let greeting = client.greet(context::current(), "newcomer".into()).await?;
     println!("{greeting}");
 

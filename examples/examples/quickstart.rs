@@ -30,14 +30,14 @@ async fn main() -> anyhow::Result<()> {
 
     // Call: find the server by name, connect typed clients, call.
     let connector = Connector::new(Target::Name(location));
-    let kv: KvClient = connector.connect().await?;
+    let kv = connector.connect::<KvClient>().await?;
     kv.set(context::current(), "greeting".into(), "hello".into())
         .await??;
     let value = kv.get(context::current(), "greeting".into()).await?;
     println!("kv.get(greeting) = {value:?}");
     assert_eq!(value.as_deref(), Some("hello"));
 
-    let echo: EchoClient = connector.connect().await?;
+    let echo = connector.connect::<EchoClient>().await?;
     let bytes = echo
         .echo(
             context::current(),

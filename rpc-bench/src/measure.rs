@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
-use rpc_client::{Connector, Target};
+use rpc_client::{Client, Connector, Target};
 use rpc_core::services::echo::EchoClient;
 use rpc_core::{Endpoint, Token};
 use serde::Serialize;
@@ -72,8 +72,24 @@ pub struct Subject {
 }
 
 enum Connection {
-    Echo(EchoClient),
+    Echo(Echoer),
     Raw(RawConnection),
+}
+
+/// An echo client: the framework's, or stock tarpc's (its own channel and dispatch task).
+#[derive(Clone)]
+enum Echoer {
+    Rpc(Client<EchoClient>),
+    Stock(EchoClient),
+}
+
+impl Echoer {
+    async fn echo(&self, bytes: ByteBuf) -> Result<ByteBuf, tarpc::client::RpcError> {
+        match self {
+            Echoer::Rpc(client) => client.echo(tarpc::context::current(), bytes).await,
+            Echoer::Stock(client) => client.echo(tarpc::context::current(), bytes).await,
+        }
+    }
 }
 
 impl Subject {
@@ -84,9 +100,13 @@ impl Subject {
                     endpoint: self.endpoint.clone(),
                     token: self.token.clone(),
                 };
-                Connection::Echo(Connector::new(target).connect().await?)
+                Connection::Echo(Echoer::Rpc(
+                    Connector::new(target).connect::<EchoClient>().await?,
+                ))
             }
-            Implementation::Tarpc => Connection::Echo(stock::connect(&self.endpoint).await?),
+            Implementation::Tarpc => {
+                Connection::Echo(Echoer::Stock(stock::connect(&self.endpoint).await?))
+            }
             Implementation::Raw => Connection::Raw(RawConnection::connect(&self.endpoint).await?),
         })
     }
@@ -171,7 +191,7 @@ pub async fn latency(
             let mut bytes = payload(size);
             loop {
                 let start = Instant::now();
-                bytes = client.echo(tarpc::context::current(), bytes).await?;
+                bytes = client.echo(bytes).await?;
                 let elapsed = start.elapsed();
                 check_echo(size, &bytes)?;
                 let (timed, over) = schedule.after_call();
@@ -275,7 +295,7 @@ pub async fn throughput(
                         let mut bytes = payload(size);
                         let mut calls = 0u64;
                         while Instant::now() < deadline {
-                            bytes = client.echo(tarpc::context::current(), bytes).await?;
+                            bytes = client.echo(bytes).await?;
                             check_echo(size, &bytes)?;
                             calls += 1;
                         }

@@ -130,8 +130,8 @@ pub async fn run(
     let mut tasks = Vec::new();
     for (client, target) in targets.into_iter().enumerate() {
         let connector = Connector::new(target);
-        let echo: EchoClient = connector.connect().await?;
-        let kv: KvClient = connector.connect().await?;
+        let echo = connector.connect::<EchoClient>().await?;
+        let kv = connector.connect::<KvClient>().await?;
         for task in 0..IN_FLIGHT {
             let (echo, kv, counters) = (echo.clone(), kv.clone(), counters.clone());
             tasks.push(tokio::spawn(async move {

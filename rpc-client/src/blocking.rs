@@ -3,7 +3,7 @@
 use rpc_core::ServiceClient;
 use tarpc::context;
 
-use crate::connect::Connector;
+use crate::connect::{Client, Connector};
 use crate::error::ConnectError;
 
 /// A connected client plus the small runtime that drives it; every call blocks until answered.
@@ -17,20 +17,25 @@ use crate::error::ConnectError;
 /// let value = kv.call(async |kv, ctx| kv.get(ctx, "greeting".into()).await)?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
-pub struct BlockingClient<C> {
+pub struct BlockingClient<C: ServiceClient> {
     runtime: tokio::runtime::Runtime,
-    client: C,
+    client: Client<C>,
+}
+
+impl<C: ServiceClient> std::fmt::Debug for BlockingClient<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingClient")
+            .field("service", &C::NAME)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C: ServiceClient> BlockingClient<C> {
     /// Connects, blocking the calling thread for at most the connector's timeout.
     pub fn connect(connector: Connector) -> Result<Self, ConnectError> {
-        // One thread of our own: the connection's dispatch task runs there between calls, so the
-        // caller's thread is only blocked while its call is in flight.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("rpc-client")
+        // No thread of our own: a call does its own I/O, on the caller's thread, inside
+        // `block_on`; between calls nothing needs to run.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(ConnectError::Runtime)?;
@@ -40,12 +45,12 @@ impl<C: ServiceClient> BlockingClient<C> {
 
     /// Runs one call to completion: `f` gets the client and a fresh context (10 s deadline; set
     /// `ctx.deadline` to change it).
-    pub fn call<T>(&self, f: impl AsyncFnOnce(&C, context::Context) -> T) -> T {
+    pub fn call<T>(&self, f: impl AsyncFnOnce(&Client<C>, context::Context) -> T) -> T {
         self.runtime.block_on(f(&self.client, context::current()))
     }
 
     /// The async client inside, for callers that have a runtime after all.
-    pub fn get_ref(&self) -> &C {
+    pub fn get_ref(&self) -> &Client<C> {
         &self.client
     }
 }

@@ -1,7 +1,5 @@
 //! [`Connector`]: from a [`Target`] to a connected tarpc client.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -13,14 +11,21 @@ use rpc_core::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tarpc::client::Channel;
 use tarpc::{ClientMessage, RequestName, Response};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_util::codec::Framed;
 
+use crate::channel::Channel;
 use crate::error::ConnectError;
 use crate::reconnect::ReconnectingChannel;
 use crate::target::Target;
+
+/// A generated client `C` connected by [`Connector::connect`]: `Client<KvClient>` is
+/// `KvClient<Channel<KvRequest, KvResponse>>`. Name it where a client is stored, e.g. in a
+/// struct field.
+pub type Client<C> = <C as ServiceClient>::With<
+    Channel<<C as ServiceClient>::Request, <C as ServiceClient>::Response>,
+>;
 
 /// Default time allowed to connect and complete the handshake: 5 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,7 +37,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// use rpc_core::services::kv::KvClient;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let kv: KvClient = Connector::from_env("rpc")?.connect().await?;
+/// let kv = Connector::from_env("rpc")?.connect::<KvClient>().await?;
 /// kv.set(tarpc::context::current(), "greeting".into(), "hello".into()).await??;
 /// # Ok(()) }
 /// ```
@@ -94,42 +99,18 @@ impl Connector {
     }
 
     /// Connects a generated client, e.g. `KvClient`, to its service. Needs a tokio runtime.
-    pub async fn connect<C: ServiceClient>(&self) -> Result<C, ConnectError> {
-        self.channel(C::NAME).await.map(C::from_channel)
+    /// The client calls through a [`Channel`]: `Client<KvClient>` is
+    /// `KvClient<Channel<KvRequest, KvResponse>>`.
+    pub async fn connect<C: ServiceClient>(&self) -> Result<Client<C>, ConnectError> {
+        self.channel(C::NAME).await.map(C::from_stub)
     }
 
-    /// Connects a raw tarpc channel to the service named `service`.
+    /// Connects a [`Channel`] to the service named `service`, for requests and responses
+    /// not tied to a generated client.
     pub async fn channel<Req, Resp>(
         &self,
         service: &str,
     ) -> Result<Channel<Req, Resp>, ConnectError>
-    where
-        Req: Serialize + RequestName + Send + 'static,
-        Resp: DeserializeOwned + Send + 'static,
-    {
-        self.open_channel(service).await.map(|(channel, _)| channel)
-    }
-
-    /// A stub that reconnects on its own when the server goes away, for a generated client:
-    /// `KvClient::from(connector.reconnecting::<KvRequest, KvResponse>("kv").await?)`.
-    /// See [`ReconnectingChannel`] for what happens to calls when a connection breaks.
-    pub async fn reconnecting<Req, Resp>(
-        &self,
-        service: &str,
-    ) -> Result<ReconnectingChannel<Req, Resp>, ConnectError>
-    where
-        Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
-        Resp: DeserializeOwned + Send + 'static,
-    {
-        ReconnectingChannel::connect(self.clone(), service).await
-    }
-
-    /// Connects to the first reachable endpoint of the target; the flag turns false when the
-    /// connection's dispatch task ends (the connection broke or the channel was dropped).
-    pub(crate) async fn open_channel<Req, Resp>(
-        &self,
-        service: &str,
-    ) -> Result<(Channel<Req, Resp>, Arc<AtomicBool>), ConnectError>
     where
         Req: Serialize + RequestName + Send + 'static,
         Resp: DeserializeOwned + Send + 'static,
@@ -144,20 +125,7 @@ impl Connector {
                         parts.read_buf,
                         WireCodec::<Response<Resp>, ClientMessage<Req>>::new(self.max_frame),
                     );
-                    let tarpc::client::NewClient { client, dispatch } =
-                        tarpc::client::new(tarpc::client::Config::default(), transport);
-                    let alive = Arc::new(AtomicBool::new(true));
-                    let flag = alive.clone();
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            result = dispatch => if let Err(err) = result {
-                                tracing::debug!(error = %err, "connection to the server ended");
-                            },
-                            _ = rpc_core::timers::keep_timers_warm() => {}
-                        }
-                        flag.store(false, Ordering::Release);
-                    });
-                    return Ok((client, alive));
+                    return Ok(Channel::new(transport));
                 }
                 Err(err) if err.try_next() => {
                     tracing::debug!(%endpoint, error = %err, "endpoint failed; trying the next");
@@ -170,6 +138,20 @@ impl Connector {
             1 => Err(attempts.remove(0)),
             _ => Err(ConnectError::AllFailed { attempts }),
         }
+    }
+
+    /// A stub that reconnects on its own when the server goes away, for a generated client:
+    /// `KvClient::from(connector.reconnecting::<KvRequest, KvResponse>("kv").await?)`.
+    /// See [`ReconnectingChannel`] for what happens to calls when a connection breaks.
+    pub async fn reconnecting<Req, Resp>(
+        &self,
+        service: &str,
+    ) -> Result<ReconnectingChannel<Req, Resp>, ConnectError>
+    where
+        Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
+        Resp: DeserializeOwned + Send + 'static,
+    {
+        ReconnectingChannel::connect(self.clone(), service).await
     }
 
     /// Connects to one endpoint and completes the handshake, within the connect timeout.

@@ -4,7 +4,8 @@
 //! `RPC_ENDPOINT` environment variable, or a server found by name (its Unix socket in the runtime
 //! directory first, then the endpoints and token in its endpoint file). It connects, completes the
 //! handshake within a timeout, and wraps the connection in any generated client that implements
-//! [`rpc_core::ServiceClient`]. [`BlockingClient`] does the same for code without a runtime, and
+//! [`rpc_core::ServiceClient`], calling through a [`Channel`] (each call does its own I/O; no
+//! dispatch task sits between caller and socket). [`BlockingClient`] does the same for code without a runtime, and
 //! [`Connector::reconnecting`] gives a stub that survives server restarts
 //! ([`ReconnectingChannel`]: in-flight calls fail with [`CallInterrupted`] unless marked idempotent).
 //!
@@ -16,19 +17,21 @@
 //! use rpc_core::services::echo::EchoClient;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let echo: EchoClient = Connector::from_env("rpc")?.connect().await?;
+//! let echo = Connector::from_env("rpc")?.connect::<EchoClient>().await?;
 //! echo.ping(tarpc::context::current()).await?;
 //! # Ok(()) }
 //! ```
 
 mod blocking;
+mod channel;
 mod connect;
 mod error;
 mod reconnect;
 mod target;
 
 pub use blocking::BlockingClient;
-pub use connect::{Connector, DEFAULT_CONNECT_TIMEOUT};
+pub use channel::Channel;
+pub use connect::{Client, Connector, DEFAULT_CONNECT_TIMEOUT};
 pub use error::ConnectError;
 pub use reconnect::{
     CallInterrupted, FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY, ReconnectingChannel,

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tarpc::RequestName;
+use tarpc::client::stub::Stub;
 
 /// Call an rpc-server's services from the shell; results print as JSON.
 #[derive(Debug, Parser)]
@@ -108,7 +109,7 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
 }
 
 async fn server_info(connector: &Connector, timeout: Duration) -> anyhow::Result<ServerInfo> {
-    let client: HealthClient = connector.connect().await?;
+    let client = connector.connect::<HealthClient>().await?;
     Ok(client.info(deadline(timeout)).await?)
 }
 

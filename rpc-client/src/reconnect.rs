@@ -10,16 +10,16 @@
 //!   way: the client cannot tell it from one that reached the server.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tarpc::client::RpcError;
 use tarpc::client::stub::Stub;
-use tarpc::client::{Channel, RpcError};
 use tarpc::{RequestName, context};
 use tokio::sync::Mutex;
 
+use crate::channel::Channel;
 use crate::connect::Connector;
 use crate::error::ConnectError;
 
@@ -36,18 +36,12 @@ pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 )]
 pub struct CallInterrupted;
 
-/// A live connection and whether its dispatch task still runs.
-struct Live<Req, Resp> {
-    channel: Channel<Req, Resp>,
-    alive: Arc<AtomicBool>,
-}
-
 /// A stub for generated clients that reconnects when the server went away:
 /// `KvClient::from(connector.reconnecting::<KvRequest, KvResponse>("kv").await?)`.
 pub struct ReconnectingChannel<Req, Resp> {
     connector: Connector,
     service: String,
-    live: Arc<Mutex<Live<Req, Resp>>>,
+    live: Arc<Mutex<Channel<Req, Resp>>>,
     idempotent: Option<fn(&Req) -> bool>,
 }
 
@@ -78,11 +72,11 @@ where
 {
     /// Connects now; later calls reconnect as needed.
     pub(crate) async fn connect(connector: Connector, service: &str) -> Result<Self, ConnectError> {
-        let (channel, alive) = connector.open_channel(service).await?;
+        let channel = connector.channel(service).await?;
         Ok(ReconnectingChannel {
             connector,
             service: service.to_owned(),
-            live: Arc::new(Mutex::new(Live { channel, alive })),
+            live: Arc::new(Mutex::new(channel)),
             idempotent: None,
         })
     }
@@ -97,16 +91,16 @@ where
     /// The current channel, reconnecting first (with backoff, until `deadline`) if it is dead.
     async fn channel(&self, deadline: Instant) -> Result<Channel<Req, Resp>, RpcError> {
         let mut live = self.live.lock().await;
-        if live.alive.load(Ordering::Acquire) {
-            return Ok(live.channel.clone());
+        if live.is_usable() {
+            return Ok(live.clone());
         }
         let mut delay = FIRST_RECONNECT_DELAY;
         loop {
-            match self.connector.open_channel(&self.service).await {
-                Ok((channel, alive)) => {
+            match self.connector.channel(&self.service).await {
+                Ok(channel) => {
                     tracing::info!(service = %self.service, "reconnected");
-                    *live = Live { channel, alive };
-                    return Ok(live.channel.clone());
+                    *live = channel;
+                    return Ok(live.clone());
                 }
                 Err(err) if Instant::now() + delay < deadline && err.try_next() => {
                     tracing::debug!(error = %err, retry_ms = delay.as_millis() as u64, "reconnect failed");

@@ -342,7 +342,19 @@ where
     type Item = Result<In, CodecError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
+        self.get_mut().poll_receive(cx)
+    }
+}
+
+impl<S, In, Out> WireTransport<S, In, Out>
+where
+    S: AsyncRead + AsyncWrite + AsFd + Unpin,
+    In: DeserializeOwned,
+{
+    /// The next message, `None` at a clean end of the connection, or an error (after which the
+    /// connection cannot be resynchronised). What [`Stream::poll_next`] returns.
+    pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<In, CodecError>>> {
+        let this = self;
         loop {
             let need = match this.advance() {
                 Ok(Ok(item)) => return Poll::Ready(Some(Ok(item))),
@@ -551,8 +563,11 @@ where
     S: AsyncRead + AsyncWrite + AsFd + Unpin,
     Out: Serialize,
 {
-    /// Queues `item`: encoded now when small, kept for a direct write when large.
-    fn enqueue(&mut self, item: Out) -> Result<(), CodecError> {
+    /// Queues `item` to be written by the next [`WireTransport::poll_send`] (or flush): encoded
+    /// now when small, kept for a direct write when large. Unlike [`Sink::start_send`] it needs
+    /// no `poll_ready` first: the queue is bounded by the caller (one entry per call in flight).
+    /// Fails, queueing nothing, if `item` encodes to more than the frame limit.
+    pub fn queue(&mut self, item: Out) -> Result<(), CodecError> {
         let format = self.codec.format();
         let body_len = format.body_len(&item)?;
         if body_len < BIG_FIELD {
@@ -572,6 +587,15 @@ where
             });
         }
         Ok(())
+    }
+
+    /// Writes the queue out and flushes the socket, or registers `cx` to be woken when the
+    /// socket has room again.
+    pub fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CodecError>> {
+        ready!(self.poll_write_queue(cx))?;
+        Pin::new(&mut self.io)
+            .poll_flush(cx)
+            .map_err(CodecError::Io)
     }
 
     /// Writes the queue out until it is empty or the socket is full.
@@ -730,15 +754,11 @@ where
     }
 
     fn start_send(self: Pin<&mut Self>, item: Out) -> Result<(), CodecError> {
-        self.get_mut().enqueue(item)
+        self.get_mut().queue(item)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), CodecError>> {
-        let this = self.get_mut();
-        ready!(this.poll_write_queue(cx))?;
-        Pin::new(&mut this.io)
-            .poll_flush(cx)
-            .map_err(CodecError::Io)
+        self.get_mut().poll_send(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), CodecError>> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rpc_client::Connector;
+use rpc_client::{Client, Connector};
 use rpc_core::services::echo::EchoClient;
 use rpc_core::services::kv::KvClient;
 use rpc_core::tarpc::context;
@@ -72,7 +72,10 @@ pub async fn assert_serves_calls(connector: &Connector) {
     static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
     let n = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
 
-    let echo: EchoClient = connector.connect().await.expect("an echo client connects");
+    let echo = connector
+        .connect::<EchoClient>()
+        .await
+        .expect("an echo client connects");
     let payload = format!("still served {n}").into_bytes();
     let echoed = echo
         .echo(
@@ -83,7 +86,10 @@ pub async fn assert_serves_calls(connector: &Connector) {
         .expect("echo.echo is answered");
     assert_eq!(echoed.into_vec(), payload, "echo.echo returned other bytes");
 
-    let kv: KvClient = connector.connect().await.expect("a kv client connects");
+    let kv = connector
+        .connect::<KvClient>()
+        .await
+        .expect("a kv client connects");
     let key = format!("probe-{}-{n}", std::process::id());
     let replaced = kv
         .set(context::current(), key.clone(), "value".into())
@@ -99,8 +105,12 @@ pub async fn assert_serves_calls(connector: &Connector) {
 }
 
 /// A kv client connected, and answered once, before a test's mischief begins.
-pub async fn bystander(server: &crate::ServerProcess) -> KvClient {
-    let kv: KvClient = server.connector().connect().await.expect("kv connects");
+pub async fn bystander(server: &crate::ServerProcess) -> Client<KvClient> {
+    let kv = server
+        .connector()
+        .connect::<KvClient>()
+        .await
+        .expect("kv connects");
     kv.set(context::current(), "bystander".into(), "here".into())
         .await
         .expect("kv.set is answered")
@@ -109,7 +119,7 @@ pub async fn bystander(server: &crate::ServerProcess) -> KvClient {
 }
 
 /// Checks that a [`bystander`]'s connection is still answered.
-pub async fn assert_bystander_served(bystander: &KvClient) {
+pub async fn assert_bystander_served(bystander: &Client<KvClient>) {
     let value = bystander
         .get(context::current(), "bystander".into())
         .await

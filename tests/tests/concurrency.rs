@@ -26,8 +26,11 @@ fn payload(client: usize, call: usize) -> Vec<u8> {
 }
 
 async fn run_client(connector: rpc_client::Connector, client: usize) {
-    let echo: EchoClient = connector.connect().await.expect("echo connects");
-    let kv: KvClient = connector.connect().await.expect("kv connects");
+    let echo = connector
+        .connect::<EchoClient>()
+        .await
+        .expect("echo connects");
+    let kv = connector.connect::<KvClient>().await.expect("kv connects");
     futures::stream::iter(0..CALLS_PER_CLIENT)
         .for_each_concurrent(IN_FLIGHT_PER_CONNECTION, |call| {
             let echo = &echo;
@@ -86,7 +89,10 @@ async fn sixty_four_clients_making_two_hundred_calls_each_all_get_their_own_answ
         }
     }
 
-    let health: HealthClient = connector.connect().await.expect("health connects");
+    let health = connector
+        .connect::<HealthClient>()
+        .await
+        .expect("health connects");
     let info = health
         .info(context::current())
         .await
@@ -96,7 +102,7 @@ async fn sixty_four_clients_making_two_hundred_calls_each_all_get_their_own_answ
         (CLIENTS * CALLS_PER_CLIENT * 3) as u64,
         "every call is counted once"
     );
-    let kv: KvClient = connector.connect().await.expect("kv connects");
+    let kv = connector.connect::<KvClient>().await.expect("kv connects");
     let keys = kv
         .list(context::current(), "client-".into())
         .await

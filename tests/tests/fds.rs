@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rpc_client::Client;
 use rpc_core::services::echo::EchoClient;
 use rpc_core::services::kv::KvClient;
 use rpc_core::tarpc::context;
@@ -44,8 +45,8 @@ async fn open_silent_connections(server: &ServerProcess, count: usize) -> Vec<Un
 /// Calls echo and kv over connections made before the test's mischief, again and again until
 /// told to stop, counting in `answered` the rounds answered; every call must succeed.
 fn keep_calling(
-    echo: EchoClient,
-    kv: KvClient,
+    echo: Client<EchoClient>,
+    kv: Client<KvClient>,
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicU64>,
 ) -> tokio::task::JoinHandle<()> {
@@ -159,8 +160,16 @@ async fn two_thousand_silent_connections_are_closed_after_the_handshake_timeout_
         .arg("--handshake-timeout-ms")
         .arg(HANDSHAKE_TIMEOUT.as_millis().to_string())
         .start();
-    let echo: EchoClient = server.connector().connect().await.expect("echo connects");
-    let kv: KvClient = server.connector().connect().await.expect("kv connects");
+    let echo = server
+        .connector()
+        .connect::<EchoClient>()
+        .await
+        .expect("echo connects");
+    let kv = server
+        .connector()
+        .connect::<KvClient>()
+        .await
+        .expect("kv connects");
     kv.set(context::current(), "bystander".into(), "here".into())
         .await
         .expect("kv.set is answered")
@@ -211,7 +220,11 @@ async fn server_out_of_descriptors_backs_off_instead_of_spinning_and_recovers() 
         .arg("--handshake-timeout-ms")
         .arg("60000")
         .start();
-    let kv: KvClient = server.connector().connect().await.expect("kv connects");
+    let kv = server
+        .connector()
+        .connect::<KvClient>()
+        .await
+        .expect("kv connects");
     kv.set(context::current(), "bystander".into(), "here".into())
         .await
         .expect("kv.set is answered")

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use rpc_client::Client;
 use rpc_core::handshake::{MAGIC, MAX_HANDSHAKE_FRAME};
 use rpc_core::services::echo::EchoResponse;
 use rpc_core::services::kv::KvClient;
@@ -19,7 +20,7 @@ use tokio::net::UnixStream;
 
 /// A client connected before the hostile one, and the server's resources at that point.
 struct Watched {
-    bystander: KvClient,
+    bystander: Client<KvClient>,
     baseline: Baseline,
 }
 

@@ -116,8 +116,8 @@ async fn accepted_once_freed(server: &ServerProcess, refusal: &Refusal) -> UnixS
 async fn wait_for_open_connections(server: &ServerProcess, n: u64) {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
     // Connections closed just before may still hold every place for a moment.
-    let health: HealthClient = loop {
-        match server.connector().connect().await {
+    let health = loop {
+        match server.connector().connect::<HealthClient>().await {
             Ok(health) => break health,
             Err(ConnectError::Refused { refusal, .. })
                 if matches!(

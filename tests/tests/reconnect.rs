@@ -17,7 +17,11 @@ fn deadline_in(timeout: Duration) -> context::Context {
 }
 
 async fn calls_cancelled(server: &tests::ServerProcess) -> u64 {
-    let health: HealthClient = server.connector().connect().await.expect("health connects");
+    let health = server
+        .connector()
+        .connect::<HealthClient>()
+        .await
+        .expect("health connects");
     health
         .info(context::current())
         .await
@@ -29,7 +33,11 @@ async fn calls_cancelled(server: &tests::ServerProcess) -> u64 {
 async fn a_call_past_its_deadline_fails_at_the_client_and_is_cancelled_on_the_server() {
     let dir = TestDir::new();
     let server = dir.server().start();
-    let echo: EchoClient = server.connector().connect().await.expect("connects");
+    let echo = server
+        .connector()
+        .connect::<EchoClient>()
+        .await
+        .expect("connects");
     assert_eq!(calls_cancelled(&server).await, 0);
 
     let started = Instant::now();
@@ -109,7 +117,11 @@ async fn a_call_in_flight_when_the_server_dies_fails_clearly_and_is_not_retried(
     // Not retried: the restarted server never saw it (no call served but the health probe).
     let server = dir.server().start();
     echo.ping(context::current()).await.expect("reconnects");
-    let health: HealthClient = server.connector().connect().await.expect("health");
+    let health = server
+        .connector()
+        .connect::<HealthClient>()
+        .await
+        .expect("health");
     let info = health.info(context::current()).await.expect("info");
     assert_eq!(info.calls_served, 1, "only the ping ran on the new server");
 }
@@ -134,7 +146,11 @@ async fn an_idempotent_call_in_flight_is_resent_once_the_server_is_back() {
         .await
         .expect("call task")
         .expect("the idempotent call is resent and answered");
-    let health: HealthClient = server.connector().connect().await.expect("health");
+    let health = server
+        .connector()
+        .connect::<HealthClient>()
+        .await
+        .expect("health");
     let info = health.info(context::current()).await.expect("info");
     assert_eq!(
         info.calls_served, 1,

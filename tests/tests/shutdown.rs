@@ -16,7 +16,11 @@ async fn sigterm_removes_the_socket_and_endpoint_file_and_exits_zero() {
     let mut server = dir.server().start();
     let location = server.location().clone();
     // An idle open connection must not hold shutdown up for the grace period.
-    let _idle: EchoClient = server.connector().connect().await.expect("connects");
+    let _idle = server
+        .connector()
+        .connect::<EchoClient>()
+        .await
+        .expect("connects");
     assert_serves_calls(&server.connector()).await;
     assert!(location.socket_path().exists());
     assert!(location.endpoint_file_path().exists());

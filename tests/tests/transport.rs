@@ -19,7 +19,10 @@ async fn unix_socket_serves_kv_and_echo_through_the_library() {
     );
 
     let connector = server.connector();
-    let kv: KvClient = connector.connect().await.expect("kv connects over unix");
+    let kv = connector
+        .connect::<KvClient>()
+        .await
+        .expect("kv connects over unix");
     let replaced = kv
         .set(context::current(), "greeting".into(), "hello".into())
         .await
@@ -42,7 +45,10 @@ async fn unix_socket_serves_kv_and_echo_through_the_library() {
         .expect("kv.get is answered");
     assert_eq!(value.as_deref(), Some("hi"));
 
-    let echo: EchoClient = connector.connect().await.expect("echo connects over unix");
+    let echo = connector
+        .connect::<EchoClient>()
+        .await
+        .expect("echo connects over unix");
     let payload: Vec<u8> = (0..=255).collect();
     let echoed = echo
         .echo(context::current(), ByteBuf::from(payload.clone()))
@@ -76,7 +82,11 @@ async fn unix_socket_serves_kv_through_the_cli_and_shares_the_store_with_the_lib
     assert_eq!(get.json(), serde_json::json!("hello"));
     assert_eq!(get.stdout.trim(), r#""hello""#);
 
-    let kv: KvClient = server.connector().connect().await.expect("kv connects");
+    let kv = server
+        .connector()
+        .connect::<KvClient>()
+        .await
+        .expect("kv connects");
     let value = kv
         .get(context::current(), "greeting".into())
         .await

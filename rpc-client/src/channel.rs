@@ -1,0 +1,353 @@
+//! [`Channel`]: the stub generated clients call through. Each call writes its own request and
+//! reads answers itself; there is no dispatch task in between.
+//!
+//! tarpc's own channel hands every call to a dispatch task and the answer back through a
+//! oneshot: two task wake-ups per call. On tokio's multi-threaded runtime each of those can also
+//! wake an idle worker thread (a futex call), and rpc-bench measured that hop as most of the gap
+//! between a 64-byte call and a raw socket echo. Here the calling task does the I/O:
+//!
+//! - A call queues its request on the connection and polls the connection: it writes what is
+//!   queued, reads every answer that has arrived, stores each in its caller's slot and wakes that
+//!   caller, and returns when its own answer is in.
+//! - Only one task is registered with the socket at a time (tokio keeps one waker per
+//!   direction), so a call that finishes or is dropped while others wait wakes one of them to
+//!   take over the reading.
+//! - A call dropped before its answer (its caller timed out or lost interest) sends the server a
+//!   cancellation, as tarpc's channel does, so the handler stops. A call past its deadline fails
+//!   with [`RpcError::DeadlineExceeded`]; the server drops it at the same deadline.
+//! - Once the connection fails or the server hangs up, every waiting call and every later call
+//!   fails at once: [`RpcError::Shutdown`] when the server closed it,
+//!   [`RpcError::Channel`] for a socket or decoding error.
+//!
+//! A request too large for the frame limit fails alone with [`RpcError::Send`] and leaves the
+//! connection usable (tarpc's channel closes the whole connection).
+
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use rpc_core::{CodecError, LocalStream, WireTransport};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tarpc::client::RpcError;
+use tarpc::client::stub::Stub;
+use tarpc::{ChannelError, ClientMessage, Request, RequestName, Response, ServerError, context};
+use tokio::task::AbortHandle;
+
+/// The framed connection a [`Channel`] reads answers from and writes requests to.
+pub(crate) type ClientTransport<Req, Resp> =
+    WireTransport<LocalStream, Response<Resp>, ClientMessage<Req>>;
+
+/// A connection to one service, shared by every clone: the stub for generated clients, e.g.
+/// `KvClient<Channel<KvRequest, KvResponse>>` (what [`crate::Connector::connect`] returns).
+pub struct Channel<Req, Resp> {
+    shared: Arc<Shared<Req, Resp>>,
+}
+
+impl<Req, Resp> Clone for Channel<Req, Resp> {
+    fn clone(&self) -> Self {
+        Channel {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<Req, Resp> std::fmt::Debug for Channel<Req, Resp> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").finish_non_exhaustive()
+    }
+}
+
+struct Shared<Req, Resp> {
+    state: Mutex<State<Req, Resp>>,
+    /// The task keeping a timer armed (see [`rpc_core::timers::keep_timers_warm`]).
+    timers: AbortHandle,
+}
+
+impl<Req, Resp> Drop for Shared<Req, Resp> {
+    fn drop(&mut self) {
+        self.timers.abort();
+    }
+}
+
+struct State<Req, Resp> {
+    transport: ClientTransport<Req, Resp>,
+    next_id: u64,
+    /// Calls waiting for their answer, by request id.
+    calls: HashMap<u64, Slot<Resp>>,
+    /// Answers read but not yet taken by their callers, who have been woken and will run soon.
+    unclaimed: usize,
+    /// Why the connection can no longer be used, once it cannot.
+    broken: Option<Broken>,
+}
+
+/// A waiting call's answer, once it arrived, and how to wake its caller.
+struct Slot<Resp> {
+    answer: Option<Result<Resp, ServerError>>,
+    waker: Option<Waker>,
+}
+
+#[derive(Clone)]
+enum Broken {
+    /// The server closed the connection.
+    Closed,
+    /// The socket failed or the server sent something undecodable.
+    Failed(Arc<CodecError>),
+}
+
+impl Broken {
+    fn error(&self) -> RpcError {
+        match self {
+            Broken::Closed => RpcError::Shutdown,
+            Broken::Failed(err) => RpcError::Channel(ChannelError::Read(err.clone())),
+        }
+    }
+}
+
+impl<Req, Resp> Channel<Req, Resp>
+where
+    Req: Serialize + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    /// A channel over a connection whose handshake is done. Needs a tokio runtime.
+    pub(crate) fn new(transport: ClientTransport<Req, Resp>) -> Self {
+        let timers = tokio::spawn(rpc_core::timers::keep_timers_warm()).abort_handle();
+        Channel {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    transport,
+                    next_id: 0,
+                    calls: HashMap::new(),
+                    unclaimed: 0,
+                    broken: None,
+                }),
+                timers,
+            }),
+        }
+    }
+
+    /// Whether calls can still be made: false once the connection failed or the server hung up
+    /// (which an idle connection notices here, without making a call).
+    pub fn is_usable(&self) -> bool {
+        let mut state = self.shared.lock();
+        if state.broken.is_none() && state.calls.is_empty() {
+            // No answer is expected, so anything readable is the server hanging up (or a late
+            // answer to a cancelled call, which is dropped).
+            state.drive(&mut Context::from_waker(Waker::noop()), None);
+        }
+        state.broken.is_none()
+    }
+}
+
+impl<Req, Resp> Shared<Req, Resp> {
+    fn lock(&self) -> MutexGuard<'_, State<Req, Resp>> {
+        // A panic while holding the lock leaves no half-done update that matters here: at worst
+        // one call's slot, which its own guard removes.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<Req, Resp> State<Req, Resp>
+where
+    Req: Serialize,
+    Resp: DeserializeOwned,
+{
+    /// Writes what is queued and reads every answer that has arrived, waking the callers whose
+    /// answers came (except `me`, the caller doing this, who is awake).
+    fn drive(&mut self, cx: &mut Context<'_>, me: Option<u64>) {
+        if self.broken.is_some() {
+            return;
+        }
+        // While woken callers have answers to take, one of them writes: each caller typically
+        // queues its next request as soon as it has its answer, and the last to take an answer
+        // writes them all in one go instead of one write each.
+        if self.unclaimed == 0 {
+            self.send(cx);
+        }
+        loop {
+            match self.transport.poll_receive(cx) {
+                Poll::Ready(Some(Ok(response))) => {
+                    // An answer to a call no one waits for any more is dropped.
+                    if let Some(slot) = self.calls.get_mut(&response.request_id) {
+                        if slot.answer.is_none() {
+                            self.unclaimed += 1;
+                        }
+                        slot.answer = Some(response.message);
+                        if me != Some(response.request_id) {
+                            if let Some(waker) = slot.waker.take() {
+                                waker.wake();
+                            }
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => return self.fail(Broken::Failed(Arc::new(err))),
+                Poll::Ready(None) => return self.fail(Broken::Closed),
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    /// Writes what is queued, as far as the socket takes it.
+    fn send(&mut self, cx: &mut Context<'_>) {
+        if let Poll::Ready(Err(err)) = self.transport.poll_send(cx) {
+            self.fail(Broken::Failed(Arc::new(err)));
+        }
+    }
+
+    /// Takes call `id` out of the table, with its answer if one came.
+    fn remove(&mut self, id: u64, cx: &mut Context<'_>) -> Option<Result<Resp, ServerError>> {
+        let answer = self.calls.remove(&id)?.answer;
+        if answer.is_some() {
+            self.unclaimed -= 1;
+            if self.unclaimed == 0 && self.broken.is_none() {
+                // The last answer is taken: write what the others queued meanwhile.
+                self.send(cx);
+            }
+        }
+        answer
+    }
+
+    /// Marks the connection unusable and wakes every waiting call to fail.
+    fn fail(&mut self, why: Broken) {
+        self.broken = Some(why);
+        for slot in self.calls.values_mut() {
+            if let Some(waker) = slot.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Wakes one waiting call to take over the socket from a call that is leaving.
+    fn hand_off(&mut self) {
+        if let Some(waker) = self.calls.values_mut().find_map(|slot| slot.waker.take()) {
+            waker.wake();
+        }
+    }
+
+    /// Polls for call `id`'s answer.
+    fn poll_answer(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Resp, RpcError>> {
+        self.drive(cx, Some(id));
+        let Some(slot) = self.calls.get_mut(&id) else {
+            return Poll::Ready(Err(RpcError::Shutdown));
+        };
+        if slot.answer.is_some() {
+            let answer = self.remove(id, cx);
+            self.hand_off();
+            return Poll::Ready(match answer {
+                Some(answer) => answer.map_err(RpcError::Server),
+                None => Err(RpcError::Shutdown),
+            });
+        }
+        if let Some(broken) = &self.broken {
+            let err = broken.error();
+            self.calls.remove(&id);
+            return Poll::Ready(Err(err));
+        }
+        match &mut slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            waker => *waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// Removes a call that ends without its answer, and tells the server to stop working on it.
+struct CallGuard<'a, Req, Resp>
+where
+    Req: Serialize,
+    Resp: DeserializeOwned,
+{
+    shared: &'a Shared<Req, Resp>,
+    id: u64,
+    trace_context: tarpc::trace::Context,
+    answered: bool,
+}
+
+impl<Req, Resp> Drop for CallGuard<'_, Req, Resp>
+where
+    Req: Serialize,
+    Resp: DeserializeOwned,
+{
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let mut state = self.shared.lock();
+        let mut cx = Context::from_waker(Waker::noop());
+        let waiting = state.calls.get(&self.id).map(|slot| slot.answer.is_none());
+        state.remove(self.id, &mut cx);
+        if waiting == Some(true) && state.broken.is_none() {
+            let cancel = ClientMessage::Cancel {
+                trace_context: self.trace_context,
+                request_id: self.id,
+            };
+            // Written now if the socket has room (it nearly always has); otherwise by the next
+            // call on this connection. The server drops the call at its deadline regardless.
+            if state.transport.queue(cancel).is_ok() {
+                state.drive(&mut cx, None);
+            }
+        }
+        state.hand_off();
+    }
+}
+
+impl<Req, Resp> Stub for Channel<Req, Resp>
+where
+    Req: Serialize + RequestName + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    type Req = Req;
+    type Resp = Resp;
+
+    async fn call(&self, ctx: context::Context, request: Req) -> Result<Resp, RpcError> {
+        let deadline = ctx.deadline;
+        let trace_context = ctx.trace_context;
+        let id = {
+            let mut state = self.shared.lock();
+            if let Some(broken) = &state.broken {
+                return Err(broken.error());
+            }
+            let id = state.next_id;
+            state.next_id += 1;
+            let request = ClientMessage::Request(Request {
+                context: ctx,
+                id,
+                message: request,
+            });
+            state
+                .transport
+                .queue(request)
+                .map_err(|err| RpcError::Send(Box::new(err)))?;
+            state.calls.insert(
+                id,
+                Slot {
+                    answer: None,
+                    waker: None,
+                },
+            );
+            id
+        };
+        let mut guard = CallGuard {
+            shared: &self.shared,
+            id,
+            trace_context,
+            answered: false,
+        };
+        let mut expiry = pin!(tokio::time::sleep_until(deadline.into()));
+        poll_fn(|cx| {
+            if let Poll::Ready(result) = guard.shared.lock().poll_answer(id, cx) {
+                guard.answered = true;
+                return Poll::Ready(result);
+            }
+            if expiry.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(RpcError::DeadlineExceeded));
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}

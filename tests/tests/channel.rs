@@ -1,0 +1,133 @@
+//! The client's channel, where each call does its own I/O: calls from many tasks on one
+//! connection, slow calls beside fast ones, and calls abandoned before their answer.
+
+use std::time::{Duration, Instant};
+
+use rpc_core::services::echo::EchoClient;
+use rpc_core::services::health::HealthClient;
+use serde_bytes::ByteBuf;
+use tarpc::context;
+use tests::TestDir;
+
+async fn calls_cancelled(server: &tests::ServerProcess) -> u64 {
+    let health = server
+        .connector()
+        .connect::<HealthClient>()
+        .await
+        .expect("health connects");
+    health
+        .info(context::current())
+        .await
+        .expect("health answers")
+        .calls_cancelled
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_from_many_tasks_on_one_connection_each_get_their_own_answer() {
+    const TASKS: usize = 48;
+    const CALLS: usize = 100;
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let echo = server
+        .connector()
+        .connect::<EchoClient>()
+        .await
+        .expect("connects");
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let echo = echo.clone();
+            tokio::spawn(async move {
+                for call in 0..CALLS {
+                    // Sizes on both sides of the 32 KiB large-field threshold.
+                    let len = (task * 997 + call * 131) % 40_000;
+                    let mut sent = format!("task {task} call {call}:").into_bytes();
+                    sent.resize(sent.len() + len, (task + call) as u8);
+                    let echoed = echo
+                        .echo(context::current(), ByteBuf::from(sent.clone()))
+                        .await
+                        .unwrap_or_else(|err| panic!("task {task} call {call}: {err}"));
+                    assert!(
+                        echoed.as_slice() == sent.as_slice(),
+                        "task {task} call {call}: got another call's answer"
+                    );
+                }
+            })
+        })
+        .collect();
+    let all = futures::future::try_join_all(tasks);
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("every task finished in time")
+        .expect("no task panicked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_call_neither_delays_fast_ones_nor_is_lost_when_they_finish_first() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let echo = server
+        .connector()
+        .connect::<EchoClient>()
+        .await
+        .expect("connects");
+    let started = Instant::now();
+    // The slow call waits first, so it is the task registered to read the socket when the fast
+    // calls' answers arrive; when they are done it must be woken to read its own.
+    let slow = tokio::spawn({
+        let echo = echo.clone();
+        async move {
+            echo.delay(context::current(), 600)
+                .await
+                .expect("slow call");
+            started.elapsed()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..20 {
+        echo.ping(context::current()).await.expect("fast call");
+    }
+    let fast = started.elapsed();
+    let slow = tokio::time::timeout(Duration::from_secs(5), slow)
+        .await
+        .expect("the slow call was answered, not left hanging")
+        .expect("the slow task did not panic");
+    assert!(
+        fast < Duration::from_millis(550),
+        "fast calls took {fast:?}: they waited behind the slow one"
+    );
+    assert!(
+        slow >= Duration::from_millis(600) && slow < Duration::from_secs(3),
+        "the slow call returned after {slow:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_abandoned_by_its_caller_is_cancelled_on_the_server_at_once() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let echo = server
+        .connector()
+        .connect::<EchoClient>()
+        .await
+        .expect("connects");
+    assert_eq!(calls_cancelled(&server).await, 0);
+
+    // The call's own deadline is 10 s away; the caller gives up after 100 ms.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        echo.delay(context::current(), 30_000),
+    )
+    .await;
+    assert!(abandoned.is_err(), "a 30 s call returned early");
+    let gave_up = Instant::now();
+    while calls_cancelled(&server).await == 0 {
+        assert!(
+            gave_up.elapsed() < Duration::from_secs(3),
+            "the server kept running the abandoned call: no cancellation reached it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    echo.ping(context::current())
+        .await
+        .expect("the connection still serves");
+}
