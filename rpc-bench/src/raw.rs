@@ -25,7 +25,7 @@ pub async fn serve(dir: &Path) -> anyhow::Result<()> {
     println!("listening on tcp:{}", tcp.local_addr()?);
     loop {
         let stream = tokio::select! {
-            s = unix.accept() => LocalStream::Unix(s?.0),
+            s = unix.accept() => LocalStream::unix(s?.0)?,
             s = tcp.accept() => LocalStream::Tcp(s?.0),
         };
         let _ = stream.tune(DEFAULT_SOCKET_BUFFER);
@@ -59,7 +59,7 @@ impl RawConnection {
     /// Connects to `endpoint`.
     pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<Self> {
         let stream = match endpoint {
-            Endpoint::Unix(path) => LocalStream::Unix(UnixStream::connect(path).await?),
+            Endpoint::Unix(path) => LocalStream::unix(UnixStream::connect(path).await?)?,
             Endpoint::Tcp(addr) => LocalStream::Tcp(TcpStream::connect(addr).await?),
         };
         let _ = stream.tune(DEFAULT_SOCKET_BUFFER);

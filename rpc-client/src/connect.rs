@@ -209,7 +209,7 @@ impl Connector {
 
 async fn connect_socket(endpoint: &Endpoint) -> Result<LocalStream, ConnectError> {
     let result = match endpoint {
-        Endpoint::Unix(path) => UnixStream::connect(path).await.map(LocalStream::Unix),
+        Endpoint::Unix(path) => UnixStream::connect(path).await.and_then(LocalStream::unix),
         Endpoint::Tcp(addr) => TcpStream::connect(addr).await.map(LocalStream::Tcp),
     };
     result.map_err(|source| {

@@ -33,7 +33,7 @@ use std::task::{Context, Poll, ready};
 
 use bincode::Options;
 use bincode::de::read::BincodeRead;
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures::{Sink, Stream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,6 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
 
 use crate::codec::{CodecError, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec, split_frame};
+use crate::stream::LocalStream;
 
 /// Byte and string fields at least this long (32 KiB) are written from, and read into, their own
 /// memory instead of being copied through the frame buffers; frames at least this long take the
@@ -59,6 +60,9 @@ pub const MAX_PROBES: usize = 8;
 /// the bytes that have actually arrived. Reserved pages the peer never fills are address space,
 /// not memory: they are not touched, and a stalled frame is dropped at the read timeout.
 pub const FIELD_RESERVE: usize = 2 * 1024 * 1024;
+
+/// Leading body bytes the codec's body check needs (a request's variant and deadline).
+const CHECKED_PREFIX: usize = 64;
 
 /// Small-piece bytes staged before they are written even without a large field to go with them.
 const STAGE_LIMIT: usize = 64 * 1024;
@@ -85,7 +89,7 @@ pub struct WireTransport<S, In, Out> {
 
 impl<S, In, Out> WireTransport<S, In, Out>
 where
-    S: AsyncRead + AsyncWrite + AsFd + Unpin,
+    S: FieldRead,
 {
     /// Frames `io` with `codec`'s limit and checks. `read_buf` holds bytes already read from
     /// `io` (what a handshake read past its own frame); pass an empty buffer if there are none.
@@ -112,6 +116,30 @@ where
     }
 }
 
+/// A socket a [`WireTransport`] runs over: readable and writable, with a descriptor (to ask the
+/// kernel how much has arrived), and able to read a large field straight into its buffer.
+pub trait FieldRead: AsyncRead + AsyncWrite + AsFd + Unpin {
+    /// Reads into `buf`'s spare capacity, at most `max` bytes, without zeroing it first;
+    /// `Ok(0)` at the end of the stream.
+    fn poll_read_field(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+        max: usize,
+    ) -> Poll<io::Result<usize>>;
+}
+
+impl FieldRead for LocalStream {
+    fn poll_read_field(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_vec(cx, buf, max)
+    }
+}
+
 // Nothing in a transport is ever pinned in place: its messages are plain values in a queue.
 impl<S: Unpin, In, Out> Unpin for WireTransport<S, In, Out> {}
 
@@ -129,6 +157,8 @@ struct LargeFrame {
     /// Body bytes taken so far: `smalls`, `fields` and `filling` together.
     taken: usize,
     probes: usize,
+    /// Whether the codec's body check has passed on the frame's leading bytes.
+    checked: bool,
     /// Given up probing: the rest of the frame is read into the buffer and decoded once.
     whole: bool,
 }
@@ -143,7 +173,7 @@ enum Need {
 
 impl<S, In, Out> WireTransport<S, In, Out>
 where
-    S: AsyncRead + AsyncWrite + AsFd + Unpin,
+    S: FieldRead,
     In: DeserializeOwned,
 {
     /// Decodes the next message if its bytes are all here, or says what to read next.
@@ -172,6 +202,7 @@ where
                 filling: None,
                 taken: 0,
                 probes: 0,
+                checked: false,
                 whole: false,
             });
             // The frame's leading bytes are usually here already: probe them now.
@@ -207,6 +238,19 @@ where
         }
 
         let available = self.read_buf.len().min(remaining);
+        if !large.checked {
+            // The body check (a request's deadline) must pass before any decoding: tarpc turns a
+            // deadline into `Instant::now() + deadline` as it decodes, which panics for a huge one.
+            if let Some(check) = self.codec.check() {
+                let needed = CHECKED_PREFIX.min(remaining);
+                if available < needed {
+                    self.read_buf.reserve(needed);
+                    return Ok(Err(Need::Buffer));
+                }
+                check(&self.read_buf[..available])?;
+            }
+            large.checked = true;
+        }
         let mut state = ReadState::probe(large.fields.len());
         let outcome = {
             let reader = FieldReader {
@@ -289,9 +333,6 @@ where
         let Some(large) = self.large.take() else {
             return Err(malformed("no frame in progress".to_owned()));
         };
-        if let Some(check) = self.codec.check() {
-            check(&large.smalls)?;
-        }
         let mut fields = large.fields;
         let known = fields.len();
         let mut state = ReadState::decode(known);
@@ -336,7 +377,7 @@ fn malformed(message: String) -> CodecError {
 
 impl<S, In, Out> Stream for WireTransport<S, In, Out>
 where
-    S: AsyncRead + AsyncWrite + AsFd + Unpin,
+    S: FieldRead,
     In: DeserializeOwned,
 {
     type Item = Result<In, CodecError>;
@@ -348,7 +389,7 @@ where
 
 impl<S, In, Out> WireTransport<S, In, Out>
 where
-    S: AsyncRead + AsyncWrite + AsFd + Unpin,
+    S: FieldRead,
     In: DeserializeOwned,
 {
     /// The next message, `None` at a clean end of the connection, or an error (after which the
@@ -369,7 +410,7 @@ where
                         continue;
                     };
                     let missing = *want - field.len();
-                    poll_read_buf(Pin::new(&mut this.io), cx, &mut field.limit(missing))
+                    this.io.poll_read_field(cx, field, missing)
                 }
             };
             match ready!(read) {
@@ -560,7 +601,7 @@ enum Outgoing<Out> {
 
 impl<S, In, Out> WireTransport<S, In, Out>
 where
-    S: AsyncRead + AsyncWrite + AsFd + Unpin,
+    S: FieldRead,
     Out: Serialize,
 {
     /// Queues `item` to be written by the next [`WireTransport::poll_send`] (or flush): encoded
@@ -736,7 +777,7 @@ impl<S: AsyncWrite> Write for DirectWriter<'_, '_, S> {
 
 impl<S, In, Out> Sink<Out> for WireTransport<S, In, Out>
 where
-    S: AsyncRead + AsyncWrite + AsFd + Unpin,
+    S: FieldRead,
     Out: Serialize,
 {
     type Error = CodecError;
@@ -805,14 +846,18 @@ mod tests {
         }
     }
 
-    type Transport = WireTransport<UnixStream, Message, Message>;
+    type Transport = WireTransport<LocalStream, Message, Message>;
+
+    fn local(stream: UnixStream) -> LocalStream {
+        LocalStream::unix(stream).expect("registers")
+    }
 
     fn pair(limit: usize) -> (Transport, Transport) {
         let (a, b) = UnixStream::pair().expect("socket pair");
         let codec = || WireCodec::new(FrameLimit::new(limit));
         (
-            WireTransport::new(a, BytesMut::new(), codec()),
-            WireTransport::new(b, BytesMut::new(), codec()),
+            WireTransport::new(local(a), BytesMut::new(), codec()),
+            WireTransport::new(local(b), BytesMut::new(), codec()),
         )
     }
 
@@ -867,8 +912,11 @@ mod tests {
     async fn wire_bytes(messages: Vec<Message>) -> Vec<u8> {
         use tokio::io::AsyncReadExt;
         let (a, mut raw) = UnixStream::pair().expect("socket pair");
-        let mut a: Transport =
-            WireTransport::new(a, BytesMut::new(), WireCodec::new(FrameLimit::default()));
+        let mut a: Transport = WireTransport::new(
+            local(a),
+            BytesMut::new(),
+            WireCodec::new(FrameLimit::default()),
+        );
         let writer = tokio::spawn(async move {
             for m in messages {
                 a.feed(m).await.expect("queues");
@@ -886,8 +934,11 @@ mod tests {
         let sent = mixed();
         let wire = wire_bytes(sent.clone()).await;
         let (b, mut raw) = UnixStream::pair().expect("socket pair");
-        let mut b: Transport =
-            WireTransport::new(b, BytesMut::new(), WireCodec::new(FrameLimit::default()));
+        let mut b: Transport = WireTransport::new(
+            local(b),
+            BytesMut::new(),
+            WireCodec::new(FrameLimit::default()),
+        );
         let feeder = tokio::spawn(async move {
             // Odd piece sizes land frame and field boundaries everywhere; yielding after each
             // piece lets the reader see every partial state.
@@ -920,8 +971,11 @@ mod tests {
 
     async fn decode_raw(wire: Vec<u8>) -> Result<Message, CodecError> {
         let (b, mut raw) = UnixStream::pair().expect("socket pair");
-        let mut b: Transport =
-            WireTransport::new(b, BytesMut::new(), WireCodec::new(FrameLimit::default()));
+        let mut b: Transport = WireTransport::new(
+            local(b),
+            BytesMut::new(),
+            WireCodec::new(FrameLimit::default()),
+        );
         tokio::spawn(async move {
             let _ = raw.write_all(&wire).await;
             let _ = raw.shutdown().await;
@@ -988,8 +1042,8 @@ mod tests {
         let many: Vec<String> = (0..20_000).map(|i| format!("item {i}")).collect();
         let (a, b) = UnixStream::pair().expect("socket pair");
         let codec = || WireCodec::<Vec<String>, Vec<String>>::new(FrameLimit::default());
-        let mut a = WireTransport::new(a, BytesMut::new(), codec());
-        let mut b = WireTransport::new(b, BytesMut::new(), codec());
+        let mut a = WireTransport::new(local(a), BytesMut::new(), codec());
+        let mut b = WireTransport::new(local(b), BytesMut::new(), codec());
         let sent = many.clone();
         tokio::spawn(async move { a.send(sent).await.expect("sends") });
         assert_eq!(b.next().await.expect("an item").expect("decodes"), many);
@@ -1027,8 +1081,11 @@ mod tests {
                 let mut wire = wire.clone();
                 wire[position] = value;
                 let (b, mut raw) = UnixStream::pair().expect("socket pair");
-                let mut b: Transport =
-                    WireTransport::new(b, BytesMut::new(), WireCodec::new(FrameLimit::default()));
+                let mut b: Transport = WireTransport::new(
+                    local(b),
+                    BytesMut::new(),
+                    WireCodec::new(FrameLimit::default()),
+                );
                 let writer = tokio::spawn(async move {
                     let _ = raw.write_all(&wire).await;
                     let _ = raw.shutdown().await;
@@ -1050,5 +1107,46 @@ mod tests {
                 let _ = writer.await;
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_large_request_with_a_huge_deadline_is_refused_before_it_is_decoded() {
+        use crate::services::echo::{EchoRequest, EchoResponse};
+        use tarpc::{ClientMessage, Request, Response, context};
+        let request = ClientMessage::Request(Request {
+            context: context::current(),
+            id: 1,
+            message: EchoRequest::Echo {
+                bytes: ByteBuf::from(vec![1u8; 2 * BIG_FIELD]),
+            },
+        });
+        let mut body = WireFormat::new(FrameLimit::default())
+            .unbounded_options()
+            .serialize(&request)
+            .expect("encodes");
+        // The deadline's seconds, right after the variant: far beyond what `Instant` can hold.
+        body[4..12].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+        let (b, raw) = UnixStream::pair().expect("socket pair");
+        let mut server =
+            WireTransport::<_, ClientMessage<EchoRequest>, Response<EchoResponse>>::new(
+                local(b),
+                BytesMut::new(),
+                WireCodec::for_requests(FrameLimit::default()),
+            );
+        let mut raw = raw;
+        tokio::spawn(async move {
+            let _ = raw.write_all(&frame(&body)).await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        });
+        let err = server
+            .next()
+            .await
+            .expect("an item")
+            .expect_err("refused, not decoded (decoding would panic)");
+        assert!(
+            error_text(&err).contains("beyond the maximum"),
+            "{}",
+            error_text(&err)
+        );
     }
 }

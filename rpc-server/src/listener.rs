@@ -143,7 +143,7 @@ impl Listener {
                     gid: cred.gid(),
                     pid: cred.pid(),
                 };
-                Ok((LocalStream::Unix(stream), Some(creds)))
+                Ok((LocalStream::unix(stream)?, Some(creds)))
             }
             Listener::Tcp { listener, .. } => {
                 let (stream, _) = listener.accept().await?;
