@@ -154,7 +154,12 @@ where
                         }
                     }
                     ready!(channel.as_mut().poll_flush(cx))?;
-                    if !reading && running.is_empty() && unsent.is_none() {
+                    if unsent.is_some() {
+                        // The flush made room for the response that could not be queued: queue
+                        // it now. (Returning here would wait for a wake-up the flush consumed.)
+                        continue;
+                    }
+                    if !reading && running.is_empty() {
                         return Poll::Ready(Ok(()));
                     }
                     return Poll::Pending;

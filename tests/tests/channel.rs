@@ -131,3 +131,30 @@ async fn a_call_abandoned_by_its_caller_is_cancelled_on_the_server_at_once() {
         .await
         .expect("the connection still serves");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_clients_frame_limit_fails_alone_and_the_connection_stays_usable() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let echo = server
+        .connector()
+        .max_frame(rpc_core::FrameLimit::new(4096))
+        .connect::<EchoClient>()
+        .await
+        .expect("connects");
+    let result = echo
+        .echo(context::current(), ByteBuf::from(vec![7u8; 8192]))
+        .await;
+    match result {
+        Err(tarpc::client::RpcError::Send(err)) => assert!(
+            err.to_string().contains("frame limit"),
+            "the error does not name the limit: {err}"
+        ),
+        other => panic!("an 8 KiB request under a 4 KiB limit gave {other:?}"),
+    }
+    let echoed = echo
+        .echo(context::current(), ByteBuf::from(b"small".to_vec()))
+        .await
+        .expect("the same connection still serves");
+    assert_eq!(echoed.as_slice(), b"small");
+}
