@@ -322,3 +322,61 @@ async fn undecodable_call_frame_after_the_handshake_closes_only_that_connection(
     assert!(answer.is_empty(), "garbage was answered: {answer:?}");
     assert_unharmed(&server, &kv).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answers_gets_them_all_when_it_reads_again() {
+    // 48 calls of 256 KiB sent back to back without reading: 12 MiB of answers fill both
+    // socket buffers, so the server holds answers back and must resume writing, not wait for
+    // another request, once the client reads again.
+    const CALLS: u64 = 48;
+    const PAYLOAD: usize = 256 * 1024;
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let kv = watch(&server).await;
+    let stream = echo_connection(&server).await;
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        for id in 1..=CALLS {
+            write
+                .write_all(&echo_request_frame(id, noise(PAYLOAD)))
+                .await
+                .expect("the server reads");
+        }
+        write
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    for _ in 0..CALLS {
+        let mut prefix = [0u8; 4];
+        let read_one = async {
+            read.read_exact(&mut prefix).await?;
+            let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+            read.read_exact(&mut body).await?;
+            std::io::Result::Ok(body)
+        };
+        let body = tokio::time::timeout(Duration::from_secs(5), read_one)
+            .await
+            .expect("the server kept writing once the client read again")
+            .expect("the connection stays open");
+        let response = tests::raw::decode_echo_response(&body);
+        match response.message {
+            Ok(EchoResponse::Echo(bytes)) => assert_eq!(bytes.len(), PAYLOAD),
+            other => panic!("call {}: {other:?}", response.request_id),
+        }
+        seen.push(response.request_id);
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=CALLS).collect::<Vec<_>>(),
+        "every call answered once"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answers trickled out over {:?}",
+        started.elapsed()
+    );
+    drop(writer.await.expect("writer"));
+    assert_unharmed(&server, &kv).await;
+}
