@@ -25,8 +25,9 @@
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use rpc_core::{CodecError, LocalStream, WireTransport};
 use serde::Serialize;
@@ -34,7 +35,6 @@ use serde::de::DeserializeOwned;
 use tarpc::client::RpcError;
 use tarpc::client::stub::Stub;
 use tarpc::{ChannelError, ClientMessage, Request, RequestName, Response, ServerError, context};
-use tokio::task::AbortHandle;
 
 /// The framed connection a [`Channel`] reads answers from and writes requests to.
 pub(crate) type ClientTransport<Req, Resp> =
@@ -62,14 +62,6 @@ impl<Req, Resp> std::fmt::Debug for Channel<Req, Resp> {
 
 struct Shared<Req, Resp> {
     state: Mutex<State<Req, Resp>>,
-    /// The task keeping a timer armed (see [`rpc_core::timers::keep_timers_warm`]).
-    timers: AbortHandle,
-}
-
-impl<Req, Resp> Drop for Shared<Req, Resp> {
-    fn drop(&mut self) {
-        self.timers.abort();
-    }
 }
 
 struct State<Req, Resp> {
@@ -77,8 +69,6 @@ struct State<Req, Resp> {
     next_id: u64,
     /// Calls waiting for their answer, by request id.
     calls: HashMap<u64, Slot<Resp>>,
-    /// Answers read but not yet taken by their callers, who have been woken and will run soon.
-    unclaimed: usize,
     /// Why the connection can no longer be used, once it cannot.
     broken: Option<Broken>,
 }
@@ -113,19 +103,18 @@ where
 {
     /// A channel over a connection whose handshake is done. Needs a tokio runtime.
     pub(crate) fn new(transport: ClientTransport<Req, Resp>) -> Self {
-        let timers = tokio::spawn(rpc_core::timers::keep_timers_warm()).abort_handle();
-        Channel {
+        let channel = Channel {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     transport,
                     next_id: 0,
                     calls: HashMap::new(),
-                    unclaimed: 0,
                     broken: None,
                 }),
-                timers,
             }),
-        }
+        };
+        tokio::spawn(watch(Arc::downgrade(&channel.shared)));
+        channel
     }
 
     /// Whether calls can still be made: false once the connection failed or the server hung up
@@ -138,6 +127,45 @@ where
             state.drive(&mut Context::from_waker(Waker::noop()), None);
         }
         state.broken.is_none()
+    }
+}
+
+/// How often a connection's watcher looks in: also keeps a timer armed ahead of the calls'
+/// deadline timers (see [`rpc_core::timers::keep_timers_warm`]).
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A connection's watcher: a backstop for callers that do not poll their calls.
+///
+/// A call registered with the socket is woken when answers arrive; if its task does not poll it
+/// promptly (a future polled once and then left aside, or a `buffered` stream whose consumer is
+/// busy), the answers of the other calls wait with it. Every [`WATCH_INTERVAL`] while calls
+/// wait, the watcher writes what is queued, reads what has arrived and wakes the callers, so such
+/// a stall lasts at most about half a second instead of until the calls' deadlines. Its timer
+/// also keeps tokio's timer wheel armed ahead of the per-call deadline timers, which otherwise
+/// cost an `eventfd` write and an extra `epoll_wait` per call. It ends soon after the last clone
+/// of the channel is dropped or the connection breaks.
+async fn watch<Req, Resp>(shared: Weak<Shared<Req, Resp>>)
+where
+    Req: Serialize,
+    Resp: DeserializeOwned,
+{
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + WATCH_INTERVAL, WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut state = shared.lock();
+        if state.broken.is_some() {
+            return;
+        }
+        if !state.calls.is_empty() {
+            state.drive(&mut Context::from_waker(Waker::noop()), None);
+            // The drive above took the socket's registration: give it back to a caller.
+            state.hand_off();
+        }
     }
 }
 
@@ -162,20 +190,12 @@ where
         if self.broken.is_some() {
             return;
         }
-        // While woken callers have answers to take, one of them writes: each caller typically
-        // queues its next request as soon as it has its answer, and the last to take an answer
-        // writes them all in one go instead of one write each.
-        if self.unclaimed == 0 {
-            self.send(cx);
-        }
+        self.send(cx);
         loop {
             match self.transport.poll_receive(cx) {
                 Poll::Ready(Some(Ok(response))) => {
                     // An answer to a call no one waits for any more is dropped.
                     if let Some(slot) = self.calls.get_mut(&response.request_id) {
-                        if slot.answer.is_none() {
-                            self.unclaimed += 1;
-                        }
                         slot.answer = Some(response.message);
                         if me != Some(response.request_id) {
                             if let Some(waker) = slot.waker.take() {
@@ -199,16 +219,8 @@ where
     }
 
     /// Takes call `id` out of the table, with its answer if one came.
-    fn remove(&mut self, id: u64, cx: &mut Context<'_>) -> Option<Result<Resp, ServerError>> {
-        let answer = self.calls.remove(&id)?.answer;
-        if answer.is_some() {
-            self.unclaimed -= 1;
-            if self.unclaimed == 0 && self.broken.is_none() {
-                // The last answer is taken: write what the others queued meanwhile.
-                self.send(cx);
-            }
-        }
-        answer
+    fn remove(&mut self, id: u64) -> Option<Result<Resp, ServerError>> {
+        self.calls.remove(&id)?.answer
     }
 
     /// Marks the connection unusable and wakes every waiting call to fail.
@@ -235,7 +247,7 @@ where
             return Poll::Ready(Err(RpcError::Shutdown));
         };
         if slot.answer.is_some() {
-            let answer = self.remove(id, cx);
+            let answer = self.remove(id);
             self.hand_off();
             return Poll::Ready(match answer {
                 Some(answer) => answer.map_err(RpcError::Server),
@@ -279,7 +291,7 @@ where
         let mut state = self.shared.lock();
         let mut cx = Context::from_waker(Waker::noop());
         let waiting = state.calls.get(&self.id).map(|slot| slot.answer.is_none());
-        state.remove(self.id, &mut cx);
+        state.remove(self.id);
         if waiting == Some(true) && state.broken.is_none() {
             let cancel = ClientMessage::Cancel {
                 trace_context: self.trace_context,

@@ -158,3 +158,58 @@ async fn a_request_over_the_clients_frame_limit_fails_alone_and_the_connection_s
         .expect("the same connection still serves");
     assert_eq!(echoed.as_slice(), b"small");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_its_task_stops_polling_holds_up_neither_later_calls_nor_other_tasks() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    let echo = server
+        .connector()
+        .connect::<EchoClient>()
+        .await
+        .expect("connects");
+
+    // Another task's call is waiting when this task polls a call once and leaves it aside: that
+    // call is now the one registered with the socket, and its task will not poll it when the
+    // other task's answer arrives.
+    let other = tokio::spawn({
+        let echo = echo.clone();
+        async move {
+            let started = Instant::now();
+            echo.delay(context::current(), 200).await.expect("answered");
+            started.elapsed()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut parked = Box::pin(echo.delay(context::current(), 300));
+    let first = futures::poll!(parked.as_mut());
+    assert!(first.is_pending(), "first poll: {first:?}");
+
+    // Nothing else polls the connection now: the other task's call is answered within about the
+    // channel's watcher interval (500 ms), not at its deadline.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        other.is_finished(),
+        "the other task's 200 ms call is still waiting after 1.5 s"
+    );
+
+    // This task's own later calls go out and come back while the parked one holds its answer.
+    let started = Instant::now();
+    for _ in 0..3 {
+        tokio::time::timeout(Duration::from_secs(3), echo.ping(context::current()))
+            .await
+            .expect("a later call is not held up by the parked one")
+            .expect("answered");
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let waited = other.await.expect("the other task did not panic");
+    assert!(
+        waited < Duration::from_millis(1500),
+        "the other task's 200 ms call took {waited:?}"
+    );
+    assert!(
+        parked.await.is_ok(),
+        "the parked call still gets its answer"
+    );
+}
