@@ -57,8 +57,8 @@ pub const MAX_PROBES: usize = 8;
 /// already holds in flight for one connection (two 1 MiB socket buffers). Reserving a field's
 /// whole length up front is what spares it a copy each time it would otherwise grow (the
 /// reallocation copies were a tenth of a 1 MiB call's time); past this size a field grows with
-/// the bytes that have actually arrived. Reserved pages the peer never fills are address space,
-/// not memory: they are not touched, and a stalled frame is dropped at the read timeout.
+/// the bytes that have actually arrived. Reserved pages the peer never fills are mostly address
+/// space: they are not touched, and a stalled frame is dropped at the server's read timeout.
 pub const FIELD_RESERVE: usize = 2 * 1024 * 1024;
 
 /// Leading body bytes the codec's body check needs (a request's variant and deadline).
@@ -291,16 +291,15 @@ where
                 self.advance()
             }
             (_, Some(Stop::OutOfData)) => {
-                if available == remaining {
-                    // Every byte is here and the message still wants more: decode once to
-                    // report exactly what is wrong with it.
+                if available == remaining || large.probes >= MAX_PROBES || available >= READ_AHEAD {
+                    // Read the rest whole and decode once (when every byte is here already, that
+                    // decode reports exactly what is wrong with the message). Go on at once: the
+                    // bytes may all be buffered, and the socket may have nothing more to wake us.
                     large.whole = true;
-                } else if large.probes >= MAX_PROBES || available >= READ_AHEAD {
-                    large.whole = true;
-                } else {
-                    let room = (remaining - available).min(READ_AHEAD);
-                    self.read_buf.reserve(room);
+                    return self.advance();
                 }
+                let room = (remaining - available).min(READ_AHEAD);
+                self.read_buf.reserve(room);
                 Ok(Err(Need::Buffer))
             }
             (Ok(_), None) => {
@@ -320,9 +319,10 @@ where
                     Err(CodecError::Malformed(err))
                 } else {
                     // The probe saw empty stand-ins for the fields already read; let the real
-                    // decode, with the real fields, have the last word.
+                    // decode, with the real fields, have the last word (at once: the rest may
+                    // be buffered already).
                     large.whole = true;
-                    Ok(Err(Need::Buffer))
+                    self.advance()
                 }
             }
         }
@@ -732,6 +732,9 @@ impl<S: AsyncWrite> DirectWriter<'_, '_, S> {
             let n = match self.io.as_mut().poll_write_vectored(self.cx, &slices) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => n,
+                // Retried here: an `Interrupted` returned to `write_all` would make it send the
+                // same piece again.
+                Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Poll::Ready(Err(err)) => return Err(err),
                 Poll::Pending => {
                     self.blocked = true;
