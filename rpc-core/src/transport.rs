@@ -1152,4 +1152,54 @@ mod tests {
             error_text(&err)
         );
     }
+
+    /// A message whose `Deserialize` rejects an empty byte field: the probe's stand-in.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Strict {
+        #[serde(deserialize_with = "non_empty")]
+        first: ByteBuf,
+        tail: u32,
+    }
+
+    fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ByteBuf, D::Error> {
+        let bytes = ByteBuf::deserialize(d)?;
+        if bytes.is_empty() {
+            return Err(serde::de::Error::custom("empty"));
+        }
+        Ok(bytes)
+    }
+
+    #[tokio::test]
+    async fn a_message_that_rejects_the_probes_stand_ins_decodes_without_more_bytes_arriving() {
+        let sent = Strict {
+            first: ByteBuf::from(vec![9u8; 2 * BIG_FIELD]),
+            tail: 7,
+        };
+        let body = WireFormat::new(FrameLimit::default())
+            .unbounded_options()
+            .serialize(&sent)
+            .expect("encodes");
+        let (b, raw) = UnixStream::pair().expect("socket pair");
+        // The whole frame is already buffered (as bytes read past a handshake can be), and the
+        // socket stays silent.
+        let mut b = WireTransport::<_, Strict, ()>::new(
+            local(b),
+            BytesMut::from(&frame(&body)[..]),
+            WireCodec::new(FrameLimit::default()),
+        );
+        let started = std::time::Instant::now();
+        // (A timeout's own wake-up would poll the reader again and hide the bug: time it.)
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), b.next())
+            .await
+            .expect("decoded")
+            .expect("an item")
+            .expect("decodes");
+        assert_eq!(got, sent);
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(500),
+            "decoding waited {:?} for bytes that were already buffered",
+            started.elapsed()
+        );
+        drop(raw);
+    }
 }
