@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rpc_client::{Client, Connector};
 use rpc_core::services::echo::EchoClient;
+use rpc_core::services::health::HealthClient;
 use rpc_core::services::kv::KvClient;
 use rpc_core::tarpc::context;
 
@@ -125,4 +126,19 @@ pub async fn assert_bystander_served(bystander: &Client<KvClient>) {
         .await
         .expect("the connection opened earlier is still answered");
     assert_eq!(value.as_deref(), Some("here"));
+}
+
+/// The server's count of calls dropped before they finished (past their deadline or
+/// cancelled), from its `health` service over a new connection.
+pub async fn calls_cancelled(server: &crate::ServerProcess) -> u64 {
+    let health = server
+        .connector()
+        .connect::<HealthClient>()
+        .await
+        .expect("health connects");
+    health
+        .info(context::current())
+        .await
+        .expect("health answers")
+        .calls_cancelled
 }

@@ -34,8 +34,8 @@ use std::time::Duration;
 use rpc_core::ServerLocation;
 
 pub use client::{
-    ClientOutput, assert_bystander_served, assert_serves_calls, bystander, run_client,
-    run_client_in,
+    ClientOutput, assert_bystander_served, assert_serves_calls, bystander, calls_cancelled,
+    run_client, run_client_in,
 };
 pub use server::{ServerCommand, ServerExit, ServerProcess, wait_for};
 

@@ -4,23 +4,9 @@
 use std::time::{Duration, Instant};
 
 use rpc_core::services::echo::EchoClient;
-use rpc_core::services::health::HealthClient;
 use serde_bytes::ByteBuf;
 use tarpc::context;
-use tests::TestDir;
-
-async fn calls_cancelled(server: &tests::ServerProcess) -> u64 {
-    let health = server
-        .connector()
-        .connect::<HealthClient>()
-        .await
-        .expect("health connects");
-    health
-        .info(context::current())
-        .await
-        .expect("health answers")
-        .calls_cancelled
-}
+use tests::{TestDir, calls_cancelled};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_from_many_tasks_on_one_connection_each_get_their_own_answer() {

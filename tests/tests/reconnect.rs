@@ -8,25 +8,12 @@ use rpc_core::services::echo::{self, EchoClient, EchoRequest, EchoResponse};
 use rpc_core::services::health::HealthClient;
 use tarpc::client::RpcError;
 use tarpc::context;
-use tests::TestDir;
+use tests::{TestDir, calls_cancelled};
 
 fn deadline_in(timeout: Duration) -> context::Context {
     let mut ctx = context::current();
     ctx.deadline = Instant::now() + timeout;
     ctx
-}
-
-async fn calls_cancelled(server: &tests::ServerProcess) -> u64 {
-    let health = server
-        .connector()
-        .connect::<HealthClient>()
-        .await
-        .expect("health connects");
-    health
-        .info(context::current())
-        .await
-        .expect("health answers")
-        .calls_cancelled
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
