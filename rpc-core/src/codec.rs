@@ -138,6 +138,16 @@ impl WireFormat {
         bincode::DefaultOptions::new().with_fixint_encoding()
     }
 
+    /// Decodes one value from a custom reader (the large-frame path of
+    /// [`crate::transport::WireTransport`]).
+    pub(crate) fn decode_from<'de, R, T>(self, reader: R) -> bincode::Result<T>
+    where
+        R: bincode::de::read::BincodeRead<'de>,
+        T: DeserializeOwned,
+    {
+        self.options().deserialize_from_custom(reader)
+    }
+
     /// Decodes one value from a complete frame body.
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, CodecError> {
         self.options()
@@ -199,17 +209,20 @@ impl WireFormat {
     }
 }
 
+/// The body length a frame's prefix announces, once its 4 bytes are in `src`.
+pub(crate) fn frame_len(src: &[u8]) -> Option<usize> {
+    let prefix: [u8; LENGTH_PREFIX_LEN] = src.get(..LENGTH_PREFIX_LEN)?.try_into().ok()?;
+    Some(u32::from_be_bytes(prefix) as usize)
+}
+
 /// Splits a read buffer into frames, enforcing the limit; yields each complete body.
 ///
 /// Returns `Ok(None)` while a frame is incomplete, after growing `src` towards it by at most
 /// [`READ_AHEAD`] (64 KiB) or the bytes already received, whichever is larger.
 pub fn split_frame(src: &mut BytesMut, limit: FrameLimit) -> Result<Option<BytesMut>, CodecError> {
-    if src.len() < LENGTH_PREFIX_LEN {
+    let Some(len) = frame_len(src) else {
         return Ok(None);
-    }
-    let mut prefix = [0u8; LENGTH_PREFIX_LEN];
-    prefix.copy_from_slice(&src[..LENGTH_PREFIX_LEN]);
-    let len = u32::from_be_bytes(prefix) as usize;
+    };
     if len > limit.bytes() {
         return Err(CodecError::IncomingTooLarge {
             len,

@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
 
-use crate::codec::{CodecError, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec, split_frame};
+use crate::codec::{CodecError, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec, frame_len, split_frame};
 use crate::stream::LocalStream;
 
 /// Byte and string fields at least this long (32 KiB) are written from, and read into, their own
@@ -109,11 +109,6 @@ where
     pub fn is_mid_frame(&self) -> bool {
         !self.read_buf.is_empty() || self.large.is_some()
     }
-
-    /// The socket.
-    pub fn get_ref(&self) -> &S {
-        &self.io
-    }
 }
 
 /// A socket a [`WireTransport`] runs over: readable and writable, with a descriptor (to ask the
@@ -180,13 +175,10 @@ where
     fn advance(&mut self) -> Result<Result<In, Need>, CodecError> {
         let limit = self.codec.limit();
         let Some(large) = self.large.as_mut() else {
-            if self.read_buf.len() < LENGTH_PREFIX_LEN {
+            let Some(len) = frame_len(&self.read_buf) else {
                 self.read_buf.reserve(MIN_READ_SPACE);
                 return Ok(Err(Need::Buffer));
-            }
-            let mut prefix = [0u8; LENGTH_PREFIX_LEN];
-            prefix.copy_from_slice(&self.read_buf[..LENGTH_PREFIX_LEN]);
-            let len = u32::from_be_bytes(prefix) as usize;
+            };
             if len < BIG_FIELD || len > limit.bytes() {
                 // Small frames (and refusals of oversized ones) take the buffered path.
                 return match split_frame(&mut self.read_buf, limit)? {
@@ -252,18 +244,12 @@ where
             large.checked = true;
         }
         let mut state = ReadState::probe(large.fields.len());
-        let outcome = {
-            let reader = FieldReader {
-                head: &large.smalls,
-                tail: &self.read_buf[..available],
-                fields: &mut large.fields,
-                state: &mut state,
-            };
-            self.codec
-                .format()
-                .options()
-                .deserialize_from_custom::<_, In>(reader)
-        };
+        let outcome = self.codec.format().decode_from::<_, In>(FieldReader {
+            head: &large.smalls,
+            tail: &self.read_buf[..available],
+            fields: &mut large.fields,
+            state: &mut state,
+        });
         large.probes += 1;
         let consumed = state.pos.saturating_sub(large.smalls.len());
         match (outcome, state.stop) {
@@ -336,19 +322,16 @@ where
         let mut fields = large.fields;
         let known = fields.len();
         let mut state = ReadState::decode(known);
-        let value = {
-            let reader = FieldReader {
+        let value = self
+            .codec
+            .format()
+            .decode_from(FieldReader {
                 head: &large.smalls,
                 tail: &[],
                 fields: &mut fields,
                 state: &mut state,
-            };
-            self.codec
-                .format()
-                .options()
-                .deserialize_from_custom::<_, In>(reader)
-                .map_err(CodecError::Malformed)?
-        };
+            })
+            .map_err(CodecError::Malformed)?;
         if state.pos != large.smalls.len() || state.fields_seen < known {
             return Err(malformed("bytes left over after the message".to_owned()));
         }
@@ -395,26 +378,25 @@ where
     /// The next message, `None` at a clean end of the connection, or an error (after which the
     /// connection cannot be resynchronised). What [`Stream::poll_next`] returns.
     pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<In, CodecError>>> {
-        let this = self;
         loop {
-            let need = match this.advance() {
+            let need = match self.advance() {
                 Ok(Ok(item)) => return Poll::Ready(Some(Ok(item))),
                 Ok(Err(need)) => need,
                 Err(err) => return Poll::Ready(Some(Err(err))),
             };
             let read = match need {
-                Need::Buffer => poll_read_buf(Pin::new(&mut this.io), cx, &mut this.read_buf),
+                Need::Buffer => poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf),
                 Need::Field => {
-                    let Some((field, want)) = this.large.as_mut().and_then(|l| l.filling.as_mut())
+                    let Some((field, want)) = self.large.as_mut().and_then(|l| l.filling.as_mut())
                     else {
                         continue;
                     };
                     let missing = *want - field.len();
-                    this.io.poll_read_field(cx, field, missing)
+                    self.io.poll_read_field(cx, field, missing)
                 }
             };
             match ready!(read) {
-                Ok(0) if this.is_mid_frame() => {
+                Ok(0) if self.is_mid_frame() => {
                     return Poll::Ready(Some(Err(CodecError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the peer closed the connection in the middle of a frame",
