@@ -130,9 +130,9 @@ where
     }
 }
 
-/// How often a connection's watcher looks in: also keeps a timer armed ahead of the calls'
-/// deadline timers (see [`rpc_core::timers::keep_timers_warm`]).
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a connection's watcher looks in: the tick of
+/// [`rpc_core::timers::keep_timers_warm`], whose job the watcher's timer also does.
+pub const WATCH_INTERVAL: Duration = rpc_core::timers::TICK;
 
 /// A connection's watcher: a backstop for callers that do not poll their calls.
 ///
@@ -218,11 +218,6 @@ where
         }
     }
 
-    /// Takes call `id` out of the table, with its answer if one came.
-    fn remove(&mut self, id: u64) -> Option<Result<Resp, ServerError>> {
-        self.calls.remove(&id)?.answer
-    }
-
     /// Marks the connection unusable and wakes every waiting call to fail.
     fn fail(&mut self, why: Broken) {
         self.broken = Some(why);
@@ -246,13 +241,10 @@ where
         let Some(slot) = self.calls.get_mut(&id) else {
             return Poll::Ready(Err(RpcError::Shutdown));
         };
-        if slot.answer.is_some() {
-            let answer = self.remove(id);
+        if let Some(answer) = slot.answer.take() {
+            self.calls.remove(&id);
             self.hand_off();
-            return Poll::Ready(match answer {
-                Some(answer) => answer.map_err(RpcError::Server),
-                None => Err(RpcError::Shutdown),
-            });
+            return Poll::Ready(answer.map_err(RpcError::Server));
         }
         if let Some(broken) = &self.broken {
             let err = broken.error();
@@ -289,10 +281,11 @@ where
             return;
         }
         let mut state = self.shared.lock();
-        let mut cx = Context::from_waker(Waker::noop());
-        let waiting = state.calls.get(&self.id).map(|slot| slot.answer.is_none());
-        state.remove(self.id);
-        if waiting == Some(true) && state.broken.is_none() {
+        let waiting = state
+            .calls
+            .remove(&self.id)
+            .is_some_and(|slot| slot.answer.is_none());
+        if waiting && state.broken.is_none() {
             let cancel = ClientMessage::Cancel {
                 trace_context: self.trace_context,
                 request_id: self.id,
@@ -300,7 +293,7 @@ where
             // Written now if the socket has room (it nearly always has); otherwise by the next
             // call on this connection. The server drops the call at its deadline regardless.
             if state.transport.queue(cancel).is_ok() {
-                state.drive(&mut cx, None);
+                state.drive(&mut Context::from_waker(Waker::noop()), None);
             }
         }
         state.hand_off();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// How often the warm timer fires: well before tarpc's default 10 s deadline.
-const TICK: Duration = Duration::from_millis(500);
+pub const TICK: Duration = Duration::from_millis(500);
 
 /// Keeps a timer pending that fires sooner than any call's deadline; never returns.
 ///
