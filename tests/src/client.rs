@@ -142,3 +142,16 @@ pub async fn calls_cancelled(server: &crate::ServerProcess) -> u64 {
         .expect("health answers")
         .calls_cancelled
 }
+
+/// Waits until the server counts a cancelled call; panics with `failure` after `within`.
+pub async fn wait_for_a_cancelled_call(
+    server: &crate::ServerProcess,
+    within: std::time::Duration,
+    failure: &str,
+) {
+    let until = std::time::Instant::now() + within;
+    while calls_cancelled(server).await == 0 {
+        assert!(std::time::Instant::now() < until, "{failure}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

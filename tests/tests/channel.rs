@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rpc_core::services::echo::EchoClient;
 use serde_bytes::ByteBuf;
 use tarpc::context;
-use tests::{TestDir, calls_cancelled};
+use tests::{TestDir, calls_cancelled, wait_for_a_cancelled_call};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_from_many_tasks_on_one_connection_each_get_their_own_answer() {
@@ -105,14 +105,12 @@ async fn a_call_abandoned_by_its_caller_is_cancelled_on_the_server_at_once() {
     )
     .await;
     assert!(abandoned.is_err(), "a 30 s call returned early");
-    let gave_up = Instant::now();
-    while calls_cancelled(&server).await == 0 {
-        assert!(
-            gave_up.elapsed() < Duration::from_secs(3),
-            "the server kept running the abandoned call: no cancellation reached it"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_a_cancelled_call(
+        &server,
+        Duration::from_secs(3),
+        "the server kept running the abandoned call: no cancellation reached it",
+    )
+    .await;
     echo.ping(context::current())
         .await
         .expect("the connection still serves");

@@ -8,7 +8,7 @@ use rpc_core::services::echo::{self, EchoClient, EchoRequest, EchoResponse};
 use rpc_core::services::health::HealthClient;
 use tarpc::client::RpcError;
 use tarpc::context;
-use tests::{TestDir, calls_cancelled};
+use tests::{TestDir, calls_cancelled, wait_for_a_cancelled_call};
 
 fn deadline_in(timeout: Duration) -> context::Context {
     let mut ctx = context::current();
@@ -42,14 +42,12 @@ async fn a_call_past_its_deadline_fails_at_the_client_and_is_cancelled_on_the_se
     );
     // The server dropped the handler at the deadline: it counts as cancelled, not served, well
     // before the handler's own 5 s would have passed.
-    let until = Instant::now() + Duration::from_secs(3);
-    while calls_cancelled(&server).await == 0 {
-        assert!(
-            Instant::now() < until,
-            "the server never cancelled the late call"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_a_cancelled_call(
+        &server,
+        Duration::from_secs(3),
+        "the server never cancelled the late call",
+    )
+    .await;
     echo.ping(context::current())
         .await
         .expect("the connection still serves");
