@@ -34,6 +34,7 @@
 
 mod builtin;
 mod connection;
+mod in_flight;
 pub mod limits;
 mod listener;
 mod log_limit;

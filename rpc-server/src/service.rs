@@ -8,18 +8,18 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Poll, ready};
 
-use futures::future::Abortable;
+use futures::future::{AbortRegistration, Abortable};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use rpc_core::handshake::HandshakeCodec;
 use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, WireCodec, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tarpc::server::{BaseChannel, Channel, TrackedRequest};
-use tarpc::{ClientMessage, RequestName, Response, ServerError, context};
+use tarpc::{ClientMessage, Request, RequestName, Response, ServerError, context};
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+use crate::in_flight::InFlight;
 use crate::log_limit::LogLimit;
 use crate::peer::Peer;
 use crate::stats::ServerStatus;
@@ -82,15 +82,10 @@ where
         let transport = GuardedTransport::new(transport, ctx.shutdown, ctx.read_timeout);
         let status = ctx.status;
         let max_in_flight = ctx.max_in_flight;
-        // One call: the handler, counted in the server's status, and aborted when the channel
-        // stops tracking it (the client cancelled, or its deadline passed). `None` when aborted:
-        // nobody waits for that answer.
-        let call = move |tracked: TrackedRequest<Req>| {
-            let TrackedRequest {
-                request,
-                abort_registration,
-                ..
-            } = tracked;
+        // One call: the handler, counted in the server's status, and aborted when the
+        // connection stops tracking it (the client cancelled, or its deadline passed). `None`
+        // when aborted: nobody waits for that answer.
+        let call = move |request: Request<Req>, registration| {
             let handler = handler.clone();
             let status = status.clone();
             let request_id = request.id;
@@ -104,20 +99,20 @@ where
                         message,
                     }
                 },
-                abort_registration,
+                registration,
             )
             .map(Result::ok)
         };
         Box::pin(async move {
-            let mut channel =
-                pin!(BaseChannel::with_defaults(transport).max_concurrent_requests(max_in_flight));
+            let mut transport = pin!(transport);
             // Calls run concurrently inside this connection's task rather than one task each,
-            // and their responses go straight into the channel rather than through tarpc's
-            // response queue: a call then costs no spawn, and nothing wakes this task while it
-            // runs (in tokio a task that wakes itself also wakes an idle worker thread; that was
-            // a futex call per call). Handlers that burn CPU or block should move that work to
-            // `spawn_blocking` (as in any async handler).
+            // and their responses go straight into the socket's queue rather than through
+            // tarpc's response channel: a call then costs no spawn, and nothing wakes this task
+            // while it runs (in tokio a task that wakes itself also wakes an idle worker thread;
+            // that was a futex call per call). Handlers that burn CPU or block should move that
+            // work to `spawn_blocking` (as in any async handler).
             let mut running = FuturesUnordered::new();
+            let mut in_flight = InFlight::default();
             let mut unsent = None;
             let mut reading = true;
             let result = poll_fn(move |cx| {
@@ -125,15 +120,19 @@ where
                     // A finished call's response goes out before more calls are read.
                     if unsent.is_none() {
                         match running.poll_next_unpin(cx) {
-                            Poll::Ready(Some(Some(response))) => unsent = Some(response),
+                            Poll::Ready(Some(Some(response))) => {
+                                let response: Response<Resp> = response;
+                                in_flight.finish(response.request_id);
+                                unsent = Some(response);
+                            }
                             Poll::Ready(Some(None)) => continue,
                             Poll::Ready(None) | Poll::Pending => {}
                         }
                     }
                     if let Some(response) = unsent.take() {
-                        match channel.as_mut().poll_ready(cx) {
+                        match transport.as_mut().poll_ready(cx) {
                             Poll::Ready(Ok(())) => {
-                                channel.as_mut().start_send(response)?;
+                                transport.as_mut().start_send(response)?;
                                 continue;
                             }
                             Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
@@ -141,19 +140,38 @@ where
                             Poll::Pending => unsent = Some(response),
                         }
                     }
-                    if reading {
-                        match channel.as_mut().poll_next(cx) {
-                            Poll::Ready(Some(Ok(tracked))) => {
-                                running.push(call(tracked));
+                    if in_flight.poll_expired(cx) {
+                        continue;
+                    }
+                    // At the in-flight limit, the next call is answered at once with an error,
+                    // as tarpc does; read it only when that answer can be queued.
+                    let at_limit = in_flight.len() >= max_in_flight;
+                    let may_read = reading
+                        && (!at_limit
+                            || (unsent.is_none() && transport.as_mut().poll_ready(cx)?.is_ready()));
+                    if may_read {
+                        match transport.as_mut().poll_next(cx) {
+                            Poll::Ready(Some(Ok(ClientMessage::Request(request)))) => {
+                                if at_limit {
+                                    transport.as_mut().start_send(throttled(request.id))?;
+                                } else if let Some(registration) = admit(&mut in_flight, &request) {
+                                    running.push(call(request, registration));
+                                }
                                 continue;
                             }
+                            Poll::Ready(Some(Ok(ClientMessage::Cancel { request_id, .. }))) => {
+                                in_flight.cancel(request_id);
+                                continue;
+                            }
+                            // A kind of message a later tarpc may add; this one decodes none.
+                            Poll::Ready(Some(Ok(_))) => continue,
                             Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(err)),
                             // The peer left or shutdown began: answer what was started.
                             Poll::Ready(None) => reading = false,
                             Poll::Pending => {}
                         }
                     }
-                    ready!(channel.as_mut().poll_flush(cx))?;
+                    ready!(transport.as_mut().poll_flush(cx))?;
                     if unsent.is_some() {
                         // The flush made room for the response that could not be queued: queue
                         // it now. (Returning here would wait for a wake-up the flush consumed.)
@@ -178,6 +196,28 @@ where
                 }
             }
         })
+    }
+}
+
+/// Starts tracking `request`, or `None` when it is not to be run: its deadline has passed
+/// already (its client has stopped waiting, so no answer is sent) or a call with its id is
+/// running (tarpc ignores such a duplicate).
+fn admit<Req>(in_flight: &mut InFlight, request: &Request<Req>) -> Option<AbortRegistration> {
+    let deadline = request.context.deadline;
+    if deadline <= std::time::Instant::now() {
+        return None;
+    }
+    in_flight.start(request.id, deadline)
+}
+
+/// The answer to a call over the in-flight limit: tarpc's own, so clients can tell it apart.
+fn throttled<Resp>(request_id: u64) -> Response<Resp> {
+    Response {
+        request_id,
+        message: Err(ServerError::new(
+            std::io::ErrorKind::WouldBlock,
+            "server throttled the request.".into(),
+        )),
     }
 }
 

@@ -15,6 +15,7 @@ pub struct ServerStatus {
     open_connections: AtomicU64,
     calls_served: AtomicU64,
     calls_cancelled: AtomicU64,
+    calls_in_progress: AtomicU64,
     endpoints: OnceLock<Vec<Endpoint>>,
     services: OnceLock<Vec<String>>,
 }
@@ -26,6 +27,7 @@ impl ServerStatus {
             open_connections: AtomicU64::new(0),
             calls_served: AtomicU64::new(0),
             calls_cancelled: AtomicU64::new(0),
+            calls_in_progress: AtomicU64::new(0),
             endpoints: OnceLock::new(),
             services: OnceLock::new(),
         }
@@ -57,6 +59,7 @@ impl ServerStatus {
             open_connections: self.open_connections(),
             calls_served: self.calls_served(),
             calls_cancelled: self.calls_cancelled.load(Ordering::Relaxed),
+            calls_in_progress: self.calls_in_progress.load(Ordering::Relaxed),
         }
     }
 
@@ -68,6 +71,7 @@ impl ServerStatus {
     /// Counts a call from its start: served if it finishes, cancelled if its handler is dropped
     /// first (deadline passed, client cancelled, connection closed).
     pub(crate) fn call_started(self: &std::sync::Arc<Self>) -> CallInProgress {
+        self.calls_in_progress.fetch_add(1, Ordering::Relaxed);
         CallInProgress {
             status: self.clone(),
             finished: false,
@@ -97,6 +101,9 @@ impl CallInProgress {
 
 impl Drop for CallInProgress {
     fn drop(&mut self) {
+        self.status
+            .calls_in_progress
+            .fetch_sub(1, Ordering::Relaxed);
         if !self.finished {
             self.status.calls_cancelled.fetch_add(1, Ordering::Relaxed);
         }

@@ -119,12 +119,21 @@ pub fn hello_frame(service: &str) -> Vec<u8> {
 
 /// A complete `echo.echo` request frame, as a tarpc client would send it after the handshake.
 pub fn echo_request_frame(id: u64, payload: Vec<u8>) -> Vec<u8> {
-    let request = ClientMessage::Request(tarpc::Request {
-        context: context::current(),
+    echo_service_frame(
         id,
-        message: EchoRequest::Echo {
+        context::current(),
+        EchoRequest::Echo {
             bytes: ByteBuf::from(payload),
         },
+    )
+}
+
+/// A complete request frame of the `echo` service with the given context (and so deadline).
+pub fn echo_service_frame(id: u64, context: context::Context, message: EchoRequest) -> Vec<u8> {
+    let request = ClientMessage::Request(tarpc::Request {
+        context,
+        id,
+        message,
     });
     let mut frame = BytesMut::new();
     WireFormat::new(FrameLimit::new(u32::MAX as usize))

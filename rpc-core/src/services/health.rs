@@ -34,6 +34,8 @@ pub struct ServerInfo {
     /// Calls whose handler was stopped before it finished: their deadline passed, the client
     /// cancelled them, or their connection closed.
     pub calls_cancelled: u64,
+    /// Calls whose handler is running now, on every connection.
+    pub calls_in_progress: u64,
 }
 
 /// Reports on the server.
