@@ -179,6 +179,51 @@ impl WireFormat {
         }
     }
 
+    /// Appends `item` as a complete frame to `dst` in one pass, if its body is shorter than
+    /// `below` bytes: `Ok(false)`, with `dst` unchanged, when it is not. Saves the sizing pass
+    /// [`Self::body_len`] makes over the whole value, about a third of encoding a small call.
+    pub(crate) fn encode_small_frame<T: Serialize>(
+        self,
+        item: &T,
+        below: usize,
+        dst: &mut BytesMut,
+    ) -> Result<bool, CodecError> {
+        let start = dst.len();
+        dst.put_u32(0);
+        let body_start = dst.len();
+        let mut writer = CappedWriter {
+            dst: &mut *dst,
+            room: below.min(self.limit.bytes().saturating_add(1)),
+        };
+        let result = self.unbounded_options().serialize_into(&mut writer, item);
+        let len = dst.len() - body_start;
+        match result {
+            Ok(()) => {
+                debug_assert!(
+                    len <= self.limit.bytes(),
+                    "the writer's room includes the limit"
+                );
+                dst[start..body_start].copy_from_slice(&(len as u32).to_be_bytes());
+                Ok(true)
+            }
+            Err(err) => {
+                dst.truncate(start);
+                match *err {
+                    bincode::ErrorKind::Io(ref io) if io.kind() == io::ErrorKind::WriteZero => {
+                        if below > self.limit.bytes() {
+                            // The cap that stopped it was the frame limit.
+                            return Err(CodecError::OutgoingTooLarge {
+                                limit: self.limit.bytes(),
+                            });
+                        }
+                        Ok(false)
+                    }
+                    _ => Err(CodecError::Encode(err)),
+                }
+            }
+        }
+    }
+
     /// Appends one value as a complete frame (length prefix and body) to `dst`.
     pub fn encode_frame<T: Serialize>(
         self,
@@ -186,17 +231,6 @@ impl WireFormat {
         dst: &mut BytesMut,
     ) -> Result<(), CodecError> {
         let len = self.body_len(item)?;
-        self.encode_frame_of_len(item, len, dst)
-    }
-
-    /// [`WireFormat::encode_frame`] for an `item` whose body length, `len`, is known to be
-    /// within the limit.
-    pub(crate) fn encode_frame_of_len<T: Serialize>(
-        self,
-        item: &T,
-        len: usize,
-        dst: &mut BytesMut,
-    ) -> Result<(), CodecError> {
         dst.reserve(LENGTH_PREFIX_LEN + len);
         dst.put_u32(len as u32);
         let start = dst.len();
@@ -205,6 +239,33 @@ impl WireFormat {
             return Err(CodecError::Encode(err));
         }
         debug_assert_eq!(dst.len() - start, len);
+        Ok(())
+    }
+}
+
+/// Appends to a buffer until `room` runs out, then fails with `WriteZero`, writing nothing of
+/// the write that would not fit.
+struct CappedWriter<'a> {
+    dst: &'a mut BytesMut,
+    room: usize,
+}
+
+impl io::Write for CappedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if buf.len() >= self.room {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        self.room -= buf.len();
+        self.dst.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -380,6 +441,49 @@ mod tests {
         }
         assert_eq!(got, Some(sent));
         assert!(src.is_empty());
+    }
+
+    #[test]
+    fn the_one_pass_encoder_matches_the_sized_one_and_stops_at_its_cap_or_the_limit() {
+        let format = WireFormat::new(FrameLimit::new(MIN_MAX_FRAME));
+        // A Vec<u8> body: an 8-byte length, then the bytes.
+        let body = |n: usize| vec![7u8; n - 8];
+        let mut sized = BytesMut::new();
+        format
+            .encode_frame(&body(100), &mut sized)
+            .expect("encodes");
+        let mut one_pass = BytesMut::from(&b"kept"[..]);
+        assert!(
+            format
+                .encode_small_frame(&body(100), 101, &mut one_pass)
+                .expect("encodes")
+        );
+        assert_eq!(&one_pass[..4], b"kept");
+        assert_eq!(one_pass[4..], sized[..]);
+
+        // At the cap: not encoded, and nothing left behind.
+        assert!(
+            !format
+                .encode_small_frame(&body(100), 100, &mut one_pass)
+                .expect("no error")
+        );
+        assert_eq!(one_pass.len(), 4 + sized.len());
+
+        // The frame limit, when it is below the cap: at the limit fits, one more is refused.
+        let limit = MIN_MAX_FRAME;
+        let mut dst = BytesMut::new();
+        assert!(
+            format
+                .encode_small_frame(&body(limit), usize::MAX, &mut dst)
+                .expect("at the limit")
+        );
+        assert_eq!(dst.len(), LENGTH_PREFIX_LEN + limit);
+        dst.clear();
+        assert!(matches!(
+            format.encode_small_frame(&body(limit + 1), usize::MAX, &mut dst),
+            Err(CodecError::OutgoingTooLarge { .. })
+        ));
+        assert!(dst.is_empty());
     }
 
     #[test]

@@ -592,23 +592,27 @@ where
     /// Fails, queueing nothing, if `item` encodes to more than the frame limit.
     pub fn queue(&mut self, item: Out) -> Result<(), CodecError> {
         let format = self.codec.format();
-        let body_len = format.body_len(&item)?;
-        if body_len < BIG_FIELD {
-            if !matches!(self.queue.back(), Some(Outgoing::Encoded(_))) {
-                self.queue.push_back(Outgoing::Encoded(BytesMut::new()));
-            }
-            if let Some(Outgoing::Encoded(buf)) = self.queue.back_mut() {
-                let before = buf.len();
-                format.encode_frame_of_len(&item, body_len, buf)?;
-                self.buffered += buf.len() - before;
-            }
-        } else {
-            self.queue.push_back(Outgoing::Direct {
-                item,
-                body_len,
-                written: 0,
-            });
+        if !matches!(self.queue.back(), Some(Outgoing::Encoded(_))) {
+            self.queue.push_back(Outgoing::Encoded(BytesMut::new()));
         }
+        if let Some(Outgoing::Encoded(buf)) = self.queue.back_mut() {
+            let before = buf.len();
+            let encoded = format.encode_small_frame(&item, BIG_FIELD, buf);
+            self.buffered += buf.len() - before;
+            if buf.is_empty() {
+                self.queue.pop_back();
+            }
+            if encoded? {
+                return Ok(());
+            }
+        }
+        // A body of 32 KiB or more: sized now, written from the message itself.
+        let body_len = format.body_len(&item)?;
+        self.queue.push_back(Outgoing::Direct {
+            item,
+            body_len,
+            written: 0,
+        });
         Ok(())
     }
 
