@@ -27,7 +27,7 @@ use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rpc_core::{CodecError, LocalStream, WireTransport};
 use serde::Serialize;
@@ -77,6 +77,19 @@ struct State<Req, Resp> {
 struct Slot<Resp> {
     answer: Option<Result<Resp, ServerError>>,
     waker: Option<Waker>,
+    /// When the caller stops waiting.
+    deadline: Instant,
+    /// Whether the call must arm its own deadline timer (see [`timer_due`]).
+    timer_due: bool,
+}
+
+/// Whether a call with `deadline` needs its own timer now. A timer per call cost a timer-wheel
+/// insertion and removal on every call (a few hundred instructions of a 64-byte call's few
+/// thousand); most calls are answered long before their deadline (10 s by default). So a call
+/// arms one only when its deadline is within two watcher ticks; the watcher tells the others
+/// when theirs comes that close.
+fn timer_due(deadline: Instant, now: Instant) -> bool {
+    deadline < now + 2 * WATCH_INTERVAL
 }
 
 #[derive(Clone)]
@@ -140,10 +153,11 @@ pub const WATCH_INTERVAL: Duration = rpc_core::timers::TICK;
 /// promptly (a future polled once and then left aside, or a `buffered` stream whose consumer is
 /// busy), the answers of the other calls wait with it. Every [`WATCH_INTERVAL`] while calls
 /// wait, the watcher writes what is queued, reads what has arrived and wakes the callers, so such
-/// a stall lasts at most about half a second instead of until the calls' deadlines. Its timer
-/// also keeps tokio's timer wheel armed ahead of the per-call deadline timers, which otherwise
-/// cost an `eventfd` write and an extra `epoll_wait` per call. It ends soon after the last clone
-/// of the channel is dropped or the connection breaks.
+/// a stall lasts at most about half a second instead of until the calls' deadlines. It also
+/// tells calls whose deadline draws near to arm their timer (see [`timer_due`]), and its own
+/// timer keeps tokio's timer wheel armed, which spares a call that arms one an `eventfd` write
+/// and an extra `epoll_wait`. It ends soon after the last clone of the channel is dropped or
+/// the connection breaks.
 async fn watch<Req, Resp>(shared: Weak<Shared<Req, Resp>>)
 where
     Req: Serialize,
@@ -165,6 +179,15 @@ where
             state.drive(&mut Context::from_waker(Waker::noop()), None);
             // The drive above took the socket's registration: give it back to a caller.
             state.hand_off();
+            let now = Instant::now();
+            for slot in state.calls.values_mut() {
+                if !slot.timer_due && timer_due(slot.deadline, now) {
+                    slot.timer_due = true;
+                    if let Some(waker) = slot.waker.take() {
+                        waker.wake();
+                    }
+                }
+            }
         }
     }
 }
@@ -235,8 +258,14 @@ where
         }
     }
 
-    /// Polls for call `id`'s answer.
-    fn poll_answer(&mut self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Resp, RpcError>> {
+    /// Polls for call `id`'s answer; while it waits, `timer_due` says whether the call must
+    /// arm its deadline timer.
+    fn poll_answer(
+        &mut self,
+        id: u64,
+        cx: &mut Context<'_>,
+        timer_due: &mut bool,
+    ) -> Poll<Result<Resp, RpcError>> {
         self.drive(cx, Some(id));
         let Some(slot) = self.calls.get_mut(&id) else {
             return Poll::Ready(Err(RpcError::Shutdown));
@@ -255,6 +284,7 @@ where
             Some(waker) if waker.will_wake(cx.waker()) => {}
             waker => *waker = Some(cx.waker().clone()),
         }
+        *timer_due = slot.timer_due;
         Poll::Pending
     }
 }
@@ -332,6 +362,8 @@ where
                 Slot {
                     answer: None,
                     waker: None,
+                    deadline,
+                    timer_due: timer_due(deadline, Instant::now()),
                 },
             );
             id
@@ -342,14 +374,20 @@ where
             trace_context,
             answered: false,
         };
-        let mut expiry = pin!(tokio::time::sleep_until(deadline.into()));
+        let mut expiry = pin!(None::<tokio::time::Sleep>);
         poll_fn(|cx| {
-            if let Poll::Ready(result) = guard.shared.lock().poll_answer(id, cx) {
+            let mut due = false;
+            if let Poll::Ready(result) = guard.shared.lock().poll_answer(id, cx, &mut due) {
                 guard.answered = true;
                 return Poll::Ready(result);
             }
-            if expiry.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(RpcError::DeadlineExceeded));
+            if due && expiry.is_none() {
+                expiry.set(Some(tokio::time::sleep_until(deadline.into())));
+            }
+            if let Some(timer) = expiry.as_mut().as_pin_mut() {
+                if timer.poll(cx).is_ready() {
+                    return Poll::Ready(Err(RpcError::DeadlineExceeded));
+                }
             }
             Poll::Pending
         })
