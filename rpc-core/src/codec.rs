@@ -258,6 +258,8 @@ impl io::Write for CappedWriter<'_> {
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         if buf.len() >= self.room {
+            // Stays full: a serializer that swallowed this error must not write past the cap.
+            self.room = 0;
             return Err(io::ErrorKind::WriteZero.into());
         }
         self.room -= buf.len();

@@ -8,6 +8,7 @@
 //!   between socket and message without copying them.
 //! - [`services`]: the built-in `echo`, `kv` and `health` tarpc service traits.
 //! - [`ServerLocation`] and [`EndpointFile`]: how a client finds a server by name.
+//! - [`trace::child_context`]: the per-call span ids tarpc's channels would derive.
 //!
 //! This crate opens no socket: listening is `rpc-server`'s job, connecting is `rpc-client`'s.
 //!
@@ -27,6 +28,7 @@ mod service_client;
 pub mod services;
 pub mod stream;
 pub mod timers;
+pub mod trace;
 pub mod transport;
 
 pub use codec::{CodecError, FrameLimit, WireCodec};
