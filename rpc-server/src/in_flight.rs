@@ -35,7 +35,8 @@ pub(crate) struct InFlight {
 
 impl InFlight {
     /// Calls being handled.
-    pub(crate) fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.calls.len()
     }
 
@@ -80,7 +81,7 @@ impl InFlight {
             if self.armed.is_none() || timer.as_mut().poll(cx).is_pending() {
                 break;
             }
-            let now = Instant::now();
+            let now = now();
             let mut next: Option<Instant> = None;
             self.calls.retain(|_, call| {
                 if call.deadline <= now {
@@ -100,6 +101,12 @@ impl InFlight {
         }
         expired
     }
+}
+
+/// Now, on tokio's clock: the one the timer runs on, which a test may pause (tarpc's deadlines
+/// are `std` instants, which tokio's match while its clock runs).
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 #[cfg(test)]

@@ -144,17 +144,22 @@ where
                         continue;
                     }
                     // At the in-flight limit, the next call is answered at once with an error,
-                    // as tarpc does; read it only when that answer can be queued.
-                    let at_limit = in_flight.len() >= max_in_flight;
+                    // as tarpc does; read it only when that answer can be queued. Counted in
+                    // handler futures, not tracked calls: a cancelled call's future lives on
+                    // until it is polled again, which waits while a response is unsent, so a
+                    // peer that cancels what it sends must not get past the limit.
+                    let at_limit = running.len() >= max_in_flight;
                     let may_read = reading
                         && (!at_limit
                             || (unsent.is_none() && transport.as_mut().poll_ready(cx)?.is_ready()));
                     if may_read {
                         match transport.as_mut().poll_next(cx) {
-                            Poll::Ready(Some(Ok(ClientMessage::Request(request)))) => {
+                            Poll::Ready(Some(Ok(ClientMessage::Request(mut request)))) => {
                                 if at_limit {
                                     transport.as_mut().start_send(throttled(request.id))?;
-                                } else if let Some(registration) = admit(&mut in_flight, &request) {
+                                } else if let Some(registration) =
+                                    admit(&mut in_flight, &mut request)
+                                {
                                     running.push(call(request, registration));
                                 }
                                 continue;
@@ -201,13 +206,16 @@ where
 
 /// Starts tracking `request`, or `None` when it is not to be run: its deadline has passed
 /// already (its client has stopped waiting, so no answer is sent) or a call with its id is
-/// running (tarpc ignores such a duplicate).
-fn admit<Req>(in_flight: &mut InFlight, request: &Request<Req>) -> Option<AbortRegistration> {
+/// running (tarpc ignores such a duplicate). The handler gets a span of its own in the client's
+/// trace, as tarpc's `BaseChannel` gives it.
+fn admit<Req>(in_flight: &mut InFlight, request: &mut Request<Req>) -> Option<AbortRegistration> {
     let deadline = request.context.deadline;
-    if deadline <= std::time::Instant::now() {
+    if deadline <= crate::in_flight::now() {
         return None;
     }
-    in_flight.start(request.id, deadline)
+    let registration = in_flight.start(request.id, deadline)?;
+    request.context.trace_context = rpc_core::trace::child_context(&request.context.trace_context);
+    Some(registration)
 }
 
 /// The answer to a call over the in-flight limit: tarpc's own, so clients can tell it apart.
