@@ -70,6 +70,13 @@ const STAGE_LIMIT: usize = 64 * 1024;
 /// Read buffer space kept free between frames: one read takes in many small frames at once.
 const MIN_READ_SPACE: usize = 8 * 1024;
 
+/// Room made in an encoding buffer before a small message is written into it, so that most
+/// messages need no growth while being written.
+const SMALL_RESERVE: usize = 1024;
+
+/// Largest emptied encoding buffer kept for reuse: 64 KiB.
+const SPARE_LIMIT: usize = 64 * 1024;
+
 /// Buffered outgoing bytes above which [`Sink::poll_ready`] first flushes.
 const BACKPRESSURE: usize = 64 * 1024;
 
@@ -85,6 +92,9 @@ pub struct WireTransport<S, In, Out> {
     queue: VecDeque<Outgoing<Out>>,
     buffered: usize,
     stage: BytesMut,
+    /// An emptied buffer of encoded frames, kept for the next one: encoding into a fresh buffer
+    /// grew it several times per small call.
+    spare: BytesMut,
 }
 
 impl<S, In, Out> WireTransport<S, In, Out>
@@ -102,12 +112,18 @@ where
             queue: VecDeque::new(),
             buffered: 0,
             stage: BytesMut::new(),
+            spare: BytesMut::new(),
         }
     }
 
     /// Whether part of a frame has arrived and the rest has not: what a read timeout guards.
     pub fn is_mid_frame(&self) -> bool {
         !self.read_buf.is_empty() || self.large.is_some()
+    }
+
+    /// Whether queued messages are still to be written (the socket was full).
+    pub fn has_unsent(&self) -> bool {
+        !self.queue.is_empty()
     }
 }
 
@@ -571,8 +587,10 @@ impl<'de> BincodeRead<'de> for FieldReader<'_> {
 /// One entry of the outgoing queue.
 #[derive(Debug)]
 enum Outgoing<Out> {
-    /// Encoded frames of small messages, written as one.
-    Encoded(BytesMut),
+    /// Encoded frames of small messages, written as one; the first `written` bytes have been
+    /// sent. (Counted rather than advanced past, so the buffer's capacity stays measurable for
+    /// reuse.)
+    Encoded { buf: BytesMut, written: usize },
     /// A large message, serialized as it is written; `written` frame bytes have been sent.
     Direct {
         item: Out,
@@ -592,15 +610,19 @@ where
     /// Fails, queueing nothing, if `item` encodes to more than the frame limit.
     pub fn queue(&mut self, item: Out) -> Result<(), CodecError> {
         let format = self.codec.format();
-        if !matches!(self.queue.back(), Some(Outgoing::Encoded(_))) {
-            self.queue.push_back(Outgoing::Encoded(BytesMut::new()));
+        if !matches!(self.queue.back(), Some(Outgoing::Encoded { .. })) {
+            let mut buf = std::mem::take(&mut self.spare);
+            buf.reserve(SMALL_RESERVE);
+            self.queue.push_back(Outgoing::Encoded { buf, written: 0 });
         }
-        if let Some(Outgoing::Encoded(buf)) = self.queue.back_mut() {
+        if let Some(Outgoing::Encoded { buf, .. }) = self.queue.back_mut() {
             let before = buf.len();
             let encoded = format.encode_small_frame(&item, BIG_FIELD, buf);
             self.buffered += buf.len() - before;
             if buf.is_empty() {
-                self.queue.pop_back();
+                if let Some(Outgoing::Encoded { buf, .. }) = self.queue.pop_back() {
+                    self.spare = buf;
+                }
             }
             if encoded? {
                 return Ok(());
@@ -629,13 +651,13 @@ where
     fn poll_write_queue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CodecError>> {
         while let Some(entry) = self.queue.front_mut() {
             match entry {
-                Outgoing::Encoded(buf) => {
-                    while !buf.is_empty() {
-                        let n = ready!(Pin::new(&mut self.io).poll_write(cx, buf))?;
+                Outgoing::Encoded { buf, written } => {
+                    while *written < buf.len() {
+                        let n = ready!(Pin::new(&mut self.io).poll_write(cx, &buf[*written..]))?;
                         if n == 0 {
                             return Poll::Ready(Err(write_zero()));
                         }
-                        buf.advance(n);
+                        *written += n;
                         self.buffered -= n;
                     }
                 }
@@ -683,7 +705,12 @@ where
                     }
                 }
             }
-            self.queue.pop_front();
+            if let Some(Outgoing::Encoded { mut buf, .. }) = self.queue.pop_front() {
+                if buf.capacity() <= SPARE_LIMIT {
+                    buf.clear();
+                    self.spare = buf;
+                }
+            }
         }
         Poll::Ready(Ok(()))
     }
