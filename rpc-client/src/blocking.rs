@@ -44,13 +44,10 @@ impl<C: ServiceClient> BlockingClient<C> {
     }
 
     /// Runs one call to completion: `f` gets the client and a fresh context (10 s deadline; set
-    /// `ctx.deadline` to change it).
+    /// `ctx.deadline` to change it). The client's socket is driven by this value's own runtime,
+    /// which runs only inside `call`, so the client is lent to `f` rather than handed out: a
+    /// program with a runtime of its own connects with [`Connector::connect`] instead.
     pub fn call<T>(&self, f: impl AsyncFnOnce(&Client<C>, context::Context) -> T) -> T {
         self.runtime.block_on(f(&self.client, context::current()))
-    }
-
-    /// The async client inside, for callers that have a runtime after all.
-    pub fn get_ref(&self) -> &Client<C> {
-        &self.client
     }
 }

@@ -62,6 +62,8 @@ impl<Req, Resp> std::fmt::Debug for Channel<Req, Resp> {
 
 struct Shared<Req, Resp> {
     state: Mutex<State<Req, Resp>>,
+    /// The runtime whose reactor drives the socket and which runs the watcher.
+    home: tokio::runtime::Id,
 }
 
 struct State<Req, Resp> {
@@ -71,6 +73,9 @@ struct State<Req, Resp> {
     calls: HashMap<u64, Slot<Resp>>,
     /// Why the connection can no longer be used, once it cannot.
     broken: Option<Broken>,
+    /// The call whose task the socket wakes when answers arrive: the last to find nothing more
+    /// to read. `None` after a drive with no caller's waker (the watcher's, a dropped call's).
+    reader: Option<u64>,
 }
 
 /// A waiting call's answer, once it arrived, and how to wake its caller.
@@ -81,6 +86,11 @@ struct Slot<Resp> {
     deadline: Instant,
     /// Whether the call must arm its own deadline timer (see [`timer_due`]).
     timer_due: bool,
+}
+
+/// Now, on tokio's clock, which a test may pause and which the watcher's ticks follow.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Whether a call with `deadline` needs its own timer now. A timer per call cost a timer-wheel
@@ -116,6 +126,7 @@ where
 {
     /// A channel over a connection whose handshake is done. Needs a tokio runtime.
     pub(crate) fn new(transport: ClientTransport<Req, Resp>) -> Self {
+        let home = tokio::runtime::Handle::current().id();
         let channel = Channel {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -123,7 +134,9 @@ where
                     next_id: 0,
                     calls: HashMap::new(),
                     broken: None,
+                    reader: None,
                 }),
+                home,
             }),
         };
         tokio::spawn(watch(Arc::downgrade(&channel.shared)));
@@ -179,7 +192,7 @@ where
             state.drive(&mut Context::from_waker(Waker::noop()), None);
             // The drive above took the socket's registration: give it back to a caller.
             state.hand_off();
-            let now = Instant::now();
+            let now = now();
             for slot in state.calls.values_mut() {
                 if !slot.timer_due && timer_due(slot.deadline, now) {
                     slot.timer_due = true;
@@ -229,7 +242,10 @@ where
                 }
                 Poll::Ready(Some(Err(err))) => return self.fail(Broken::Failed(Arc::new(err))),
                 Poll::Ready(None) => return self.fail(Broken::Closed),
-                Poll::Pending => return,
+                Poll::Pending => {
+                    self.reader = me;
+                    return;
+                }
             }
         }
     }
@@ -266,13 +282,22 @@ where
         cx: &mut Context<'_>,
         timer_due: &mut bool,
     ) -> Poll<Result<Resp, RpcError>> {
-        self.drive(cx, Some(id));
+        // An answer another call's drive delivered needs no I/O: taking it is all there is to do
+        // (and keeps the lock, which every call on this connection shares, briefly held).
+        if self.calls.get(&id).is_none_or(|slot| slot.answer.is_none()) {
+            self.drive(cx, Some(id));
+        }
         let Some(slot) = self.calls.get_mut(&id) else {
             return Poll::Ready(Err(RpcError::Shutdown));
         };
         if let Some(answer) = slot.answer.take() {
             self.calls.remove(&id);
-            self.hand_off();
+            // Leaving: if the socket would wake this task, or writes wait for room, another
+            // waiting call takes over.
+            if self.reader == Some(id) || self.transport.has_unsent() {
+                self.reader = None;
+                self.hand_off();
+            }
             return Poll::Ready(answer.map_err(RpcError::Server));
         }
         if let Some(broken) = &self.broken {
@@ -338,9 +363,16 @@ where
     type Req = Req;
     type Resp = Resp;
 
-    async fn call(&self, ctx: context::Context, request: Req) -> Result<Resp, RpcError> {
+    async fn call(&self, mut ctx: context::Context, request: Req) -> Result<Resp, RpcError> {
         let deadline = ctx.deadline;
+        // A span of its own in the caller's trace, as tarpc's channel gives each call.
+        ctx.trace_context = rpc_core::trace::child_context(&ctx.trace_context);
         let trace_context = ctx.trace_context;
+        // Called from a runtime other than the one driving the socket, the call cannot count on
+        // the watcher (that runtime may not be running: a `BlockingClient` between calls), so it
+        // arms its timer at once.
+        let away = tokio::runtime::Handle::try_current()
+            .map_or(true, |handle| handle.id() != self.shared.home);
         let id = {
             let mut state = self.shared.lock();
             if let Some(broken) = &state.broken {
@@ -363,7 +395,7 @@ where
                     answer: None,
                     waker: None,
                     deadline,
-                    timer_due: timer_due(deadline, Instant::now()),
+                    timer_due: away || timer_due(deadline, now()),
                 },
             );
             id

@@ -197,3 +197,44 @@ async fn a_call_its_task_stops_polling_holds_up_neither_later_calls_nor_other_ta
         "the parked call still gets its answer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_from_another_runtime_than_the_one_driving_its_socket_ends_at_its_deadline() {
+    let dir = TestDir::new();
+    let server = dir.server().start();
+    // Connected on a current-thread runtime that nothing drives afterwards (as a
+    // `BlockingClient`'s is between calls): the socket's readiness never arrives, and neither do
+    // the watcher's ticks.
+    let home = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let connector = server.connector();
+    let echo = std::thread::spawn(move || {
+        let echo = home
+            .block_on(connector.connect::<EchoClient>())
+            .expect("connects");
+        (home, echo)
+    })
+    .join()
+    .expect("the connecting thread");
+    let mut ctx = context::current();
+    ctx.deadline = Instant::now() + Duration::from_millis(1_500);
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), echo.1.ping(ctx))
+        .await
+        .expect("the call never ended");
+    assert!(
+        matches!(result, Err(tarpc::client::RpcError::DeadlineExceeded)),
+        "expected a deadline error, got {result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "a 1.5 s deadline ended after {:?}",
+        started.elapsed()
+    );
+    // The idle runtime is dropped off this runtime's worker threads.
+    std::thread::spawn(move || drop(echo))
+        .join()
+        .expect("drops");
+}
