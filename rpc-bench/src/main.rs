@@ -41,6 +41,10 @@ const CONNECTIONS: [usize; 2] = [1, 4];
 const DEFAULT_SECONDS: f64 = 1.0;
 /// Seconds per point with `--quick`.
 const QUICK_SECONDS: f64 = 0.04;
+/// Rounds each point's time is split into. Subjects take turns round by round, so that a burst
+/// of load from elsewhere on a shared machine falls on all of them, not on one subject's figure
+/// (the same point measured a few seconds apart varied up to 2x here).
+const ROUNDS: u32 = 5;
 
 /// Measure the framework over UDS and TCP loopback, beside raw sockets and stock tarpc.
 #[derive(Debug, Parser)]
@@ -212,6 +216,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         in_flight: IN_FLIGHT.to_vec(),
         connections: CONNECTIONS.to_vec(),
         seconds_per_point: seconds,
+        rounds: ROUNDS,
         quick: args.quick,
         socket_buffer: DEFAULT_SOCKET_BUFFER,
         rpc_server: match &rpc_server {
@@ -226,61 +231,76 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     };
     let points = subjects.len() * payloads.len() * (1 + IN_FLIGHT.len() * CONNECTIONS.len());
-    let progress = ProgressBar::new(points as u64).with_style(
+    let progress = ProgressBar::new(points as u64 * u64::from(ROUNDS)).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let round = per_point / ROUNDS;
+    let name = |subject: &Subject| {
+        format!(
+            "{} {}",
+            subject.implementation.name(),
+            subject.transport.name()
+        )
+    };
 
     let mut latency = Vec::new();
     let mut throughput = Vec::new();
     runtime.block_on(async {
-        // Every subject is measured at one point before the next point starts, so the ratios
-        // compare figures taken seconds apart on this shared, noisy machine.
         for &payload in &payloads {
+            progress.set_message(format!("latency {payload} B"));
+            let mut runs = Vec::new();
             for subject in &subjects {
-                let name = format!(
-                    "{} {}",
-                    subject.implementation.name(),
-                    subject.transport.name()
-                );
-                progress.set_message(format!("{name} latency {payload} B"));
-                // On a runtime worker, as an application's own tasks run, not on the thread
-                // blocked in `block_on` (which would add a cross-thread hop to every call).
-                let task = tokio::spawn({
-                    let subject = subject.clone();
-                    async move { measure::latency(&subject, payload, per_point).await }
-                });
-                latency.push(
-                    task.await
-                        .context("latency task panicked")?
-                        .with_context(|| format!("{name} latency at {payload} B"))?,
-                );
-                progress.inc(1);
+                runs.push(Some(
+                    measure::LatencyRun::start(subject, payload)
+                        .await
+                        .with_context(|| format!("{} latency at {payload} B", name(subject)))?,
+                ));
             }
+            for _ in 0..ROUNDS {
+                for (subject, slot) in subjects.iter().zip(&mut runs) {
+                    let Some(mut run) = slot.take() else {
+                        continue;
+                    };
+                    // On a runtime worker, as an application's own tasks run, not on the thread
+                    // blocked in `block_on` (which would add a cross-thread hop to every call).
+                    let (run, result) = tokio::spawn(async move {
+                        let result = run.round(round).await;
+                        (run, result)
+                    })
+                    .await
+                    .context("latency task panicked")?;
+                    result.with_context(|| format!("{} latency at {payload} B", name(subject)))?;
+                    *slot = Some(run);
+                    progress.inc(1);
+                }
+            }
+            latency.extend(runs.iter().flatten().map(measure::LatencyRun::finish));
             for &connections in &CONNECTIONS {
                 for &in_flight in &IN_FLIGHT {
-                    for subject in &subjects {
-                        let name = format!(
-                            "{} {}",
-                            subject.implementation.name(),
-                            subject.transport.name()
-                        );
-                        progress.set_message(format!(
-                            "{name} {payload} B x{in_flight} on {connections}"
-                        ));
-                        throughput.push(
-                            measure::throughput(
+                    progress.set_message(format!("{payload} B x{in_flight} on {connections}"));
+                    let mut points: Vec<Option<measure::Throughput>> = vec![None; subjects.len()];
+                    for _ in 0..ROUNDS {
+                        for (subject, point) in subjects.iter().zip(&mut points) {
+                            let part = measure::throughput(
                                 subject,
                                 payload,
                                 in_flight,
                                 connections,
-                                per_point,
+                                round,
                             )
                             .await
-                            .with_context(|| format!("{name} throughput at {payload} B"))?,
-                        );
-                        progress.inc(1);
+                            .with_context(|| {
+                                format!("{} throughput at {payload} B", name(subject))
+                            })?;
+                            *point = Some(match point.take() {
+                                Some(sum) => sum.add(&part),
+                                None => part,
+                            });
+                            progress.inc(1);
+                        }
                     }
+                    throughput.extend(points.into_iter().flatten());
                 }
             }
         }

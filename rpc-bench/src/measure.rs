@@ -158,6 +158,21 @@ pub struct Throughput {
     pub mb_per_sec: f64,
 }
 
+impl Throughput {
+    /// The figures of two rounds at the same point taken together.
+    pub fn add(&self, other: &Throughput) -> Throughput {
+        let calls = self.calls + other.calls;
+        let seconds = self.seconds + other.seconds;
+        Throughput {
+            calls,
+            seconds,
+            calls_per_sec: calls as f64 / seconds,
+            mb_per_sec: calls as f64 * self.payload as f64 / seconds / 1e6,
+            ..self.clone()
+        }
+    }
+}
+
 /// Calls made before timing starts, to settle buffers and caches.
 const WARMUP_CALLS: usize = 20;
 
@@ -174,84 +189,78 @@ fn check_echo(sent: usize, got: &ByteBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Times sequential echoes of `size` bytes for `duration` on one new connection.
-pub async fn latency(
-    subject: &Subject,
+/// Sequential echoes of one subject at one payload size, timed in rounds: the bench alternates
+/// subjects round by round, so a burst of load from elsewhere on this shared machine lands on
+/// every subject's figures instead of on whichever one it happened to be measuring.
+pub struct LatencyRun {
+    subject: Subject,
     size: usize,
-    duration: Duration,
-) -> anyhow::Result<Latency> {
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3)?;
-    let mut connection = subject.connect().await?;
-    let mut schedule = Schedule::new(duration);
-    let mut record = |elapsed: Duration| {
-        let _ = histogram.record(elapsed.as_nanos().max(1) as u64);
-    };
-    match &mut connection {
-        Connection::Echo(client) => {
-            let mut bytes = payload(size);
-            loop {
-                let start = Instant::now();
-                bytes = client.echo(bytes).await?;
-                let elapsed = start.elapsed();
-                check_echo(size, &bytes)?;
-                let (timed, over) = schedule.after_call();
-                if timed {
-                    record(elapsed);
-                }
-                if over {
-                    break;
-                }
-            }
+    connection: Connection,
+    histogram: Histogram<u64>,
+    /// The payload, sent and echoed back call after call (`rpc` and `tarpc`).
+    bytes: ByteBuf,
+    /// The request frame and the reply buffer (`raw`).
+    frame: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl LatencyRun {
+    /// Opens a connection and makes [`WARMUP_CALLS`] untimed calls on it.
+    pub async fn start(subject: &Subject, size: usize) -> anyhow::Result<Self> {
+        let mut run = LatencyRun {
+            subject: subject.clone(),
+            size,
+            connection: subject.connect().await?,
+            histogram: Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3)?,
+            bytes: ByteBuf::new(),
+            frame: Vec::new(),
+            reply: Vec::new(),
+        };
+        match run.connection {
+            Connection::Echo(_) => run.bytes = payload(size),
+            Connection::Raw(_) => run.frame = raw::frame(size),
         }
-        Connection::Raw(raw) => {
-            let frame = raw::frame(size);
-            let mut reply = Vec::new();
-            loop {
-                let start = Instant::now();
-                raw.echo(&frame, &mut reply).await?;
-                let elapsed = start.elapsed();
-                let (timed, over) = schedule.after_call();
-                if timed {
-                    record(elapsed);
-                }
-                if over {
-                    break;
-                }
+        for _ in 0..WARMUP_CALLS {
+            run.call().await?;
+        }
+        Ok(run)
+    }
+
+    /// Makes calls, one at a time, for `duration`, recording each one's time.
+    pub async fn round(&mut self, duration: Duration) -> anyhow::Result<()> {
+        let until = Instant::now() + duration;
+        loop {
+            let elapsed = self.call().await?;
+            let _ = self.histogram.record(elapsed.as_nanos().max(1) as u64);
+            if Instant::now() >= until {
+                return Ok(());
             }
         }
     }
-    Ok(summarize(subject, size, &histogram))
-}
 
-/// Counts warm-up calls, then says when the timed part of a sequential run is over.
-struct Schedule {
-    calls: usize,
-    timed_since: Option<Instant>,
-    duration: Duration,
-}
-
-impl Schedule {
-    fn new(duration: Duration) -> Self {
-        Schedule {
-            calls: 0,
-            timed_since: None,
-            duration,
+    /// One echo; returns how long it took.
+    async fn call(&mut self) -> anyhow::Result<Duration> {
+        match &mut self.connection {
+            Connection::Echo(client) => {
+                let bytes = std::mem::take(&mut self.bytes);
+                let start = Instant::now();
+                let bytes = client.echo(bytes).await?;
+                let elapsed = start.elapsed();
+                check_echo(self.size, &bytes)?;
+                self.bytes = bytes;
+                Ok(elapsed)
+            }
+            Connection::Raw(raw) => {
+                let start = Instant::now();
+                raw.echo(&self.frame, &mut self.reply).await?;
+                Ok(start.elapsed())
+            }
         }
     }
 
-    /// Called after each call; returns (whether to record it, whether to stop).
-    fn after_call(&mut self) -> (bool, bool) {
-        self.calls += 1;
-        if self.calls <= WARMUP_CALLS {
-            if self.calls == WARMUP_CALLS {
-                self.timed_since = Some(Instant::now());
-            }
-            return (false, false);
-        }
-        let over = self
-            .timed_since
-            .is_some_and(|t| t.elapsed() >= self.duration);
-        (true, over)
+    /// The percentiles of every round.
+    pub fn finish(&self) -> Latency {
+        summarize(&self.subject, self.size, &self.histogram)
     }
 }
 

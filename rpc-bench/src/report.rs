@@ -24,6 +24,8 @@ pub struct Settings {
     pub connections: Vec<usize>,
     /// Seconds per latency and per throughput point.
     pub seconds_per_point: f64,
+    /// Rounds each point's time is split into, the subjects taking turns.
+    pub rounds: u32,
     /// Whether `--quick` was given.
     pub quick: bool,
     /// Kernel socket buffer the framework and the raw baseline set on Unix connections.
@@ -196,8 +198,9 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "settings: {:.2} s per point{}, socket buffer {} B, rpc server {}",
+            "settings: {:.2} s per point in {} alternating rounds{}, socket buffer {} B, rpc server {}",
             s.seconds_per_point,
+            s.rounds,
             if s.quick { " (--quick)" } else { "" },
             s.socket_buffer,
             s.rpc_server
