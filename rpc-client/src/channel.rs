@@ -22,13 +22,13 @@
 //! A request too large for the frame limit fails alone with [`RpcError::Send`] and leaves the
 //! connection usable (tarpc's channel closes the whole connection).
 
-use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use rpc_core::wire::{ClientFrame, IdMap};
 use rpc_core::{CodecError, LocalStream, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,7 +38,7 @@ use tarpc::{ChannelError, ClientMessage, Request, RequestName, Response, ServerE
 
 /// The framed connection a [`Channel`] reads answers from and writes requests to.
 pub(crate) type ClientTransport<Req, Resp> =
-    WireTransport<LocalStream, Response<Resp>, ClientMessage<Req>>;
+    WireTransport<LocalStream, Response<Resp>, ClientFrame<Req>>;
 
 /// A connection to one service, shared by every clone: the stub for generated clients, e.g.
 /// `KvClient<Channel<KvRequest, KvResponse>>` (what [`crate::Connector::connect`] returns).
@@ -70,7 +70,7 @@ struct State<Req, Resp> {
     transport: ClientTransport<Req, Resp>,
     next_id: u64,
     /// Calls waiting for their answer, by request id.
-    calls: HashMap<u64, Slot<Resp>>,
+    calls: IdMap<Slot<Resp>>,
     /// Why the connection can no longer be used, once it cannot.
     broken: Option<Broken>,
     /// The call whose task the socket wakes when answers arrive: the last to find nothing more
@@ -132,7 +132,7 @@ where
                 state: Mutex::new(State {
                     transport,
                     next_id: 0,
-                    calls: HashMap::new(),
+                    calls: IdMap::default(),
                     broken: None,
                     reader: None,
                 }),
@@ -347,7 +347,7 @@ where
             };
             // Written now if the socket has room (it nearly always has); otherwise by the next
             // call on this connection. The server drops the call at its deadline regardless.
-            if state.transport.queue(cancel).is_ok() {
+            if state.transport.queue(ClientFrame(cancel)).is_ok() {
                 state.drive(&mut Context::from_waker(Waker::noop()), None);
             }
         }
@@ -387,7 +387,7 @@ where
             });
             state
                 .transport
-                .queue(request)
+                .queue(ClientFrame(request))
                 .map_err(|err| RpcError::Send(Box::new(err)))?;
             state.calls.insert(
                 id,

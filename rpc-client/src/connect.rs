@@ -5,13 +5,14 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::HandshakeCodec;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
+use rpc_core::wire::ClientFrame;
 use rpc_core::{
     Endpoint, FrameLimit, Hello, HelloReply, LocalStream, ServerLocation, ServiceClient, Token,
     WireCodec, WireTransport,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tarpc::{ClientMessage, RequestName, Response};
+use tarpc::{RequestName, Response};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_util::codec::Framed;
 
@@ -123,7 +124,7 @@ impl Connector {
                     let transport = WireTransport::new(
                         parts.io,
                         parts.read_buf,
-                        WireCodec::<Response<Resp>, ClientMessage<Req>>::new(self.max_frame),
+                        WireCodec::<Response<Resp>, ClientFrame<Req>>::new(self.max_frame),
                     );
                     return Ok(Channel::new(transport));
                 }

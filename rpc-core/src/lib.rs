@@ -9,6 +9,8 @@
 //! - [`services`]: the built-in `echo`, `kv` and `health` tarpc service traits.
 //! - [`ServerLocation`] and [`EndpointFile`]: how a client finds a server by name.
 //! - [`trace::child_context`]: the per-call span ids tarpc's channels would derive.
+//! - [`wire`]: the client's requests encoded without tarpc's per-byte trace ids, and maps keyed
+//!   by request id.
 //!
 //! This crate opens no socket: listening is `rpc-server`'s job, connecting is `rpc-client`'s.
 //!
@@ -30,6 +32,7 @@ pub mod stream;
 pub mod timers;
 pub mod trace;
 pub mod transport;
+pub mod wire;
 
 pub use codec::{CodecError, FrameLimit, WireCodec};
 pub use endpoint::{Endpoint, EndpointParseError};

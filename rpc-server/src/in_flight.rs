@@ -7,13 +7,13 @@
 //! connection one timer, armed at the earliest deadline: calls that share a timeout arrive with
 //! ever later deadlines, so the timer is reset only when a call comes with a shorter one.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::pin::Pin;
 use std::task::Context;
 use std::time::Instant;
 
 use futures::future::{AbortHandle, AbortRegistration};
+use rpc_core::wire::IdMap;
 use tokio::time::Sleep;
 
 /// One call being handled.
@@ -25,7 +25,7 @@ struct Call {
 /// The calls a connection is running, by request id.
 #[derive(Default)]
 pub(crate) struct InFlight {
-    calls: HashMap<u64, Call>,
+    calls: IdMap<Call>,
     /// Fires no later than the earliest deadline in `calls`; `None` while no call is tracked
     /// since it last fired.
     timer: Option<Pin<Box<Sleep>>>,
