@@ -373,44 +373,57 @@ where
         // arms its timer at once.
         let away = tokio::runtime::Handle::try_current()
             .map_or(true, |handle| handle.id() != self.shared.home);
-        let id = {
-            let mut state = self.shared.lock();
-            if let Some(broken) = &state.broken {
-                return Err(broken.error());
-            }
-            let id = state.next_id;
-            state.next_id += 1;
-            let request = ClientMessage::Request(Request {
-                context: ctx,
-                id,
-                message: request,
-            });
-            state
-                .transport
-                .queue(ClientFrame(request))
-                .map_err(|err| RpcError::Send(Box::new(err)))?;
-            state.calls.insert(
-                id,
-                Slot {
-                    answer: None,
-                    waker: None,
-                    deadline,
-                    timer_due: away || timer_due(deadline, now()),
-                },
-            );
-            id
-        };
-        let mut guard = CallGuard {
-            shared: &self.shared,
-            id,
-            trace_context,
-            answered: false,
-        };
+        let mut request = Some(ClientMessage::Request(Request {
+            context: ctx,
+            id: 0,
+            message: request,
+        }));
+        let mut guard: Option<CallGuard<'_, Req, Resp>> = None;
         let mut expiry = pin!(None::<tokio::time::Sleep>);
+        // The first poll queues the request and drives the connection under one hold of the
+        // lock every call on this connection shares.
         poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            let id = match (&guard, request.take()) {
+                (Some(guard), _) => guard.id,
+                (None, Some(mut request)) => {
+                    if let Some(broken) = &state.broken {
+                        return Poll::Ready(Err(broken.error()));
+                    }
+                    let id = state.next_id;
+                    state.next_id += 1;
+                    if let ClientMessage::Request(request) = &mut request {
+                        request.id = id;
+                    }
+                    if let Err(err) = state.transport.queue(ClientFrame(request)) {
+                        return Poll::Ready(Err(RpcError::Send(Box::new(err))));
+                    }
+                    state.calls.insert(
+                        id,
+                        Slot {
+                            answer: None,
+                            waker: None,
+                            deadline,
+                            timer_due: away || timer_due(deadline, now()),
+                        },
+                    );
+                    guard = Some(CallGuard {
+                        shared: &self.shared,
+                        id,
+                        trace_context,
+                        answered: false,
+                    });
+                    id
+                }
+                (None, None) => return Poll::Ready(Err(RpcError::Shutdown)),
+            };
             let mut due = false;
-            if let Poll::Ready(result) = guard.shared.lock().poll_answer(id, cx, &mut due) {
-                guard.answered = true;
+            let answer = state.poll_answer(id, cx, &mut due);
+            drop(state);
+            if let Poll::Ready(result) = answer {
+                if let Some(guard) = &mut guard {
+                    guard.answered = true;
+                }
                 return Poll::Ready(result);
             }
             if due && expiry.is_none() {
