@@ -194,20 +194,23 @@ impl WireFormat {
         let mut writer = CappedWriter {
             dst: &mut *dst,
             room: below.min(self.limit.bytes().saturating_add(1)),
+            start,
+            done: false,
         };
         let result = self.unbounded_options().serialize_into(&mut writer, item);
-        let len = dst.len() - body_start;
         match result {
             Ok(()) => {
+                let len = writer.dst.len() - body_start;
                 debug_assert!(
                     len <= self.limit.bytes(),
                     "the writer's room includes the limit"
                 );
-                dst[start..body_start].copy_from_slice(&(len as u32).to_be_bytes());
+                writer.dst[start..body_start].copy_from_slice(&(len as u32).to_be_bytes());
+                writer.done = true;
                 Ok(true)
             }
             Err(err) => {
-                dst.truncate(start);
+                drop(writer);
                 match *err {
                     bincode::ErrorKind::Io(ref io) if io.kind() == io::ErrorKind::WriteZero => {
                         if below > self.limit.bytes() {
@@ -244,10 +247,22 @@ impl WireFormat {
 }
 
 /// Appends to a buffer until `room` runs out, then fails with `WriteZero`, writing nothing of
-/// the write that would not fit.
+/// the write that would not fit. Unless marked `done`, it removes what it wrote (and the length
+/// prefix before it, from `start`) when dropped, also when a `Serialize` impl panics: a half
+/// frame left in a connection's queue would be sent.
 struct CappedWriter<'a> {
     dst: &'a mut BytesMut,
     room: usize,
+    start: usize,
+    done: bool,
+}
+
+impl Drop for CappedWriter<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.dst.truncate(self.start);
+        }
+    }
 }
 
 impl io::Write for CappedWriter<'_> {

@@ -610,12 +610,18 @@ where
     /// Fails, queueing nothing, if `item` encodes to more than the frame limit.
     pub fn queue(&mut self, item: Out) -> Result<(), CodecError> {
         let format = self.codec.format();
-        if !matches!(self.queue.back(), Some(Outgoing::Encoded { .. })) {
+        // Appended to the last buffer only if none of it has been written: a buffer is freed
+        // only once written out whole, so one that kept growing while the socket was full would
+        // keep every byte ever sent on the connection.
+        if !matches!(
+            self.queue.back(),
+            Some(Outgoing::Encoded { written: 0, .. })
+        ) {
             let mut buf = std::mem::take(&mut self.spare);
             buf.reserve(SMALL_RESERVE);
             self.queue.push_back(Outgoing::Encoded { buf, written: 0 });
         }
-        if let Some(Outgoing::Encoded { buf, .. }) = self.queue.back_mut() {
+        if let Some(Outgoing::Encoded { buf, written: 0 }) = self.queue.back_mut() {
             let before = buf.len();
             let encoded = format.encode_small_frame(&item, BIG_FIELD, buf);
             self.buffered += buf.len() - before;
@@ -1063,6 +1069,46 @@ mod tests {
         let sent = many.clone();
         tokio::spawn(async move { a.send(sent).await.expect("sends") });
         assert_eq!(b.next().await.expect("an item").expect("decodes"), many);
+    }
+
+    #[tokio::test]
+    async fn a_buffer_partly_written_takes_no_more_frames_so_sent_bytes_are_freed() {
+        let (mut a, mut b) = pair(crate::codec::DEFAULT_MAX_FRAME);
+        // Small frames, several per buffer, until the socket is full partway through a buffer.
+        let mut queued = 0;
+        let noop = &mut Context::from_waker(std::task::Waker::noop());
+        let partly_written = |a: &Transport| {
+            matches!(
+                a.queue.front(),
+                Some(Outgoing::Encoded { written, buf }) if *written > 0 && *written < buf.len()
+            )
+        };
+        while !partly_written(&a) {
+            assert!(
+                queued < 10_000,
+                "the socket never filled partway through a buffer"
+            );
+            for _ in 0..4 {
+                a.queue(message(queued, 20_000, 0, 0)).expect("queues");
+                queued += 1;
+            }
+            let _ = a.poll_send(noop);
+        }
+        a.queue(message(queued, 100, 0, 0)).expect("queues");
+        queued += 1;
+        assert_eq!(
+            a.queue.len(),
+            2,
+            "a new buffer for the frame queued behind the partial one"
+        );
+        let reader = tokio::spawn(async move {
+            for id in 0..queued {
+                let got = b.next().await.expect("a message").expect("decodes");
+                assert_eq!(got.id, id);
+            }
+        });
+        a.flush().await.expect("flushes");
+        reader.await.expect("reader");
     }
 
     #[tokio::test]
