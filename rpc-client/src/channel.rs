@@ -345,13 +345,19 @@ where
                 trace_context: self.trace_context,
                 request_id: self.id,
             };
-            // Written now if the socket has room (it nearly always has); otherwise by the next
-            // call on this connection. The server drops the call at its deadline regardless.
-            if state.transport.queue(ClientFrame(cancel)).is_ok() {
-                state.drive(&mut Context::from_waker(Waker::noop()), None);
+            // Written now if the socket has room (it nearly always has); otherwise by the call
+            // woken below. The server drops the call at its deadline regardless. Only written:
+            // reading here would take the socket's registration from the call that holds it.
+            if state.transport.queue(ClientFrame::new(cancel)).is_ok() {
+                state.send(&mut Context::from_waker(Waker::noop()));
             }
         }
-        state.hand_off();
+        // Leaving: another waiting call takes over if the socket would have woken this one, or
+        // writes wait for room.
+        if state.reader == Some(self.id) || state.transport.has_unsent() {
+            state.reader = None;
+            state.hand_off();
+        }
     }
 }
 
@@ -395,7 +401,7 @@ where
                     if let ClientMessage::Request(request) = &mut request {
                         request.id = id;
                     }
-                    if let Err(err) = state.transport.queue(ClientFrame(request)) {
+                    if let Err(err) = state.transport.queue(ClientFrame::new(request)) {
                         return Poll::Ready(Err(RpcError::Send(Box::new(err))));
                     }
                     state.calls.insert(

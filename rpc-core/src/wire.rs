@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::ser::{SerializeStruct, SerializeStructVariant};
 use serde::{Serialize, Serializer};
@@ -21,17 +21,38 @@ use tarpc::{ClientMessage, Request, context, trace};
 ///
 /// With another serde format the trace id's encoding would differ (a 128-bit integer instead of
 /// sixteen bytes): this type is for [`crate::WireTransport`] only.
+///
+/// The deadline goes on the wire as the time left (tarpc's encoding), measured once, when the
+/// frame is made: a large frame is serialized again each time the socket takes more of it, and
+/// every pass must produce the same bytes.
 #[derive(Debug)]
-pub struct ClientFrame<Req>(pub ClientMessage<Req>);
+pub struct ClientFrame<Req> {
+    message: ClientMessage<Req>,
+    time_left: Duration,
+}
+
+impl<Req> ClientFrame<Req> {
+    /// The frame for `message`, its deadline measured from now.
+    pub fn new(message: ClientMessage<Req>) -> Self {
+        let time_left = match &message {
+            ClientMessage::Request(request) => request
+                .context
+                .deadline
+                .saturating_duration_since(Instant::now()),
+            _ => Duration::ZERO,
+        };
+        ClientFrame { message, time_left }
+    }
+}
 
 impl<Req: Serialize> Serialize for ClientFrame<Req> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match &self.0 {
+        match &self.message {
             ClientMessage::Request(request) => serializer.serialize_newtype_variant(
                 "ClientMessage",
                 0,
                 "Request",
-                &RequestFields(request),
+                &RequestFields(request, self.time_left),
             ),
             ClientMessage::Cancel {
                 trace_context,
@@ -49,13 +70,13 @@ impl<Req: Serialize> Serialize for ClientFrame<Req> {
     }
 }
 
-/// `tarpc::Request`'s fields, in its order.
-struct RequestFields<'a, Req>(&'a Request<Req>);
+/// `tarpc::Request`'s fields, in its order, with the deadline's time left.
+struct RequestFields<'a, Req>(&'a Request<Req>, Duration);
 
 impl<Req: Serialize> Serialize for RequestFields<'_, Req> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut request = serializer.serialize_struct("Request", 3)?;
-        request.serialize_field("context", &ContextFields(&self.0.context))?;
+        request.serialize_field("context", &ContextFields(&self.0.context, self.1))?;
         request.serialize_field("id", &self.0.id)?;
         request.serialize_field("message", &self.0.message)?;
         request.end()
@@ -64,15 +85,12 @@ impl<Req: Serialize> Serialize for RequestFields<'_, Req> {
 
 /// `tarpc::context::Context`'s fields: the deadline as the time left (tarpc's encoding, which
 /// saturates at zero), then the trace context.
-struct ContextFields<'a>(&'a context::Context);
+struct ContextFields<'a>(&'a context::Context, Duration);
 
 impl Serialize for ContextFields<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut context = serializer.serialize_struct("Context", 2)?;
-        context.serialize_field(
-            "deadline",
-            &self.0.deadline.saturating_duration_since(Instant::now()),
-        )?;
+        context.serialize_field("deadline", &self.1)?;
         context.serialize_field("trace_context", &TraceFields(&self.0.trace_context))?;
         context.end()
     }
@@ -123,8 +141,6 @@ impl Hasher for IdHasher {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use bincode::Options as _;
     use serde_bytes::ByteBuf;
 
@@ -184,7 +200,7 @@ mod tests {
             .unwrap_or_else(Instant::now);
         let theirs = messages(past);
         for (ours, theirs) in messages(past).into_iter().zip(&theirs) {
-            assert_eq!(bincode_of(&ClientFrame(ours)), bincode_of(theirs));
+            assert_eq!(bincode_of(&ClientFrame::new(ours)), bincode_of(theirs));
         }
     }
 
@@ -192,7 +208,7 @@ mod tests {
     fn a_client_frame_with_time_left_decodes_as_tarpcs_message() {
         let deadline = Instant::now() + Duration::from_secs(10);
         for message in messages(deadline) {
-            let bytes = bincode_of(&ClientFrame(message));
+            let bytes = bincode_of(&ClientFrame::new(message));
             let decoded = message_again(&bytes);
             if let ClientMessage::Request(request) = decoded {
                 let left = request
