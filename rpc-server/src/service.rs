@@ -12,7 +12,7 @@ use futures::future::{AbortRegistration, Abortable};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use rpc_core::handshake::HandshakeCodec;
-use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, WireCodec, WireTransport};
+use rpc_core::{CodecError, FrameLimit, Hello, HelloReply, LocalStream, WireCodec, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarpc::{ClientMessage, Request, RequestName, Response, ServerError, context};
@@ -132,7 +132,15 @@ where
                     if let Some(response) = unsent.take() {
                         match transport.as_mut().poll_ready(cx) {
                             Poll::Ready(Ok(())) => {
-                                transport.as_mut().start_send(response)?;
+                                let request_id = response.request_id;
+                                match transport.as_mut().start_send(response) {
+                                    Ok(()) => {}
+                                    // Nothing was queued: that call fails alone.
+                                    Err(CodecError::OutgoingTooLarge { limit }) => transport
+                                        .as_mut()
+                                        .start_send(too_large(request_id, limit))?,
+                                    Err(err) => return Poll::Ready(Err(err)),
+                                }
                                 continue;
                             }
                             Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
@@ -225,6 +233,21 @@ fn throttled<Resp>(request_id: u64) -> Response<Resp> {
         message: Err(ServerError::new(
             std::io::ErrorKind::WouldBlock,
             "server throttled the request.".into(),
+        )),
+    }
+}
+
+/// The answer to a call whose response would not fit in a frame: the call fails, the connection
+/// and the other calls on it go on.
+fn too_large<Resp>(request_id: u64, limit: usize) -> Response<Resp> {
+    Response {
+        request_id,
+        message: Err(ServerError::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the response is larger than the server's frame limit of {limit} bytes \
+                 (--max-frame)"
+            ),
         )),
     }
 }

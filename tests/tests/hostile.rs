@@ -9,6 +9,7 @@ use rpc_core::handshake::{MAGIC, MAX_HANDSHAKE_FRAME};
 use rpc_core::services::echo::EchoResponse;
 use rpc_core::services::kv::KvClient;
 use rpc_core::{Hello, HelloReply, Refusal};
+use tarpc::context;
 use tests::raw::{
     decode_echo_response, decode_reply, echo_request_frame, handshake, hello_body_len, hello_frame,
     read_until_closed,
@@ -250,6 +251,40 @@ async fn connection_that_hangs_up_mid_handshake_is_told_it_was_malformed() {
         other => panic!("half a hello got {other:?}"),
     }
     assert_unharmed(&server, &kv).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_over_max_frame_fails_that_call_alone_and_the_connection_goes_on() {
+    let dir = TestDir::new();
+    let server = dir.server().arg("--max-frame").arg("4096").start();
+    let kv = server
+        .connector()
+        .connect::<KvClient>()
+        .await
+        .expect("connects");
+    // Small requests whose keys, listed together, make a response of about 10 KB.
+    for i in 0..100 {
+        kv.set(
+            context::current(),
+            format!("{i:03}-{}", "k".repeat(90)),
+            "v".into(),
+        )
+        .await
+        .expect("answered")
+        .expect("stored");
+    }
+    match kv.list(context::current(), String::new()).await {
+        Err(tarpc::client::RpcError::Server(err)) => {
+            assert_eq!(err.kind, std::io::ErrorKind::InvalidData);
+            assert!(err.detail.contains("frame limit of 4096"), "{}", err.detail);
+        }
+        other => panic!("a 10 KB response under a 4 KiB frame limit gave {other:?}"),
+    }
+    let some = kv
+        .list(context::current(), "00".into())
+        .await
+        .expect("the same connection still answers");
+    assert_eq!(some.len(), 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
