@@ -97,25 +97,11 @@ impl LocalStream {
                         buf.extend_from_slice(bytes)
                     });
                 }
-                loop {
-                    let room = buf.capacity() - buf.len();
-                    let mut guard = ready!(unix.io.poll_read_ready(cx))?;
-                    let read = guard.try_io(|io| {
-                        rustix::io::read(io.get_ref(), rustix::buffer::spare_capacity(&mut *buf))
-                            .map_err(io::Error::from)
-                    });
-                    match read {
-                        Ok(Ok(n)) => {
-                            if n < room {
-                                // Drained: wait for the next readiness event before reading again.
-                                guard.clear_ready();
-                            }
-                            return Poll::Ready(Ok(n));
-                        }
-                        Ok(Err(err)) => return Poll::Ready(Err(err)),
-                        Err(_would_block) => continue,
-                    }
-                }
+                let room = buf.capacity() - buf.len();
+                unix.poll_read_ready_with(cx, room, |socket| {
+                    rustix::io::read(socket, rustix::buffer::spare_capacity(&mut *buf))
+                        .map_err(io::Error::from)
+                })
             }
             LocalStream::Tcp(tcp) if buf.capacity() - buf.len() > max => {
                 let mut bounce = vec![0u8; max.min(READ_CHUNK)];
@@ -161,20 +147,29 @@ impl UnixConnection {
         max: usize,
         mut take: impl FnMut(&[u8]),
     ) -> Poll<io::Result<usize>> {
-        loop {
-            let mut guard = ready!(self.io.poll_read_ready(cx))?;
-            let read = SCRATCH.with_borrow_mut(|scratch| {
+        self.poll_read_ready_with(cx, max, |socket| {
+            SCRATCH.with_borrow_mut(|scratch| {
                 scratch.clear();
                 scratch.reserve(max);
-                guard.try_io(|io| {
-                    let room = &mut scratch.spare_capacity_mut()[..max];
-                    let (bytes, _) = rustix::io::read(io.get_ref(), room)?;
-                    let n = bytes.len();
-                    take(bytes);
-                    Ok(n)
-                })
-            });
-            match read {
+                let room = &mut scratch.spare_capacity_mut()[..max];
+                let (bytes, _) = rustix::io::read(socket, room)?;
+                take(bytes);
+                Ok(bytes.len())
+            })
+        })
+    }
+
+    /// Waits until the socket is readable and runs `read`, which reads at most `max` bytes and
+    /// returns how many; retries if the readiness was stale.
+    fn poll_read_ready_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: usize,
+        mut read: impl FnMut(&std::os::unix::net::UnixStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.io.poll_read_ready(cx))?;
+            match guard.try_io(|io| read(io.get_ref())) {
                 Ok(Ok(n)) => {
                     if n < max {
                         // Drained: wait for the next readiness event before reading again.
