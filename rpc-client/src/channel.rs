@@ -88,11 +88,6 @@ struct Slot<Resp> {
     timer_due: bool,
 }
 
-/// Now, on tokio's clock, which a test may pause and which the watcher's ticks follow.
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
-}
-
 /// Whether a call with `deadline` needs its own timer now. A timer per call cost a timer-wheel
 /// insertion and removal on every call (a few hundred instructions of a 64-byte call's few
 /// thousand); most calls are answered long before their deadline (10 s by default). So a call
@@ -192,7 +187,7 @@ where
             state.drive(&mut Context::from_waker(Waker::noop()), None);
             // The drive above took the socket's registration: give it back to a caller.
             state.hand_off();
-            let now = now();
+            let now = rpc_core::timers::now();
             for slot in state.calls.values_mut() {
                 if !slot.timer_due && timer_due(slot.deadline, now) {
                     slot.timer_due = true;
@@ -267,6 +262,15 @@ where
         }
     }
 
+    /// Call `id` is done with the connection: if the socket would have woken its task, or writes
+    /// wait for room, another waiting call takes over.
+    fn leave(&mut self, id: u64) {
+        if self.reader == Some(id) || self.transport.has_unsent() {
+            self.reader = None;
+            self.hand_off();
+        }
+    }
+
     /// Wakes one waiting call to take over the socket from a call that is leaving.
     fn hand_off(&mut self) {
         if let Some(waker) = self.calls.values_mut().find_map(|slot| slot.waker.take()) {
@@ -292,12 +296,7 @@ where
         };
         if let Some(answer) = slot.answer.take() {
             self.calls.remove(&id);
-            // Leaving: if the socket would wake this task, or writes wait for room, another
-            // waiting call takes over.
-            if self.reader == Some(id) || self.transport.has_unsent() {
-                self.reader = None;
-                self.hand_off();
-            }
+            self.leave(id);
             return Poll::Ready(answer.map_err(RpcError::Server));
         }
         if let Some(broken) = &self.broken {
@@ -352,12 +351,7 @@ where
                 state.send(&mut Context::from_waker(Waker::noop()));
             }
         }
-        // Leaving: another waiting call takes over if the socket would have woken this one, or
-        // writes wait for room.
-        if state.reader == Some(self.id) || state.transport.has_unsent() {
-            state.reader = None;
-            state.hand_off();
-        }
+        state.leave(self.id);
     }
 }
 
@@ -410,7 +404,7 @@ where
                             answer: None,
                             waker: None,
                             deadline,
-                            timer_due: away || timer_due(deadline, now()),
+                            timer_due: away || timer_due(deadline, rpc_core::timers::now()),
                         },
                     );
                     guard = Some(CallGuard {

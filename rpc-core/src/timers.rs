@@ -5,6 +5,13 @@ use std::time::Duration;
 /// How often the warm timer fires: well before tarpc's default 10 s deadline.
 pub const TICK: Duration = Duration::from_millis(500);
 
+/// Now, on tokio's clock: the one timers run on, which a test may pause. tarpc's deadlines are
+/// `std` instants, which tokio's match while its clock runs; comparing them with this keeps a
+/// deadline check in step with the timer that triggered it.
+pub fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 /// Keeps a timer pending that fires sooner than any call's deadline; never returns.
 ///
 /// When no earlier timer is pending, tokio must wake its I/O driver to arm a new one (an

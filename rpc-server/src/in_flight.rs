@@ -81,7 +81,7 @@ impl InFlight {
             if self.armed.is_none() || timer.as_mut().poll(cx).is_pending() {
                 break;
             }
-            let now = now();
+            let now = rpc_core::timers::now();
             let mut next: Option<Instant> = None;
             self.calls.retain(|_, call| {
                 if call.deadline <= now {
@@ -101,12 +101,6 @@ impl InFlight {
         }
         expired
     }
-}
-
-/// Now, on tokio's clock: the one the timer runs on, which a test may pause (tarpc's deadlines
-/// are `std` instants, which tokio's match while its clock runs).
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 #[cfg(test)]

@@ -218,7 +218,7 @@ where
 /// trace, as tarpc's `BaseChannel` gives it.
 fn admit<Req>(in_flight: &mut InFlight, request: &mut Request<Req>) -> Option<AbortRegistration> {
     let deadline = request.context.deadline;
-    if deadline <= crate::in_flight::now() {
+    if deadline <= rpc_core::timers::now() {
         return None;
     }
     let registration = in_flight.start(request.id, deadline)?;
