@@ -73,7 +73,7 @@ pub fn decode_handshake(input: &[u8]) -> HandshakeOutcomes {
 
 /// Decodes `input` as post-handshake frames of each message type in [`FrameOutcomes`].
 pub fn decode_frames(input: &[u8]) -> FrameOutcomes {
-    let limit = FrameLimit::new(FUZZ_FRAME_LIMIT);
+    let limit = FrameLimit::new(FUZZ_FRAME_LIMIT).expect("in range");
     let default = FrameLimit::default();
     FrameOutcomes {
         kv_request: decode_both_ways(

@@ -5,10 +5,10 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::HandshakeCodec;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
+use rpc_core::transport::Link;
 use rpc_core::wire::ClientFrame;
 use rpc_core::{
     Endpoint, FrameLimit, Hello, HelloReply, LocalStream, ServerLocation, ServiceClient, Token,
-    WireCodec, WireTransport,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -120,13 +120,10 @@ impl Connector {
         for (endpoint, token) in self.target.candidates()? {
             match self.open(&endpoint, token, service).await {
                 Ok(framed) => {
-                    let parts = framed.into_parts();
-                    let transport = WireTransport::new(
-                        parts.io,
-                        parts.read_buf,
-                        WireCodec::<Response<Resp>, ClientFrame<Req>>::new(self.max_frame),
-                    );
-                    return Ok(Channel::new(transport));
+                    let link = Link::from_handshake(framed, self.max_frame);
+                    return Ok(Channel::new(
+                        link.transport::<Response<Resp>, ClientFrame<Req>>(),
+                    ));
                 }
                 Err(err) if err.try_next() => {
                     tracing::debug!(%endpoint, error = %err, "endpoint failed; trying the next");

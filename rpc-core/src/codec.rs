@@ -36,19 +36,33 @@ pub const MIN_MAX_FRAME: usize = 4 * 1024;
 /// read-ahead was tried and made no difference rpc-bench could see, so the tighter bound stays.
 pub const READ_AHEAD: usize = 64 * 1024;
 
-/// The largest frame body a connection accepts or sends, in bytes.
+/// The largest frame body a connection accepts or sends, in bytes: from [`MIN_MAX_FRAME`]
+/// (4 KiB, room for any handshake) to `u32::MAX` (what a length prefix can say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameLimit(usize);
 
 impl FrameLimit {
-    /// A limit of `bytes`, clamped to at least [`MIN_MAX_FRAME`] and at most `u32::MAX`.
-    pub fn new(bytes: usize) -> Self {
-        FrameLimit(bytes.clamp(MIN_MAX_FRAME, u32::MAX as usize))
+    /// The smallest limit, [`MIN_MAX_FRAME`]: the handshake's.
+    pub const MIN: FrameLimit = FrameLimit(MIN_MAX_FRAME);
+
+    /// A limit of `bytes`, or why it cannot be one: a value outside the range is refused, never
+    /// clamped behind the caller's back.
+    pub fn new(bytes: usize) -> Result<Self, FrameLimitError> {
+        if (MIN_MAX_FRAME..=u32::MAX as usize).contains(&bytes) {
+            Ok(FrameLimit(bytes))
+        } else {
+            Err(FrameLimitError { bytes })
+        }
     }
 
     /// The limit in bytes.
     pub fn bytes(self) -> usize {
         self.0
+    }
+
+    /// The smaller of two limits: what a connection honours when its two sides differ.
+    pub fn min(self, other: FrameLimit) -> FrameLimit {
+        FrameLimit(self.0.min(other.0))
     }
 }
 
@@ -56,6 +70,29 @@ impl Default for FrameLimit {
     fn default() -> Self {
         FrameLimit(DEFAULT_MAX_FRAME)
     }
+}
+
+impl std::str::FromStr for FrameLimit {
+    type Err = String;
+
+    /// A number of bytes, as `--max-frame` takes it.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bytes = text
+            .parse::<usize>()
+            .map_err(|_| format!("`{text}` is not a number of bytes"))?;
+        FrameLimit::new(bytes).map_err(|err| err.to_string())
+    }
+}
+
+/// A frame limit outside the range a [`FrameLimit`] can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a frame limit of {bytes} bytes is out of range: it must be at least {MIN_MAX_FRAME} (room for a handshake) and at most {} (what a length prefix can say)",
+    u32::MAX
+)]
+pub struct FrameLimitError {
+    /// The value refused.
+    pub bytes: usize,
 }
 
 /// Why a frame could not be read or written.
@@ -440,7 +477,7 @@ mod tests {
     use super::*;
 
     fn codec() -> WireCodec<Vec<String>, Vec<String>> {
-        WireCodec::new(FrameLimit::new(MIN_MAX_FRAME))
+        WireCodec::new(FrameLimit::new(MIN_MAX_FRAME).expect("in range"))
     }
 
     #[test]
@@ -462,7 +499,7 @@ mod tests {
 
     #[test]
     fn the_one_pass_encoder_matches_the_sized_one_and_stops_at_its_cap_or_the_limit() {
-        let format = WireFormat::new(FrameLimit::new(MIN_MAX_FRAME));
+        let format = WireFormat::new(FrameLimit::new(MIN_MAX_FRAME).expect("in range"));
         // A Vec<u8> body: an 8-byte length, then the bytes.
         let body = |n: usize| vec![7u8; n - 8];
         let mut sized = BytesMut::new();
@@ -505,7 +542,7 @@ mod tests {
 
     #[test]
     fn frame_limit_is_enforced_at_limit_and_limit_plus_one() {
-        let limit = FrameLimit::new(MIN_MAX_FRAME);
+        let limit = FrameLimit::new(MIN_MAX_FRAME).expect("in range");
         let mut at_limit = BytesMut::new();
         at_limit.put_u32(limit.bytes() as u32);
         assert!(

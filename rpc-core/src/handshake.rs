@@ -271,7 +271,7 @@ impl<In, Out> HandshakeCodec<In, Out> {
     }
 
     fn format() -> WireFormat {
-        WireFormat::new(FrameLimit::new(Self::LIMIT))
+        WireFormat::new(FrameLimit::MIN)
     }
 }
 
@@ -292,7 +292,7 @@ impl<In: HandshakeMessage, Out> Decoder for HandshakeCodec<In, Out> {
         if src.len() >= 4 && src[4..4 + seen] != MAGIC[..seen] {
             return Err(HandshakeError::BadMagic);
         }
-        let Some(frame) = split_frame(src, FrameLimit::new(Self::LIMIT))? else {
+        let Some(frame) = split_frame(src, FrameLimit::MIN)? else {
             return Ok(None);
         };
         if frame.len() < MAGIC.len() + 2 || frame[..MAGIC.len()] != MAGIC {

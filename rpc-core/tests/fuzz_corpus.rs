@@ -431,7 +431,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 
 fn encode_frame<T: Serialize>(message: &T) -> Vec<u8> {
     let mut wire = BytesMut::new();
-    WireFormat::new(FrameLimit::new(FUZZ_FRAME_LIMIT))
+    WireFormat::new(FrameLimit::new(FUZZ_FRAME_LIMIT).expect("in range"))
         .encode_frame(message, &mut wire)
         .expect("encodes");
     wire.to_vec()

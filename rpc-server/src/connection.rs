@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, HandshakeError};
+use rpc_core::transport::Link;
 use rpc_core::{Hello, HelloReply, LocalStream, Refusal, Token};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Framed;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::limits::{Limits, PeerSlot};
 use crate::log_limit::LogLimit;
 use crate::peer::{AccessPolicy, Peer};
-use crate::service::{HandshakenStream, HostedService, ServeContext};
+use crate::service::{HostedService, ServeContext};
 use crate::stats::ServerStatus;
 
 /// How long a connection over the limit may take to send its hello before it is dropped unanswered.
@@ -125,15 +126,15 @@ pub(crate) async fn run(
         peer_pid = creds.and_then(|c| c.pid),
         "connection accepted"
     );
+    let link = Link::from_handshake(framed, shared.limits.max_frame);
     let ctx = ServeContext {
-        max_frame: shared.limits.max_frame,
         max_in_flight: shared.limits.max_in_flight,
         read_timeout: shared.limits.read_timeout,
         shutdown: shared.shutdown.clone(),
         status: shared.status.clone(),
     };
     let connection_id = peer.connection_id;
-    service.serve(framed, peer, ctx).await;
+    service.serve(link, peer, ctx).await;
     tracing::info!(
         connection = connection_id,
         duration_ms = started.elapsed().as_millis() as u64,
@@ -169,8 +170,11 @@ fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedSe
         })
 }
 
+/// A connection still framed for its handshake.
+type HandshakeStream = Framed<LocalStream, HandshakeCodec<Hello, HelloReply>>;
+
 /// Tells the peer why it is refused, then lets the connection close.
-async fn refuse(framed: &mut HandshakenStream, peer: &Peer, refusal: Refusal) {
+async fn refuse(framed: &mut HandshakeStream, peer: &Peer, refusal: Refusal) {
     static REFUSALS: LogLimit = LogLimit::new();
     let creds = peer.credentials;
     if let Some(suppressed) = REFUSALS.allow() {

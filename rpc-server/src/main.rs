@@ -42,9 +42,9 @@ struct Args {
     /// Also allow Unix peers whose primary group is this gid.
     #[arg(long = "allow-gid", value_name = "GID")]
     allow_gid: Vec<u32>,
-    /// Largest frame accepted or sent, in bytes [default: 16 MiB].
+    /// Largest frame accepted or sent, in bytes, from 4096 to 4294967295 [default: 16 MiB].
     #[arg(long, value_name = "BYTES")]
-    max_frame: Option<usize>,
+    max_frame: Option<FrameLimit>,
     /// Most connections open at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -108,7 +108,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let location = ServerLocation::new(args.runtime_dir, &args.name)?;
     let limits = Limits {
-        max_frame: args.max_frame.map(FrameLimit::new).unwrap_or_default(),
+        max_frame: args.max_frame.unwrap_or_default(),
         max_connections: args.max_connections.max(1),
         max_connections_per_uid: args.max_connections_per_uid.max(1),
         max_in_flight: args.max_in_flight.max(1),

@@ -11,12 +11,11 @@ use std::task::{Poll, ready};
 use futures::future::{AbortRegistration, Abortable};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Sink, Stream, StreamExt};
-use rpc_core::handshake::HandshakeCodec;
-use rpc_core::{CodecError, FrameLimit, Hello, HelloReply, LocalStream, WireCodec, WireTransport};
+use rpc_core::CodecError;
+use rpc_core::transport::Link;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarpc::{ClientMessage, Request, RequestName, Response, ServerError, context};
-use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::in_flight::InFlight;
@@ -25,12 +24,8 @@ use crate::peer::Peer;
 use crate::stats::ServerStatus;
 use crate::transport::GuardedTransport;
 
-/// A connection whose handshake is done, still framed for the handshake.
-pub(crate) type HandshakenStream = Framed<LocalStream, HandshakeCodec<Hello, HelloReply>>;
-
 /// What a connection needs from the server once its service is chosen.
 pub(crate) struct ServeContext {
-    pub max_frame: FrameLimit,
     pub max_in_flight: usize,
     pub read_timeout: std::time::Duration,
     pub shutdown: CancellationToken,
@@ -39,10 +34,10 @@ pub(crate) struct ServeContext {
 
 /// A service the server can hand connections to, whatever its request and response types.
 pub(crate) trait HostedService: Send + Sync + 'static {
-    /// Serves one connection until the peer leaves, the connection fails or shutdown completes.
+    /// Serves one connection (its handshake done) until the peer leaves, the connection fails or shutdown completes.
     fn serve(
         &self,
-        stream: HandshakenStream,
+        link: Link,
         peer: Peer,
         ctx: ServeContext,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -64,21 +59,12 @@ where
 {
     fn serve(
         &self,
-        stream: HandshakenStream,
+        link: Link,
         peer: Peer,
         ctx: ServeContext,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let handler = (self.factory)(&peer);
-        let parts = stream.into_parts();
-        debug_assert!(
-            parts.write_buf.is_empty(),
-            "the handshake reply was flushed"
-        );
-        let transport = WireTransport::new(
-            parts.io,
-            parts.read_buf,
-            WireCodec::<ClientMessage<Req>, Response<Resp>>::for_requests(ctx.max_frame),
-        );
+        let transport = link.request_transport::<Req, Response<Resp>>();
         let transport = GuardedTransport::new(transport, ctx.shutdown, ctx.read_timeout);
         let status = ctx.status;
         let max_in_flight = ctx.max_in_flight;

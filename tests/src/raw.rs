@@ -136,7 +136,7 @@ pub fn echo_service_frame(id: u64, context: context::Context, message: EchoReque
         message,
     });
     let mut frame = BytesMut::new();
-    WireFormat::new(FrameLimit::new(u32::MAX as usize))
+    WireFormat::new(FrameLimit::new(u32::MAX as usize).expect("in range"))
         .encode_frame(&request, &mut frame)
         .expect("the request encodes");
     frame.to_vec()
@@ -152,7 +152,7 @@ pub fn kv_get_request_frame(id: u64, key: &str) -> Vec<u8> {
         },
     });
     let mut frame = BytesMut::new();
-    WireFormat::new(FrameLimit::new(u32::MAX as usize))
+    WireFormat::new(FrameLimit::new(u32::MAX as usize).expect("in range"))
         .encode_frame(&request, &mut frame)
         .expect("the request encodes");
     frame.to_vec()
@@ -186,7 +186,7 @@ pub fn claim_length(frame: &mut [u8], marker: &[u8], claimed: u64) {
 
 /// Decodes the body of a response frame of the `echo` service.
 pub fn decode_echo_response(body: &[u8]) -> Response<EchoResponse> {
-    WireFormat::new(FrameLimit::new(u32::MAX as usize))
+    WireFormat::new(FrameLimit::new(u32::MAX as usize).expect("in range"))
         .decode(body)
         .expect("the body is an echo response")
 }

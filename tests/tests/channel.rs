@@ -122,7 +122,7 @@ async fn a_request_over_the_clients_frame_limit_fails_alone_and_the_connection_s
     let server = dir.server().start();
     let echo = server
         .connector()
-        .max_frame(rpc_core::FrameLimit::new(4096))
+        .max_frame(rpc_core::FrameLimit::new(4096).expect("in range"))
         .connect::<EchoClient>()
         .await
         .expect("connects");

@@ -43,6 +43,10 @@ use tokio_util::io::poll_read_buf;
 use crate::codec::{CodecError, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec, frame_len, split_frame};
 use crate::stream::LocalStream;
 
+mod link;
+
+pub use link::Link;
+
 /// Byte and string fields at least this long (32 KiB) are written from, and read into, their own
 /// memory instead of being copied through the frame buffers; frames at least this long take the
 /// direct path.
@@ -876,7 +880,7 @@ mod tests {
 
     fn pair(limit: usize) -> (Transport, Transport) {
         let (a, b) = UnixStream::pair().expect("socket pair");
-        let codec = || WireCodec::new(FrameLimit::new(limit));
+        let codec = || WireCodec::new(FrameLimit::new(limit).expect("in range"));
         (
             WireTransport::new(local(a), BytesMut::new(), codec()),
             WireTransport::new(local(b), BytesMut::new(), codec()),

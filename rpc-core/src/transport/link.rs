@@ -1,0 +1,66 @@
+//! [`Link`]: a connection whose handshake is done, on its way to becoming a [`WireTransport`].
+//!
+//! Both sides read the handshake through a `Framed` codec, which may read past the handshake's
+//! own frame: the first request (or response) can arrive in the same read. A `Link` keeps those
+//! bytes with the socket, so that no side can drop them, and carries the frame limit the
+//! connection honours. It is the one place where a handshaken stream becomes a transport.
+
+use bytes::BytesMut;
+use tarpc::ClientMessage;
+use tokio_util::codec::Framed;
+
+use crate::codec::{FrameLimit, WireCodec};
+use crate::handshake::HandshakeCodec;
+use crate::stream::LocalStream;
+use crate::transport::WireTransport;
+
+/// A socket past an accepted handshake: the stream, the bytes read beyond the handshake, and the
+/// frame limit in force on it.
+#[derive(Debug)]
+pub struct Link {
+    io: LocalStream,
+    read_ahead: BytesMut,
+    limit: FrameLimit,
+}
+
+impl Link {
+    /// Takes the socket out of the handshake's framing, keeping whatever was read past the
+    /// handshake. The handshake's last frame must have been flushed (sending it does so).
+    pub fn from_handshake<In, Out>(
+        framed: Framed<LocalStream, HandshakeCodec<In, Out>>,
+        limit: FrameLimit,
+    ) -> Self {
+        let parts = framed.into_parts();
+        debug_assert!(
+            parts.write_buf.is_empty(),
+            "the handshake's last frame was flushed"
+        );
+        Link {
+            io: parts.io,
+            read_ahead: parts.read_buf,
+            limit,
+        }
+    }
+
+    /// The frame limit the connection honours.
+    pub fn limit(&self) -> FrameLimit {
+        self.limit
+    }
+
+    /// The transport a client speaks, or any peer that checks nothing before decoding.
+    pub fn transport<In, Out>(self) -> WireTransport<LocalStream, In, Out> {
+        WireTransport::new(self.io, self.read_ahead, WireCodec::new(self.limit))
+    }
+
+    /// The transport a server reads requests from: each request's deadline is checked before it
+    /// is decoded (see [`WireCodec::for_requests`]).
+    pub fn request_transport<Req, Out>(
+        self,
+    ) -> WireTransport<LocalStream, ClientMessage<Req>, Out> {
+        WireTransport::new(
+            self.io,
+            self.read_ahead,
+            WireCodec::for_requests(self.limit),
+        )
+    }
+}
