@@ -28,7 +28,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use rpc_core::wire::{ClientFrame, IdMap};
+use rpc_core::IdMap;
+use rpc_core::wire::ClientFrame;
 use rpc_core::{CodecError, LocalStream, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

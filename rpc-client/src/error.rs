@@ -94,7 +94,7 @@ pub enum ConnectError {
     #[error("cannot start the client's runtime")]
     Runtime(#[source] io::Error),
     /// Every endpoint of a named server failed; the errors are listed in order.
-    #[error("cannot reach the server: {}", attempts.iter().map(|e| rpc_core::codec::error_chain(e)).collect::<Vec<_>>().join("; then "))]
+    #[error("cannot reach the server: {}", attempts.iter().map(|e| rpc_core::error_chain(e)).collect::<Vec<_>>().join("; then "))]
     AllFailed {
         /// One error per endpoint tried.
         attempts: Vec<ConnectError>,

@@ -3,7 +3,7 @@
 //! The client's [`Hello`] names the protocol (magic and version), the service it wants and, on
 //! TCP, the token from the server's endpoint file. The server answers [`HelloReply::Accepted`] or
 //! [`HelloReply::Refused`] with a [`Refusal`] that says why. After an accepted handshake the same
-//! connection carries that one service's tarpc messages (see [`crate::codec`]).
+//! connection carries that one service's tarpc messages (see [`crate::wire`]).
 //!
 //! A handshake body is the 4-byte [`MAGIC`], a big-endian `u16` protocol version, then the rest in
 //! bincode. Magic and version come first so that a peer speaking something else, or a newer
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::codec::{CodecError, FrameLimit, MIN_MAX_FRAME, WireFormat, split_frame};
+use crate::wire::{CodecError, FrameLimit, MIN_MAX_FRAME, WireFormat, split_frame};
 
 /// The bytes every handshake frame starts with.
 pub const MAGIC: [u8; 4] = *b"LRPC";

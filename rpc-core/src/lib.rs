@@ -2,15 +2,18 @@
 //!
 //! - [`Endpoint`]: `unix:/abs/path.sock` or `tcp:127.0.0.1:PORT`, loopback only.
 //! - [`handshake`]: the first frame each way, naming protocol, service and (on TCP) token.
-//! - [`codec`]: length-delimited frames with bincode bodies and a [`FrameLimit`], decoded only from
-//!   complete bounded frames.
-//! - [`WireTransport`]: the tarpc transport over those frames, which moves large byte fields
-//!   between socket and message without copying them.
+//! - [`wire`]: the wire format, and the only code that knows it: length-prefixed frames under a
+//!   [`FrameLimit`], bincode bodies decoded only from bytes a frame really holds, and
+//!   [`wire::ClientFrame`], a client's requests in tarpc's exact bytes.
+//! - [`transport`]: [`WireTransport`], the tarpc transport over those frames, built from a
+//!   socket-free [`transport::FrameReader`] and a [`transport::FrameWriter`] that move large
+//!   byte fields between socket and message without copying them; [`transport::Link`] turns a
+//!   handshaken socket into one.
 //! - [`services`]: the built-in `echo`, `kv` and `health` tarpc service traits.
 //! - [`ServerLocation`] and [`EndpointFile`]: how a client finds a server by name.
 //! - [`trace::child_context`]: the per-call span ids tarpc's channels would derive.
-//! - [`wire`]: the client's requests encoded without tarpc's per-byte trace ids, and maps keyed
-//!   by request id.
+//! - [`IdMap`]: maps keyed by request id, hashed cheaply.
+//! - [`error_chain`]: an error and its causes on one line.
 //!
 //! This crate opens no socket: listening is `rpc-server`'s job, connecting is `rpc-client`'s.
 //!
@@ -21,10 +24,11 @@
 //! assert!("tcp:0.0.0.0:80".parse::<Endpoint>().is_err()); // never beyond loopback
 //! ```
 
-pub mod codec;
 pub mod endpoint;
 pub mod endpoint_file;
+mod error_chain;
 pub mod handshake;
+mod id_map;
 pub mod location;
 mod service_client;
 pub mod services;
@@ -34,14 +38,16 @@ pub mod trace;
 pub mod transport;
 pub mod wire;
 
-pub use codec::{CodecError, FrameLimit, WireCodec};
 pub use endpoint::{Endpoint, EndpointParseError};
 pub use endpoint_file::EndpointFile;
+pub use error_chain::error_chain;
 pub use handshake::{Hello, HelloReply, Refusal, Token};
+pub use id_map::{IdHasher, IdMap};
 pub use location::ServerLocation;
 pub use service_client::ServiceClient;
 pub use stream::LocalStream;
 pub use transport::WireTransport;
+pub use wire::{CodecError, FrameLimit, WireCodec};
 
 /// The tarpc this crate builds on, for the macros and for callers that want one version.
 pub use tarpc;

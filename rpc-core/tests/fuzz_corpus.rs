@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rpc_core::codec::{CodecError, FrameLimit, WireFormat};
 use rpc_core::handshake::{
     HandshakeCodec, HandshakeError, HandshakeMessage, Hello, HelloReply, MAGIC,
     MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, Refusal, TOKEN_LEN, Token,
@@ -27,14 +26,20 @@ use rpc_core::handshake::{
 use rpc_core::services::echo::EchoRequest;
 use rpc_core::services::kv::{KvError, KvRequest, KvResponse};
 use rpc_core::tarpc::{self, ClientMessage, Response, ServerError};
+use rpc_core::wire::{CodecError, FrameLimit, WireFormat};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use tokio_util::codec::Encoder;
 
-use decode_loops::{FUZZ_FRAME_LIMIT, Outcome, decode_frames, decode_handshake};
+use decode_loops::{
+    FUZZ_FRAME_LIMIT, Outcome, decode_frames, decode_handshake, decode_large_frames,
+};
 
 /// The largest committed seed: corpus files stay small so the fuzzer mutates them quickly.
 const MAX_SEED_LEN: usize = 2048;
+
+/// The largest committed `large_frame` seed: a large frame is at least `BIG_FIELD` (32 KiB).
+const MAX_LARGE_SEED_LEN: usize = 160 * 1024;
 
 /// A count no frame can hold: 2^60 elements or bytes.
 const HUGE_LEN: u64 = 1 << 60;
@@ -252,12 +257,67 @@ fn every_frame_corpus_file_decodes_without_panic_and_as_its_name_says() {
 }
 
 #[test]
+fn every_large_frame_corpus_file_decodes_without_panic_and_as_its_name_says() {
+    const TAGS: &[&str] = &["kv-request", "echo-request", "kv-response"];
+    let mut rules_seen = Vec::new();
+    let mut large_paths = 0;
+    for (name, bytes) in corpus_files("large_frame") {
+        let outcomes = decode_large_frames(&bytes);
+        let Some((prefix, expected)) = rule_for(&name) else {
+            continue;
+        };
+        rules_seen.push(prefix);
+        if name.contains("large") {
+            large_paths += 1;
+        }
+        if meant(&name, "echo-request", TAGS) {
+            check(
+                &name,
+                "echo-request",
+                &outcomes.echo_request,
+                expected,
+                codec_class,
+            );
+        }
+        if meant(&name, "kv-request", TAGS) {
+            check(
+                &name,
+                "kv-request",
+                &outcomes.kv_request,
+                expected,
+                codec_class,
+            );
+        }
+        if meant(&name, "kv-response", TAGS) {
+            check(
+                &name,
+                "kv-response",
+                &outcomes.kv_response,
+                expected,
+                codec_class,
+            );
+        }
+    }
+    for prefix in ["valid-", "truncated-", "malformed-", "garbage-after-valid-"] {
+        assert!(
+            rules_seen.contains(&prefix),
+            "no large_frame corpus file is named {prefix}*"
+        );
+    }
+    assert!(large_paths >= 5, "too few seeds reach the large-frame path");
+}
+
+#[test]
 fn committed_corpus_holds_every_generated_seed() {
     let regenerate = std::env::var_os("REGENERATE_CORPUS").is_some_and(|value| value == "1");
-    for (target, seeds) in [("handshake", handshake_seeds()), ("frame", frame_seeds())] {
+    for (target, seeds, max_len) in [
+        ("handshake", handshake_seeds(), MAX_SEED_LEN),
+        ("frame", frame_seeds(), MAX_SEED_LEN),
+        ("large_frame", large_frame_seeds(), MAX_LARGE_SEED_LEN),
+    ] {
         let dir = corpus_dir(target);
         for (name, bytes) in seeds {
-            assert!(bytes.len() <= MAX_SEED_LEN, "seed {name} is too large");
+            assert!(bytes.len() <= max_len, "seed {name} is too large");
             let path = dir.join(name);
             if regenerate {
                 fs::create_dir_all(&dir).expect("create corpus directory");
@@ -567,6 +627,137 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
         (
             "garbage-after-valid-kv-request",
             [&get[..], &[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]].concat(),
+        ),
+        ("empty", Vec::new()),
+    ]
+}
+
+/// A `large_frame` seed: 8 bytes that seed the piece sizes, then the stream.
+fn pieces(seed: u64, stream: &[u8]) -> Vec<u8> {
+    [&seed.to_le_bytes()[..], stream].concat()
+}
+
+/// A request frame under the default limit, for frames over the fuzz limit.
+fn large_request_frame<T: Serialize>(id: u64, message: T) -> Vec<u8> {
+    let mut context = tarpc::context::current();
+    context.deadline = Instant::now() + DEADLINE;
+    context.trace_context = tarpc::trace::Context::default();
+    let mut wire = BytesMut::new();
+    WireFormat::new(FrameLimit::default())
+        .encode_frame(
+            &ClientMessage::Request(tarpc::Request {
+                context,
+                id,
+                message,
+            }),
+            &mut wire,
+        )
+        .expect("encodes");
+    let mut wire = wire.to_vec();
+    wire[DEADLINE_SECS].copy_from_slice(&DEADLINE.as_secs().to_le_bytes());
+    let nanos = DEADLINE_SECS.end..DEADLINE_SECS.end + 4;
+    wire[nanos].copy_from_slice(&DEADLINE.subsec_nanos().to_le_bytes());
+    wire
+}
+
+/// Bytes that vary, so a field's contents are not all one value.
+fn varied(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+        .collect()
+}
+
+fn large_frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let echo = |id, len, salt| {
+        large_request_frame(
+            id,
+            EchoRequest::Echo {
+                bytes: ByteBuf::from(varied(len, salt)),
+            },
+        )
+    };
+    let big = echo(1, 40 * 1024, 7);
+    let ping = large_request_frame(2, EchoRequest::Ping {});
+    let kv_set = large_request_frame(
+        3,
+        KvRequest::Set {
+            key: "k".repeat(33 * 1024),
+            value: "v".repeat(34 * 1024),
+        },
+    );
+    let many = response_frame(
+        4,
+        Ok(KvResponse::List(
+            (0..3000).map(|i| format!("key {i}")).collect(),
+        )),
+    );
+    // Request body: request tag 4, context 40, id 8, echo tag 4, then the field's u64 length.
+    let field_len_at = 4 + 4 + 40 + 8 + 4;
+    let field_len = |frame: &[u8]| {
+        u64::from_le_bytes(
+            frame[field_len_at..field_len_at + 8]
+                .try_into()
+                .expect("8 bytes"),
+        )
+    };
+    // A frame that announces almost 16 MiB, its field claiming nearly all of it, cut after
+    // 100 bytes: the peer that stalls inside a large field.
+    let stalled = {
+        let claimed = (16u64 << 20) - 4096;
+        let body_len = big.len() as u64 - 4 - field_len(&big) + claimed;
+        let mut frame = patch_len(big.clone(), field_len_at, field_len(&big), claimed);
+        frame[..4].copy_from_slice(&u32::try_from(body_len).expect("fits").to_be_bytes());
+        frame.truncate(100);
+        frame
+    };
+    // The field claims 64 KiB more than its 40 KiB frame holds.
+    let field_past_frame = patch_len(big.clone(), field_len_at, field_len(&big), 104 * 1024);
+    // Four bytes the message does not use, inside the frame's announced length.
+    let left_over = {
+        let mut frame = [&big[..], &[0xde, 0xad, 0xbe, 0xef]].concat();
+        let body_len = u32::try_from(frame.len() - 4).expect("fits");
+        frame[..4].copy_from_slice(&body_len.to_be_bytes());
+        frame
+    };
+    let mut huge_deadline = big.clone();
+    huge_deadline[DEADLINE_SECS].copy_from_slice(&u64::MAX.to_le_bytes());
+    vec![
+        ("valid-echo-request-large-field", pieces(1, &big)),
+        (
+            "valid-echo-request-large-small-large",
+            pieces(
+                0x9e37_79b9_7f4a_7c15,
+                &[&big[..], &ping, &echo(5, 33 * 1024, 3)].concat(),
+            ),
+        ),
+        ("valid-kv-request-large-strings", pieces(42, &kv_set)),
+        ("valid-kv-response-large-many-strings", pieces(7, &many)),
+        (
+            "truncated-echo-request-large-stalled-in-field",
+            pieces(3, &stalled),
+        ),
+        (
+            "truncated-echo-request-large-missing-last-byte",
+            pieces(11, &big[..big.len() - 1]),
+        ),
+        (
+            "malformed-echo-request-large-field-past-frame",
+            pieces(5, &field_past_frame),
+        ),
+        (
+            "malformed-echo-request-large-left-over",
+            pieces(13, &left_over),
+        ),
+        (
+            "malformed-echo-request-large-huge-deadline",
+            pieces(17, &huge_deadline),
+        ),
+        (
+            "garbage-after-valid-echo-request-large",
+            pieces(
+                19,
+                &[&big[..], &[0xde, 0xad, 0xbe, 0xef, 0x00, 0x01]].concat(),
+            ),
         ),
         ("empty", Vec::new()),
     ]

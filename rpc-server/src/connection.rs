@@ -95,7 +95,7 @@ pub(crate) async fn run(
                     requested,
                     supported: rpc_core::handshake::PROTOCOL_VERSION,
                 },
-                other => Refusal::Malformed(rpc_core::codec::error_chain(&other)),
+                other => Refusal::Malformed(rpc_core::error_chain(&other)),
             };
             refuse(&mut framed, &peer, refusal).await;
             return;

@@ -13,7 +13,7 @@ use std::task::Context;
 use std::time::Instant;
 
 use futures::future::{AbortHandle, AbortRegistration};
-use rpc_core::wire::IdMap;
+use rpc_core::IdMap;
 use tokio::time::Sleep;
 
 /// One call being handled.

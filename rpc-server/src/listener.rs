@@ -73,7 +73,7 @@ impl Listener {
             Listen::Auto => match Self::bind_unix(socket_path, mode) {
                 Err(BindError::Socket(err)) if err.unix_unavailable() => {
                     tracing::warn!(
-                        reason = %rpc_core::codec::error_chain(&err),
+                        reason = %rpc_core::error_chain(&err),
                         "cannot use a unix socket; falling back to tcp loopback"
                     );
                     Self::bind_tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))

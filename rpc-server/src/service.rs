@@ -188,7 +188,7 @@ where
                 if let Some(suppressed) = BROKEN.allow() {
                     tracing::warn!(
                         connection = peer.connection_id,
-                        error = %rpc_core::codec::error_chain(&err),
+                        error = %rpc_core::error_chain(&err),
                         suppressed,
                         "closing connection after a transport error"
                     );

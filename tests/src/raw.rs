@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use futures::{SinkExt, StreamExt};
-use rpc_core::codec::WireFormat;
 use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
 use rpc_core::services::echo::{EchoRequest, EchoResponse};
 use rpc_core::services::kv::KvRequest;
 use rpc_core::tarpc::{self, ClientMessage, Response, context};
+use rpc_core::wire::WireFormat;
 use rpc_core::{FrameLimit, Hello, HelloReply};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};

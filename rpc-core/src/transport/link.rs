@@ -9,10 +9,10 @@ use bytes::BytesMut;
 use tarpc::ClientMessage;
 use tokio_util::codec::Framed;
 
-use crate::codec::{FrameLimit, WireCodec};
 use crate::handshake::HandshakeCodec;
 use crate::stream::LocalStream;
 use crate::transport::WireTransport;
+use crate::wire::{FrameLimit, WireCodec};
 
 /// A socket past an accepted handshake: the stream, the bytes read beyond the handshake, and the
 /// frame limit in force on it.

@@ -1,0 +1,354 @@
+//! [`FrameReader`]: bytes in, messages out, with no socket in sight.
+//!
+//! The reader is a state machine fed from any byte source. It says what it needs next
+//! ([`Need`]): more bytes in its buffer, or more bytes of the large field it is filling; the
+//! caller puts them there (a socket reads straight into [`FrameReader::buffer_mut`] or
+//! [`FrameReader::field_mut`], a test or fuzzer calls [`FrameReader::feed`]) and asks again. The
+//! same bytes decode to the same messages whatever the split.
+//!
+//! Frames under [`BIG_FIELD`] are buffered whole, then decoded. A larger frame usually carries one
+//! large byte or string field (an echo payload, a file's contents), and copying that field
+//! through a buffer is what made a 1 MiB call cost 2.5 times a raw echo. So its leading bytes are
+//! decoded as far as the first large field (a "probe"), the field is then filled in place, in the
+//! buffer that becomes the decoded `Vec<u8>`, and the message is decoded once every large field
+//! is in.
+//!
+//! Against hostile peers: a length over the limit is refused when its 4 bytes arrive; a field
+//! claiming more than its frame still holds is malformed at once; buffers grow only with bytes
+//! that have arrived (those given plus those the caller says are ready, e.g. a socket's
+//! `FIONREAD`), never with a length a peer merely claims: a field gets room for what has arrived
+//! plus [`FIELD_STEP`], or as much again as it holds; and decoding work per frame is bounded,
+//! because after [`MAX_PROBES`] probes the frame is read whole and decoded once.
+
+use std::marker::PhantomData;
+
+use bytes::{Buf, BytesMut};
+use serde::de::DeserializeOwned;
+
+use crate::wire::large_field::{self, Probe};
+use crate::wire::{
+    BIG_FIELD, BodyCheck, CodecError, FrameLimit, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec,
+    WireFormat, frame_len, split_frame,
+};
+
+/// How many times one frame's leading bytes may be decoded in search of its next large field
+/// before the frame is read whole and decoded once instead (so a frame made of many small fields
+/// costs a bounded amount of decoding, not one pass per read).
+pub const MAX_PROBES: usize = 8;
+
+/// Room a large field gets beyond the bytes that have arrived for it: 64 KiB. A field is never
+/// given room for what its frame merely claims: a peer that announces a 16 MiB field, sends 100
+/// bytes and stalls holds this much, not 16 MiB (or a 2 MiB huge page) of the server's memory.
+pub const FIELD_STEP: usize = 64 * 1024;
+
+/// Leading body bytes the body check needs (a request's variant and deadline).
+const CHECKED_PREFIX: usize = 64;
+
+/// Read buffer space kept free between frames: one read takes in many small frames at once.
+const MIN_READ_SPACE: usize = 8 * 1024;
+
+/// Where the bytes a [`FrameReader`] waits for go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Into [`FrameReader::buffer_mut`], which has been given room for them.
+    Buffer,
+    /// Into the large field of [`FrameReader::field_mut`], at most as many as it misses.
+    Field,
+}
+
+/// Decodes a stream of frames into `In` messages.
+#[derive(Debug)]
+pub struct FrameReader<In> {
+    limit: FrameLimit,
+    format: WireFormat,
+    check: Option<BodyCheck>,
+    buf: BytesMut,
+    large: Option<LargeFrame>,
+    _in: PhantomData<fn() -> In>,
+}
+
+/// Progress through a frame of at least [`BIG_FIELD`] bytes.
+#[derive(Debug)]
+struct LargeFrame {
+    /// The body length.
+    len: usize,
+    /// Body bytes taken so far that are not inside a large field, in order.
+    smalls: BytesMut,
+    /// Large fields read so far, in order.
+    fields: Vec<Vec<u8>>,
+    /// The large field being filled, and its length.
+    filling: Option<(Vec<u8>, usize)>,
+    /// Body bytes taken so far: `smalls`, `fields` and `filling` together.
+    taken: usize,
+    probes: usize,
+    /// Whether the body check has passed on the frame's leading bytes.
+    checked: bool,
+    /// Given up probing: the rest of the frame is read into the buffer and decoded once.
+    whole: bool,
+}
+
+/// What one step through a large frame came to.
+enum Step {
+    /// Waiting for bytes.
+    Need(Need),
+    /// Go on at once: the bytes needed may be buffered already.
+    Again,
+    /// Every byte of the frame is taken.
+    Complete,
+}
+
+impl<In> FrameReader<In> {
+    /// A reader with `codec`'s limit and check. `read_ahead` holds bytes already received (what
+    /// a handshake read past its own frame); pass an empty buffer if there are none.
+    pub fn new<Out>(codec: &WireCodec<In, Out>, read_ahead: BytesMut) -> Self {
+        FrameReader {
+            limit: codec.limit(),
+            format: codec.format(),
+            check: codec.check(),
+            buf: read_ahead,
+            large: None,
+            _in: PhantomData,
+        }
+    }
+
+    /// Whether part of a frame has arrived and the rest has not: what a read timeout guards.
+    pub fn is_mid_frame(&self) -> bool {
+        !self.buf.is_empty() || self.large.is_some()
+    }
+
+    /// Where bytes go after [`Need::Buffer`]: append them (it has room reserved for them).
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Where bytes go after [`Need::Field`]: the field being filled, and how many bytes it
+    /// still misses (append at most that many). `None` when no field is being filled.
+    pub fn field_mut(&mut self) -> Option<(&mut Vec<u8>, usize)> {
+        let (field, want) = self.large.as_mut()?.filling.as_mut()?;
+        let missing = *want - field.len();
+        Some((field, missing))
+    }
+
+    /// Hands `bytes` to the reader, as a socket read would: into the field being filled (at
+    /// most what it misses) or else into the buffer. Returns how many were taken; call
+    /// [`FrameReader::decode`] and feed the rest.
+    pub fn feed(&mut self, bytes: &[u8]) -> usize {
+        if let Some((field, missing)) = self.field_mut() {
+            if missing > 0 {
+                let n = missing.min(bytes.len());
+                field.extend_from_slice(&bytes[..n]);
+                return n;
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+        bytes.len()
+    }
+
+    /// Memory the reader holds for the frame in progress (buffer and field capacities): what a
+    /// peer that stalls mid-frame costs.
+    pub fn held_bytes(&self) -> usize {
+        let large = self.large.as_ref().map_or(0, |large| {
+            large.smalls.capacity()
+                + large.fields.iter().map(Vec::capacity).sum::<usize>()
+                + large
+                    .filling
+                    .as_ref()
+                    .map_or(0, |(field, _)| field.capacity())
+        });
+        self.buf.capacity() + large
+    }
+}
+
+impl<In: DeserializeOwned> FrameReader<In> {
+    /// The next message if all its bytes are here, or where the bytes it waits for go. An error
+    /// means the stream cannot be resynchronised: close it.
+    ///
+    /// `ready` tells how many bytes beyond those given are ready to be read (a socket's
+    /// `FIONREAD`; 0 if unknown). It is asked only when a large field needs room, and room is
+    /// made for those bytes, never for what a frame merely claims.
+    pub fn decode(
+        &mut self,
+        ready: &mut impl FnMut() -> usize,
+    ) -> Result<Result<In, Need>, CodecError> {
+        loop {
+            let Some(large) = self.large.as_mut() else {
+                let Some(len) = frame_len(&self.buf) else {
+                    self.buf.reserve(MIN_READ_SPACE);
+                    return Ok(Err(Need::Buffer));
+                };
+                if len < BIG_FIELD || len > self.limit.bytes() {
+                    // Small frames (and refusals of oversized ones) are buffered whole.
+                    return match split_frame(&mut self.buf, self.limit)? {
+                        Some(body) => self.decode_body(&body).map(Ok),
+                        None => Ok(Err(Need::Buffer)),
+                    };
+                }
+                self.buf.advance(LENGTH_PREFIX_LEN);
+                self.large = Some(LargeFrame::new(len));
+                // The frame's leading bytes are usually here already: probe them now.
+                continue;
+            };
+            match large.step::<In>(&mut self.buf, self.format, self.check, ready)? {
+                Step::Need(need) => return Ok(Err(need)),
+                Step::Again => continue,
+                Step::Complete => {
+                    let large = self
+                        .large
+                        .take()
+                        .ok_or_else(|| CodecError::malformed("no frame in progress"))?;
+                    return large_field::decode_with_fields(
+                        self.format,
+                        &large.smalls,
+                        large.fields,
+                    )
+                    .map(Ok);
+                }
+            }
+        }
+    }
+
+    /// Checks and decodes one complete small frame body.
+    fn decode_body(&self, body: &[u8]) -> Result<In, CodecError> {
+        if let Some(check) = self.check {
+            check(body)?;
+        }
+        self.format.decode(body)
+    }
+}
+
+impl LargeFrame {
+    fn new(len: usize) -> Self {
+        LargeFrame {
+            len,
+            smalls: BytesMut::new(),
+            fields: Vec::new(),
+            filling: None,
+            taken: 0,
+            probes: 0,
+            checked: false,
+            whole: false,
+        }
+    }
+
+    /// Takes what it can from `buf` and says what comes next.
+    fn step<In: DeserializeOwned>(
+        &mut self,
+        buf: &mut BytesMut,
+        format: WireFormat,
+        check: Option<BodyCheck>,
+        ready: &mut impl FnMut() -> usize,
+    ) -> Result<Step, CodecError> {
+        if let Some((field, want)) = self.filling.as_mut() {
+            let from_buffer = (*want - field.len()).min(buf.len());
+            field.extend_from_slice(&buf[..from_buffer]);
+            buf.advance(from_buffer);
+            if field.len() < *want {
+                grow_towards(field, *want, ready());
+                return Ok(Step::Need(Need::Field));
+            }
+            if let Some((field, _)) = self.filling.take() {
+                self.fields.push(field);
+            }
+        }
+
+        let remaining = self.len - self.taken;
+        if self.whole {
+            if buf.len() < remaining {
+                let missing = remaining - buf.len();
+                let room = missing.min(READ_AHEAD.max(buf.len()));
+                buf.reserve(room.max(ready().min(missing)));
+                return Ok(Step::Need(Need::Buffer));
+            }
+            let rest = buf.split_to(remaining);
+            self.smalls.extend_from_slice(&rest);
+            self.taken += remaining;
+            return Ok(Step::Complete);
+        }
+
+        let available = buf.len().min(remaining);
+        if !self.checked {
+            // The body check (a request's deadline) must pass before any decoding: tarpc turns a
+            // deadline into `Instant::now() + deadline` as it decodes, which panics for a huge one.
+            if let Some(check) = check {
+                let needed = CHECKED_PREFIX.min(remaining);
+                if available < needed {
+                    buf.reserve(needed);
+                    return Ok(Step::Need(Need::Buffer));
+                }
+                check(&buf[..available])?;
+            }
+            self.checked = true;
+        }
+        let probe =
+            large_field::probe::<In>(format, &self.smalls, &buf[..available], self.fields.len());
+        self.probes += 1;
+        match probe {
+            Probe::Field { consumed, len } => {
+                if len > remaining - consumed {
+                    return Err(CodecError::malformed(format!(
+                        "a field claims {len} bytes but its frame holds only {} more",
+                        remaining - consumed
+                    )));
+                }
+                let head = buf.split_to(consumed);
+                self.smalls.extend_from_slice(&head);
+                self.taken += consumed + len;
+                let mut field = Vec::new();
+                grow_towards(&mut field, len, buf.len() + ready());
+                self.filling = Some((field, len));
+                if self.probes >= MAX_PROBES {
+                    self.whole = true;
+                }
+                // Part of the field may be in the buffer already: take that first.
+                Ok(Step::Again)
+            }
+            Probe::OutOfData => {
+                if available == remaining || self.probes >= MAX_PROBES || available >= READ_AHEAD {
+                    // Read the rest whole and decode once (when every byte is here already, that
+                    // decode reports exactly what is wrong with the message). Go on at once: the
+                    // bytes may all be buffered, and the socket may have nothing more to wake us.
+                    self.whole = true;
+                    return Ok(Step::Again);
+                }
+                buf.reserve((remaining - available).min(READ_AHEAD));
+                Ok(Step::Need(Need::Buffer))
+            }
+            Probe::Complete { consumed } => {
+                if consumed < remaining {
+                    return Err(CodecError::malformed(format!(
+                        "{} bytes left over after the message",
+                        remaining - consumed
+                    )));
+                }
+                let head = buf.split_to(consumed);
+                self.smalls.extend_from_slice(&head);
+                self.taken += consumed;
+                Ok(Step::Complete)
+            }
+            Probe::Invalid(err) if self.fields.is_empty() => Err(err),
+            Probe::Invalid(_) => {
+                // The probe saw empty stand-ins for the fields already read; let the real
+                // decode, with the real fields, have the last word (at once: the rest may be
+                // buffered already).
+                self.whole = true;
+                Ok(Step::Again)
+            }
+        }
+    }
+}
+
+/// Makes room in `field` (which is to hold `want` bytes) for `arrived` more bytes (buffered or
+/// ready to be read) plus [`FIELD_STEP`], or for as much again as it holds, whichever is more,
+/// and at most what it still misses. Growing by as much again as it holds keeps the copies of a
+/// field that trickles in to about its own size in all.
+fn grow_towards(field: &mut Vec<u8>, want: usize, arrived: usize) {
+    let missing = want - field.len();
+    let room = missing.min(arrived.saturating_add(FIELD_STEP).max(field.len()));
+    if field.capacity() - field.len() < room {
+        field.reserve_exact(room);
+    }
+}
+
+#[cfg(test)]
+#[path = "reader_tests.rs"]
+mod tests;

@@ -1,0 +1,282 @@
+//! [`FrameWriter`]: the outgoing queue, written to any `AsyncWrite` without copying large fields.
+//!
+//! Small messages are encoded into a buffer as they are queued, several frames per buffer, and
+//! the buffer is written as one. A message of [`BIG_FIELD`] bytes or more stays in the queue and
+//! is serialized as it is written: small pieces are staged, and a field of [`BIG_FIELD`] bytes or
+//! more goes to the kernel in one vectored write with the staged bytes, straight from the
+//! message's own memory. If the socket fills up, the next flush serializes the message again and
+//! skips the bytes already sent: only the small pieces are re-encoded, never the large field
+//! copied.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use serde::Serialize;
+use tokio::io::AsyncWrite;
+
+use crate::wire::{BIG_FIELD, CodecError, LENGTH_PREFIX_LEN, WireFormat};
+
+/// Small-piece bytes staged before they are written even without a large field to go with them.
+const STAGE_LIMIT: usize = 64 * 1024;
+
+/// Room made in an encoding buffer before a small message is written into it, so that most
+/// messages need no growth while being written.
+const SMALL_RESERVE: usize = 1024;
+
+/// Largest emptied encoding buffer kept for reuse: 64 KiB.
+const SPARE_LIMIT: usize = 64 * 1024;
+
+/// Buffered outgoing bytes above which a sink's `poll_ready` first writes them out.
+const BACKPRESSURE: usize = 64 * 1024;
+
+/// The messages queued to be written, and the state of the one being written.
+#[derive(Debug)]
+pub struct FrameWriter<Out> {
+    format: WireFormat,
+    queue: VecDeque<Outgoing<Out>>,
+    /// Encoded bytes queued and not yet written.
+    buffered: usize,
+    stage: BytesMut,
+    /// An emptied buffer of encoded frames, kept for the next one: encoding into a fresh buffer
+    /// grew it several times per small call.
+    spare: BytesMut,
+}
+
+/// One entry of the outgoing queue.
+#[derive(Debug)]
+enum Outgoing<Out> {
+    /// Encoded frames of small messages, written as one; the first `written` bytes have been
+    /// sent. (Counted rather than advanced past, so the buffer's capacity stays measurable for
+    /// reuse.)
+    Encoded { buf: BytesMut, written: usize },
+    /// A large message, serialized as it is written; `written` frame bytes have been sent.
+    Direct {
+        item: Out,
+        body_len: usize,
+        written: usize,
+    },
+}
+
+impl<Out> FrameWriter<Out> {
+    /// An empty queue writing frames in `format` (whose limit outgoing messages are held to).
+    pub fn new(format: WireFormat) -> Self {
+        FrameWriter {
+            format,
+            queue: VecDeque::new(),
+            buffered: 0,
+            stage: BytesMut::new(),
+            spare: BytesMut::new(),
+        }
+    }
+
+    /// Whether queued messages are still to be written (the socket was full).
+    pub fn has_unsent(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Whether the queue should be written out before more is queued: enough small bytes are
+    /// buffered, or a large message waits (it holds its caller's memory until written).
+    pub fn is_backed_up(&self) -> bool {
+        self.buffered >= BACKPRESSURE
+            || self
+                .queue
+                .iter()
+                .any(|entry| matches!(entry, Outgoing::Direct { .. }))
+    }
+}
+
+#[cfg(test)]
+impl<Out> FrameWriter<Out> {
+    /// Whether the first queued buffer has been written in part.
+    pub(super) fn front_is_partly_written(&self) -> bool {
+        matches!(
+            self.queue.front(),
+            Some(Outgoing::Encoded { written, buf }) if *written > 0 && *written < buf.len()
+        )
+    }
+
+    /// Entries in the queue.
+    pub(super) fn queued_entries(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+impl<Out: Serialize> FrameWriter<Out> {
+    /// Queues `item`: encoded now when small, kept for a direct write when large. Fails,
+    /// queueing nothing, if `item` encodes to more than the frame limit.
+    pub fn queue(&mut self, item: Out) -> Result<(), CodecError> {
+        // Appended to the last buffer only if none of it has been written: a buffer is freed
+        // only once written out whole, so one that kept growing while the socket was full would
+        // keep every byte ever sent on the connection.
+        if !matches!(
+            self.queue.back(),
+            Some(Outgoing::Encoded { written: 0, .. })
+        ) {
+            let mut buf = std::mem::take(&mut self.spare);
+            buf.reserve(SMALL_RESERVE);
+            self.queue.push_back(Outgoing::Encoded { buf, written: 0 });
+        }
+        if let Some(Outgoing::Encoded { buf, written: 0 }) = self.queue.back_mut() {
+            let before = buf.len();
+            let encoded = self.format.encode_small_frame(&item, BIG_FIELD, buf);
+            self.buffered += buf.len() - before;
+            if buf.is_empty() {
+                if let Some(Outgoing::Encoded { buf, .. }) = self.queue.pop_back() {
+                    self.spare = buf;
+                }
+            }
+            if encoded? {
+                return Ok(());
+            }
+        }
+        // A body of 32 KiB or more: sized now, written from the message itself.
+        let body_len = self.format.body_len(&item)?;
+        self.queue.push_back(Outgoing::Direct {
+            item,
+            body_len,
+            written: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes the queue to `io` until it is empty or `io` is full (then `cx` is woken when it
+    /// has room). Does not flush `io`.
+    pub fn poll_write<S: AsyncWrite>(
+        &mut self,
+        mut io: Pin<&mut S>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), CodecError>> {
+        while let Some(entry) = self.queue.front_mut() {
+            match entry {
+                Outgoing::Encoded { buf, written } => {
+                    while *written < buf.len() {
+                        let n = ready!(io.as_mut().poll_write(cx, &buf[*written..]))?;
+                        if n == 0 {
+                            return Poll::Ready(Err(write_zero()));
+                        }
+                        *written += n;
+                        self.buffered -= n;
+                    }
+                }
+                Outgoing::Direct {
+                    item,
+                    body_len,
+                    written,
+                } => {
+                    self.stage.clear();
+                    let mut writer = DirectWriter {
+                        io: io.as_mut(),
+                        cx: &mut *cx,
+                        skip: *written,
+                        stage: &mut self.stage,
+                        sent: 0,
+                        blocked: false,
+                    };
+                    let prefix = (*body_len as u32).to_be_bytes();
+                    let result = match writer.write_all(&prefix) {
+                        Ok(()) => self
+                            .format
+                            .write_body(&mut writer, item)
+                            .and_then(|()| writer.flush().map_err(CodecError::Io)),
+                        Err(err) => Err(CodecError::Io(err)),
+                    };
+                    *written += writer.sent;
+                    if writer.blocked {
+                        return Poll::Pending;
+                    }
+                    result?;
+                    if *written != LENGTH_PREFIX_LEN + *body_len {
+                        return Poll::Ready(Err(CodecError::unencodable(
+                            "a message encoded to a different length the second time",
+                        )));
+                    }
+                }
+            }
+            if let Some(Outgoing::Encoded { mut buf, .. }) = self.queue.pop_front() {
+                if buf.capacity() <= SPARE_LIMIT {
+                    buf.clear();
+                    self.spare = buf;
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn write_zero() -> CodecError {
+    CodecError::Io(io::Error::new(
+        io::ErrorKind::WriteZero,
+        "the socket accepted no bytes",
+    ))
+}
+
+/// The `io::Write` a large message is serialized into: skips the `skip` bytes an earlier flush
+/// already sent, stages small pieces, and writes each large piece with the staged bytes in one
+/// vectored write, from the message's own memory. When the socket is full it records `blocked`
+/// (the task is registered for wake-up) and fails the serialization, which the next flush redoes.
+struct DirectWriter<'a, 'c, S> {
+    io: Pin<&'a mut S>,
+    cx: &'a mut Context<'c>,
+    skip: usize,
+    stage: &'a mut BytesMut,
+    /// Bytes handed to the socket by this pass.
+    sent: usize,
+    blocked: bool,
+}
+
+impl<S: AsyncWrite> DirectWriter<'_, '_, S> {
+    /// Writes the staged bytes and then `piece`, all of them or until the socket is full.
+    fn send(&mut self, mut piece: &[u8]) -> io::Result<()> {
+        while !self.stage.is_empty() || !piece.is_empty() {
+            let slices = [IoSlice::new(&self.stage[..]), IoSlice::new(piece)];
+            let n = match self.io.as_mut().poll_write_vectored(self.cx, &slices) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => n,
+                // Retried here: an `Interrupted` returned to `write_all` would make it send the
+                // same piece again.
+                Poll::Ready(Err(err)) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Poll::Ready(Err(err)) => return Err(err),
+                Poll::Pending => {
+                    self.blocked = true;
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+            };
+            self.sent += n;
+            let from_stage = n.min(self.stage.len());
+            self.stage.advance(from_stage);
+            piece = &piece[n - from_stage..];
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsyncWrite> Write for DirectWriter<'_, '_, S> {
+    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        let len = buf.len();
+        if self.blocked {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if self.skip >= len {
+            self.skip -= len;
+            return Ok(len);
+        }
+        buf = &buf[self.skip..];
+        self.skip = 0;
+        if buf.len() >= BIG_FIELD {
+            self.send(buf)?;
+        } else {
+            self.stage.extend_from_slice(buf);
+            if self.stage.len() >= STAGE_LIMIT {
+                self.send(&[])?;
+            }
+        }
+        Ok(len)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send(&[])
+    }
+}

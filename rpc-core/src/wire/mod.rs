@@ -1,0 +1,40 @@
+//! The wire format: the only code that knows how messages become bytes.
+//!
+//! - A **frame** is a 4-byte big-endian body length, then the body ([`frame`]): the handshake
+//!   and every message after it. A frame longer than the connection's [`FrameLimit`] is refused
+//!   when its length arrives.
+//! - A **body** is bincode 1.3 with fixed-width little-endian integers ([`WireFormat`]), decoded
+//!   only from bytes the frame really holds. Swapping bincode for another format means changing
+//!   this module and nothing outside it.
+//! - A client's requests and cancels are tarpc's `ClientMessage`, written by [`ClientFrame`]
+//!   (the same bytes, faster); a server's answers are tarpc's `Response`.
+//! - A request's deadline is checked on its raw bytes before it is decoded
+//!   ([`WireCodec::for_requests`]): tarpc would panic on a huge one.
+//! - Large frames are decoded around their large byte and string fields (`large_field.rs`), so
+//!   those fields can be read straight from the socket into their own memory.
+//!
+//! The transport ([`crate::transport`]) moves frames; the handshake ([`crate::handshake`]) adds
+//! its magic and version in front of a body made here.
+
+mod client_frame;
+mod codec;
+mod error;
+mod format;
+pub mod frame;
+pub(crate) mod large_field;
+
+pub use client_frame::ClientFrame;
+pub(crate) use codec::BodyCheck;
+pub use codec::{MAX_DEADLINE_SECS, WireCodec};
+pub use error::CodecError;
+pub use format::WireFormat;
+pub(crate) use frame::frame_len;
+pub use frame::{
+    DEFAULT_MAX_FRAME, FrameLimit, FrameLimitError, LENGTH_PREFIX_LEN, MIN_MAX_FRAME, READ_AHEAD,
+    split_frame,
+};
+
+/// Byte and string fields at least this long (32 KiB) are written from, and read into, their own
+/// memory instead of being copied through the frame buffers; frames at least this long take the
+/// large-frame path.
+pub const BIG_FIELD: usize = 32 * 1024;
