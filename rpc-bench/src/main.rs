@@ -74,6 +74,10 @@ struct Args {
     /// needs RPC_TOKEN) instead of starting one.
     #[arg(long, value_name = "ENDPOINT")]
     endpoint: Vec<Endpoint>,
+    /// Also start this rpc-server binary (another build, e.g. of the previous commit) and
+    /// measure it as `rpc-b` beside `rpc` in every round, for an A/B comparison in one run.
+    #[arg(long, value_name = "PATH")]
+    compare_server: Option<PathBuf>,
     #[command(subcommand)]
     serve: Option<Serve>,
 }
@@ -188,6 +192,23 @@ fn run(args: Args) -> anyhow::Result<()> {
     let raw_server = servers::start_baseline("serve-raw", dir.path())?;
     let stock_server = servers::start_baseline("serve-tarpc", dir.path())?;
     let mut subjects = rpc_subjects;
+    let compared_server = match &args.compare_server {
+        Some(binary) => {
+            let server =
+                servers::start_rpc_server_binary(binary, "compared", dir.path(), args.server_threads)
+                    .with_context(|| format!("cannot start {}", binary.display()))?;
+            for transport in [Transport::Uds, Transport::Tcp] {
+                subjects.push(Subject {
+                    implementation: Implementation::RpcB,
+                    transport,
+                    endpoint: server.endpoint(transport == Transport::Tcp)?.clone(),
+                    token: server.token.clone(),
+                });
+            }
+            Some(server)
+        }
+        None => None,
+    };
     for (implementation, server) in [
         (Implementation::Raw, &raw_server),
         (Implementation::Tarpc, &stock_server),
@@ -219,6 +240,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         rounds: ROUNDS,
         quick: args.quick,
         socket_buffer: DEFAULT_SOCKET_BUFFER,
+        compared_server: args
+            .compare_server
+            .as_ref()
+            .map(|path| path.display().to_string()),
         rpc_server: match &rpc_server {
             Some(s) => format!("started by rpc-bench (pid {})", s.pid()),
             None => format!(
@@ -307,7 +332,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     progress.finish_and_clear();
-    drop((rpc_server, raw_server, stock_server));
+    drop((rpc_server, raw_server, stock_server, compared_server));
 
     let mut report = Report {
         machine: Machine::detect(),

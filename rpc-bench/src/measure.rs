@@ -25,6 +25,10 @@ pub enum Implementation {
     Raw,
     /// Stock tarpc 0.38 serde transport.
     Tarpc,
+    /// Another build of rpc-server (`--compare-server`), called by this build's client: the B
+    /// of an A/B comparison measured in the same run.
+    #[serde(rename = "rpc-b")]
+    RpcB,
 }
 
 impl Implementation {
@@ -34,6 +38,7 @@ impl Implementation {
             Implementation::Rpc => "rpc",
             Implementation::Raw => "raw",
             Implementation::Tarpc => "tarpc",
+            Implementation::RpcB => "rpc-b",
         }
     }
 }
@@ -95,7 +100,7 @@ impl Echoer {
 impl Subject {
     async fn connect(&self) -> anyhow::Result<Connection> {
         Ok(match self.implementation {
-            Implementation::Rpc => {
+            Implementation::Rpc | Implementation::RpcB => {
                 let target = Target::Endpoint {
                     endpoint: self.endpoint.clone(),
                     token: self.token.clone(),

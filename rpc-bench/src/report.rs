@@ -32,6 +32,8 @@ pub struct Settings {
     pub socket_buffer: usize,
     /// The rpc server measured: started by the bench, or given with `--endpoint`.
     pub rpc_server: String,
+    /// The other rpc-server build measured as `rpc-b` (`--compare-server`), if any.
+    pub compared_server: Option<String>,
 }
 
 /// One of the targets, checked on this run.
@@ -305,6 +307,9 @@ impl Report {
                 }
             }
         }
+        if let Some(compared) = &s.compared_server {
+            self.write_comparison(&mut out, compared);
+        }
         let _ = writeln!(out, "\ntargets");
         for t in &self.targets {
             let _ = writeln!(
@@ -316,6 +321,55 @@ impl Report {
             );
         }
         out
+    }
+
+    /// The A/B table: this build (`rpc`) against `--compare-server` (`rpc-b`), point by point.
+    fn write_comparison(&self, out: &mut String, compared: &str) {
+        use Implementation::*;
+        let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |v| format!("{v:.d$}"));
+        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2}", a / b),
+            _ => "-".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "\nA/B: rpc (this build) vs rpc-b ({compared}), measured in the same rounds"
+        );
+        let _ = writeln!(
+            out,
+            "{:>8} {:>4} {:>14} {:>10} {:>10} {:>6}",
+            "payload", "", "point", "rpc", "rpc-b", "rpc/b"
+        );
+        for &p in &self.settings.payloads {
+            for tr in [Transport::Uds, Transport::Tcp] {
+                let (a, b) = (self.p50(Rpc, tr, p), self.p50(RpcB, tr, p));
+                let _ = writeln!(
+                    out,
+                    "{:>8} {:>4} {:>14} {:>10} {:>10} {:>6}",
+                    size_label(p),
+                    tr.name(),
+                    "p50 us",
+                    f(a, 1),
+                    f(b, 1),
+                    r(a, b)
+                );
+                for &c in &self.settings.connections {
+                    for &k in &self.settings.in_flight {
+                        let (a, b) = (self.rate(Rpc, tr, p, k, c), self.rate(RpcB, tr, p, k, c));
+                        let _ = writeln!(
+                            out,
+                            "{:>8} {:>4} {:>14} {:>10} {:>10} {:>6}",
+                            size_label(p),
+                            tr.name(),
+                            format!("x{k} on {c}, /s"),
+                            f(a, 0),
+                            f(b, 0),
+                            r(a, b)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Writes `results.json` and `report.svg` into `dir`.

@@ -87,21 +87,31 @@ impl Drop for ServerProcess {
 
 /// Starts the real `rpc-server` on a Unix socket in `dir` and on TCP loopback at once.
 pub fn start_rpc_server(dir: &Path, threads: Option<usize>) -> anyhow::Result<ServerProcess> {
-    let binary = sibling_binary("rpc-server")?;
-    let mut command = Command::new(&binary);
+    start_rpc_server_binary(&sibling_binary("rpc-server")?, "bench", dir, threads)
+}
+
+/// Starts the rpc-server at `binary` as the server called `name` in `dir`, on a Unix socket and
+/// on TCP loopback at once.
+pub fn start_rpc_server_binary(
+    binary: &Path,
+    name: &str,
+    dir: &Path,
+    threads: Option<usize>,
+) -> anyhow::Result<ServerProcess> {
+    let mut command = Command::new(binary);
     command
         .arg("--runtime-dir")
         .arg(dir)
-        .args(["--name", "bench", "--listen"])
-        .arg(format!("unix:{}", dir.join("bench.sock").display()))
+        .args(["--name", name, "--listen"])
+        .arg(format!("unix:{}", dir.join(format!("{name}.sock")).display()))
         .args(["--listen", "tcp:127.0.0.1:0"])
         .env("RUST_LOG", "warn");
     if let Some(threads) = threads {
         command.arg("--threads").arg(threads.to_string());
     }
     let mut server = ServerProcess::start(command, 2)?;
-    let file = rpc_client::read_endpoint_file(&dir.join("bench.endpoint"))?
-        .context("rpc-server wrote no endpoint file")?;
+    let file = rpc_client::read_endpoint_file(&dir.join(format!("{name}.endpoint")))?
+        .with_context(|| format!("{} wrote no endpoint file", binary.display()))?;
     server.token = file.token;
     Ok(server)
 }
