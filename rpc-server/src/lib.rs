@@ -34,6 +34,7 @@
 
 mod builtin;
 mod connection;
+mod dispatch;
 mod in_flight;
 pub mod limits;
 mod listener;
