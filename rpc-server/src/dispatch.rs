@@ -18,7 +18,7 @@
 //! - At the in-flight limit, the next request is answered at once with tarpc's "server throttled
 //!   the request." error, and read only when that answer can be queued.
 //! - When the request stream ends (the peer closed its side, or shutdown began: see
-//!   `transport.rs`), the calls already started are finished and answered, then the loop ends.
+//!   [`crate::guard`]), the calls already started are finished and answered, then the loop ends.
 //! - A transport error (a socket error, a malformed or stalled frame) ends the connection at
 //!   once, dropping the calls it runs.
 
@@ -42,8 +42,8 @@ use crate::stats::ServerStatus;
 /// `Ok` once the request stream ended and every started call was answered, or the transport
 /// error that ended it early.
 ///
-/// `T` is the transport (`GuardedTransport` when serving); `NewCall` turns an
-/// admitted request into its call's future (see [`call`]), which yields `None` for a call
+/// `T` is the transport ([`crate::guard::GuardedTransport`] when serving). `NewCall` turns
+/// an admitted request into its call's future (see [`call`]), which yields `None` for a call
 /// aborted before it finished.
 pub(crate) struct Dispatch<T, Resp, NewCall, Call> {
     transport: T,

@@ -13,9 +13,9 @@ use tarpc::{RequestName, Response, ServerError, context};
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{self, Dispatch};
+use crate::guard::GuardedTransport;
 use crate::peer::Peer;
 use crate::stats::ServerStatus;
-use crate::transport::GuardedTransport;
 
 /// What a connection needs from the server once its service is chosen.
 pub(crate) struct ServeContext {
@@ -27,7 +27,8 @@ pub(crate) struct ServeContext {
 
 /// A service the server can hand connections to, whatever its request and response types.
 pub(crate) trait HostedService: Send + Sync + 'static {
-    /// Serves one connection (its handshake done) until the peer leaves, the connection fails or shutdown completes.
+    /// Serves one connection, its handshake done, until the peer leaves, the connection fails
+    /// or shutdown has let its started calls finish.
     fn serve(
         &self,
         link: Link,
