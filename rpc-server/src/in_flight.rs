@@ -115,10 +115,12 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
+    // Deadlines are read on tokio's clock (`rpc_core::timers::now`), which these tests pause and
+    // move: the sleeps below take no wall time.
+    #[tokio::test(start_paused = true)]
     async fn a_passed_deadline_aborts_only_that_call_and_rearms_for_the_next() {
         let mut in_flight = InFlight::default();
-        let now = Instant::now();
+        let now = rpc_core::timers::now();
         let short = in_flight
             .start(1, now + Duration::from_millis(100))
             .expect("a new id");
@@ -149,10 +151,10 @@ mod tests {
         assert_eq!(in_flight.len(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_shorter_deadline_rearms_the_timer_earlier() {
         let mut in_flight = InFlight::default();
-        let now = Instant::now();
+        let now = rpc_core::timers::now();
         let _long = in_flight
             .start(1, now + Duration::from_secs(10))
             .expect("a new id");
