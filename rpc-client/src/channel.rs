@@ -510,6 +510,7 @@ mod tests {
         }
     }
 
+    /// Answers call `request_id` with `answer`.
     async fn answer(server: &mut Server, request_id: u64, answer: u32) {
         let response = Response {
             request_id,

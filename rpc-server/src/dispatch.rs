@@ -100,6 +100,7 @@ where
         }
     }
 
+    /// The transport, as `Stream` and `Sink` methods take it.
     fn transport(&mut self) -> Pin<&mut T> {
         Pin::new(&mut self.transport)
     }
@@ -200,9 +201,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         loop {
+            // A finished call's response goes out before more calls are read.
             if this.unsent.is_none() && this.take_finished(cx) {
                 continue;
             }
+            // While the socket is full the response waits here, and reading goes on below.
             if this.unsent.is_some() {
                 match this.poll_queue_unsent(cx) {
                     Poll::Ready(Ok(())) => continue,
@@ -210,6 +213,7 @@ where
                     Poll::Pending => {}
                 }
             }
+            // Aborted calls end, unanswered, when `running` next polls them.
             if this.in_flight.poll_expired(cx) {
                 continue;
             }
@@ -496,6 +500,7 @@ mod tests {
         request_by(id, job, Instant::now() + FAR)
     }
 
+    /// The client's cancellation of call `id`.
     fn cancel(id: u64) -> ClientMessage<Job> {
         ClientMessage::Cancel {
             trace_context: Default::default(),
