@@ -34,6 +34,8 @@
 
 mod builtin;
 mod connection;
+mod dispatch;
+mod guard;
 mod in_flight;
 pub mod limits;
 mod listener;
@@ -44,7 +46,6 @@ mod service;
 pub mod shutdown;
 mod socket_file;
 mod stats;
-mod transport;
 
 pub use builtin::{EchoService, HealthService, KvStore, add_builtin_services};
 pub use limits::Limits;

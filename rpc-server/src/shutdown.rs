@@ -1,9 +1,10 @@
-//! The shutdown signal. (The transport side of shutdown lives with each connection's transport.)
+//! The shutdown signal, and what shutdown does to a connection.
 //!
-//! Shutdown stops new calls and lets in-flight ones finish: each connection's request stream ends
-//! when the signal fires, and tarpc then finishes the calls it already started, writes their
-//! responses and closes. The server waits for every connection task (a [`TaskTracker`]) for at
-//! most the grace period.
+//! Shutdown stops new calls and lets in-flight ones finish: when the server's shutdown token is
+//! cancelled, each connection's request stream ends (the guard in `guard.rs`), and its call loop
+//! (`dispatch.rs`) reads no more requests, finishes the calls it already started, writes their
+//! responses and closes the connection. The server waits for every connection task (a
+//! [`TaskTracker`]) for at most the grace period, then stops waiting.
 //!
 //! [`TaskTracker`]: tokio_util::task::TaskTracker
 

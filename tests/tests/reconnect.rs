@@ -273,7 +273,7 @@ async fn reconnecting_gives_up_at_the_deadline_with_the_connect_error() {
     let Err(RpcError::Send(err)) = result else {
         panic!("expected a connect failure, got {result:?}");
     };
-    let text = rpc_core::codec::error_chain(err.as_ref());
+    let text = rpc_core::error_chain(err.as_ref());
     assert!(text.contains("is rpc-server running?"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }

@@ -1,11 +1,15 @@
-//! [`GuardedTransport`]: a served connection's framed socket, with the two guards tarpc lacks.
+//! [`GuardedTransport`]: a served connection's [`WireTransport`] with two guards, for shutdown
+//! and for stalled frames. The connection's call loop ([`crate::dispatch`]) reads through it.
 //!
-//! - Shutdown: the incoming stream ends once the server's shutdown token is cancelled, so tarpc
-//!   takes no new calls, finishes the ones it started, writes their responses and closes.
-//! - Stalls: tarpc has no read timeout. A peer that starts a frame and stops sending would hold
-//!   the connection, and the frame's buffer, forever; a frame must complete within the read
-//!   timeout of its first byte, or the connection is closed. An idle connection (no partial
-//!   frame) is left alone: long-lived clients are normal.
+//! - Shutdown: the request stream ends once the server's shutdown token is cancelled, as if the
+//!   peer had left, so the call loop reads no new calls, finishes the ones it started, writes
+//!   their responses and ends, closing the connection.
+//! - Stalls: a [`WireTransport`] waits for the rest of a frame for as long as it takes. A peer
+//!   that starts a frame and stops sending would hold the connection, and the frame's buffer,
+//!   forever; a frame must complete within the read timeout of the server first finding part of
+//!   it, or the stream fails with a `TimedOut` error, which ends the connection and drops its
+//!   running calls. An idle connection (no partial frame) is left alone: long-lived clients are
+//!   normal.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +25,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 pin_project! {
-    /// A framed connection that stops reading at shutdown and fails a stalled frame.
+    /// A framed connection whose request stream ends at shutdown and fails on a stalled frame;
+    /// once ended either way, it stays ended. Writes pass straight through: responses to the calls
+    /// already started still go out after shutdown.
     pub(crate) struct GuardedTransport<In, Out> {
         #[pin]
         inner: WireTransport<LocalStream, In, Out>,
