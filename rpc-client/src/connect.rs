@@ -28,8 +28,7 @@ pub type Client<C> = <C as ServiceClient>::With<
     Channel<<C as ServiceClient>::Request, <C as ServiceClient>::Response>,
 >;
 
-/// Default time allowed to connect and complete the handshake: 5 s.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use rpc_core::limits::DEFAULT_CONNECT_TIMEOUT;
 
 /// Connects generated tarpc clients to a server.
 ///

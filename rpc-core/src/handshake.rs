@@ -18,16 +18,15 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::codec::{CodecError, FrameLimit, MIN_MAX_FRAME, WireFormat, split_frame};
+use crate::codec::{CodecError, FrameLimit, WireFormat, split_frame};
+
+pub use crate::limits::MAX_HANDSHAKE_FRAME;
 
 /// The bytes every handshake frame starts with.
 pub const MAGIC: [u8; 4] = *b"LRPC";
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
-
-/// The largest handshake frame either side accepts: 4 KiB.
-pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
 
 /// The length of a TCP token in bytes (256 bits).
 pub const TOKEN_LEN: usize = 32;

@@ -8,6 +8,8 @@
 //!   between socket and message without copying them.
 //! - [`services`]: the built-in `echo`, `kv` and `health` tarpc service traits.
 //! - [`ServerLocation`] and [`EndpointFile`]: how a client finds a server by name.
+//! - [`limits`]: every limit and default either side enforces, each defined once with its reason.
+//! - [`untrusted`]: text from the other side, displayed with its control characters escaped.
 //! - [`trace::child_context`]: the per-call span ids tarpc's channels would derive.
 //! - [`wire`]: the client's requests encoded without tarpc's per-byte trace ids, and maps keyed
 //!   by request id.
@@ -25,6 +27,7 @@ pub mod codec;
 pub mod endpoint;
 pub mod endpoint_file;
 pub mod handshake;
+pub mod limits;
 pub mod location;
 mod service_client;
 pub mod services;
@@ -32,6 +35,7 @@ pub mod stream;
 pub mod timers;
 pub mod trace;
 pub mod transport;
+pub mod untrusted;
 pub mod wire;
 
 pub use codec::{CodecError, FrameLimit, WireCodec};
@@ -42,6 +46,7 @@ pub use location::ServerLocation;
 pub use service_client::ServiceClient;
 pub use stream::LocalStream;
 pub use transport::WireTransport;
+pub use untrusted::Untrusted;
 
 /// The tarpc this crate builds on, for the macros and for callers that want one version.
 pub use tarpc;

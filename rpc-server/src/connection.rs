@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, HandshakeError};
+use rpc_core::limits::{MAX_ECHOED_NAME, OVER_LIMIT_HELLO_WAIT, REFUSAL_WRITE_TIMEOUT};
 use rpc_core::transport::Link;
 use rpc_core::{Hello, HelloReply, LocalStream, Refusal, Token};
 use tokio::sync::OwnedSemaphorePermit;
@@ -17,9 +18,6 @@ use crate::log_limit::LogLimit;
 use crate::peer::{AccessPolicy, Peer};
 use crate::service::{HostedService, ServeContext};
 use crate::stats::ServerStatus;
-
-/// How long a connection over the limit may take to send its hello before it is dropped unanswered.
-const OVER_LIMIT_HELLO_WAIT: Duration = Duration::from_millis(500);
 
 /// What every connection task shares.
 pub(crate) struct Shared {
@@ -189,7 +187,7 @@ async fn refuse(framed: &mut HandshakeStream, peer: &Peer, refusal: Refusal) {
         );
     }
     let reply = framed.send(HelloReply::Refused(refusal));
-    match tokio::time::timeout(Duration::from_secs(1), reply).await {
+    match tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, reply).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => {
             tracing::debug!(connection = peer.connection_id, error = %err, "could not send the refusal")
@@ -200,9 +198,6 @@ async fn refuse(framed: &mut HandshakeStream, peer: &Peer, refusal: Refusal) {
         ),
     }
 }
-
-/// The longest service name echoed back in a refusal or a log line.
-const MAX_ECHOED_NAME: usize = 64;
 
 /// A peer-supplied name cut to its first [`MAX_ECHOED_NAME`] characters, so a refusal always
 /// fits its frame and a log line stays short.
