@@ -8,6 +8,7 @@ use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, HandshakeError};
 use rpc_core::limits::{MAX_ECHOED_NAME, OVER_LIMIT_HELLO_WAIT, REFUSAL_WRITE_TIMEOUT};
 use rpc_core::transport::Link;
+use rpc_core::untrusted::{Untrusted, has_unsafe_chars};
 use rpc_core::{Hello, HelloReply, LocalStream, Refusal, Token};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Framed;
@@ -110,6 +111,7 @@ pub(crate) async fn run(
     };
     let accepted = HelloReply::Accepted {
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
+        max_frame: shared.limits.max_frame,
     };
     if let Err(err) = framed.send(accepted).await {
         tracing::debug!(connection = peer.connection_id, error = %err, "peer left during handshake");
@@ -119,7 +121,7 @@ pub(crate) async fn run(
     tracing::info!(
         connection = peer.connection_id,
         endpoint = %peer.endpoint,
-        service = %hello.service,
+        service = %Untrusted(&hello.service),
         peer_uid = creds.map(|c| c.uid),
         peer_pid = creds.and_then(|c| c.pid),
         "connection accepted"
@@ -142,6 +144,13 @@ pub(crate) async fn run(
 
 /// Decides whether `hello` may go on, and to which service.
 fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedService>, Refusal> {
+    // No service is named so; and a name that could forge a log line or drive a terminal is
+    // refused for what it is rather than echoed back as an unknown service.
+    if has_unsafe_chars(&hello.service) {
+        return Err(Refusal::Malformed(
+            "service name contains control characters".to_owned(),
+        ));
+    }
     if peer.endpoint.is_tcp() {
         let expected = shared.token.as_ref();
         match (&hello.token, expected) {
