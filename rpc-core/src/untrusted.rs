@@ -15,6 +15,9 @@
 //! assert_eq!(Untrusted("grüße").to_string(), "grüße");
 //! ```
 //!
+//! A log sink can also be wrapped in an [`EscapingWriter`], which escapes whole records, as a
+//! backstop for peer text that reaches a log line by a path nobody escaped.
+//!
 //! A backslash is kept as it is, so escaping twice changes nothing: text escaped at its source
 //! (a refusal's `Display`) can be escaped again where a whole error line is printed.
 
@@ -78,9 +81,107 @@ pub fn escape_json(text: &str) -> String {
     escaped
 }
 
+/// An [`io::Write`](std::io::Write) for a log sink that escapes, in each record it is given,
+/// every character [`needs_escape`] names except the newline that ends the record.
+///
+/// A last line of defence under the per-field escaping: peer text that reaches a log line by a
+/// path nobody escaped (an error chain quoting a decoded string, say) still cannot start a forged
+/// line or drive a terminal. A log formatter hands over each record in one write, so each is
+/// written on in one write too and lines from several threads do not interleave. With `keep_sgr`
+/// (for a formatter that colours its output on a terminal) colour sequences, `ESC [ digits and
+/// semicolons m`, pass; any other ESC is escaped.
+#[derive(Debug)]
+pub struct EscapingWriter<W> {
+    inner: W,
+    keep_sgr: bool,
+}
+
+impl<W> EscapingWriter<W> {
+    /// Escapes what is written before it reaches `inner`; `keep_sgr` lets colour sequences pass.
+    pub fn new(inner: W, keep_sgr: bool) -> Self {
+        EscapingWriter { inner, keep_sgr }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for EscapingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (record, end) = match buf.strip_suffix(b"\n") {
+            Some(record) => (record, "\n"),
+            None => (buf, ""),
+        };
+        let record = String::from_utf8_lossy(record);
+        let mut out = String::with_capacity(record.len() + 1);
+        let mut rest: &str = &record;
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| needs_escape(c)) {
+            out.push_str(&rest[..at]);
+            let from = &rest[at..];
+            let sgr = if self.keep_sgr { sgr_len(from) } else { 0 };
+            if sgr > 0 {
+                out.push_str(&from[..sgr]);
+                rest = &from[sgr..];
+            } else {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+                rest = &from[c.len_utf8()..];
+            }
+        }
+        out.push_str(rest);
+        out.push_str(end);
+        self.inner.write_all(out.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The length of the colour sequence (`ESC [ digits and semicolons m`) `text` starts with, or 0.
+fn sgr_len(text: &str) -> usize {
+    let Some(params) = text.strip_prefix("\x1b[") else {
+        return 0;
+    };
+    let digits = params
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';')
+        .count();
+    match params.as_bytes().get(digits) {
+        Some(b'm') => 2 + digits + 1,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn through_writer(record: &str, keep_sgr: bool) -> String {
+        use std::io::Write as _;
+        let mut writer = EscapingWriter::new(Vec::new(), keep_sgr);
+        writer.write_all(record.as_bytes()).expect("writes");
+        String::from_utf8(writer.inner).expect("utf-8")
+    }
+
+    #[test]
+    fn a_log_record_keeps_its_final_newline_and_nothing_else_raw() {
+        assert_eq!(
+            through_writer("WARN refused: kv\nFORGED\r\x1b[2J\n", false),
+            "WARN refused: kv\\u{a}FORGED\\u{d}\\u{1b}[2J\n"
+        );
+        assert_eq!(through_writer("no newline", false), "no newline");
+    }
+
+    #[test]
+    fn colour_sequences_pass_only_when_asked_for() {
+        let coloured = "\x1b[33mWARN\x1b[0m kv\x1b]0;title\x07 \x1b[2J\n";
+        assert_eq!(
+            through_writer(coloured, true),
+            "\x1b[33mWARN\x1b[0m kv\\u{1b}]0;title\\u{7} \\u{1b}[2J\n"
+        );
+        assert_eq!(
+            through_writer(coloured, false),
+            "\\u{1b}[33mWARN\\u{1b}[0m kv\\u{1b}]0;title\\u{7} \\u{1b}[2J\n"
+        );
+    }
 
     fn shown(text: &str) -> String {
         Untrusted(text).to_string()

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use rpc_core::untrusted::EscapingWriter;
 use rpc_core::{FrameLimit, ServerLocation, location::DEFAULT_NAME};
 use rpc_server::limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID,
@@ -104,6 +105,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -111,8 +113,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 // a trace id): microseconds per call for lines nobody reads. Off by default.
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tarpc=warn")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Fields that carry peer text are escaped where they are logged; this escapes whatever
+        // else slips through, so no peer can forge a log line or drive the operator's terminal.
+        .with_writer(move || EscapingWriter::new(std::io::stderr(), ansi))
+        .with_ansi(ansi)
         .init();
     let fd_limit = rpc_server::raise_fd_limit();
     tracing::debug!(fd_limit, "open-file limit");
