@@ -296,8 +296,9 @@ impl HandshakeMessage for HelloReply {
         if version == PROTOCOL_VERSION {
             return Ok(format.decode(body)?);
         }
-        // A server of another version lays out its acceptance differently, but its refusal the
-        // same way: read that (a refusal of our version above all), else name the version.
+        // A server of another version lays out its acceptance differently but its refusal the
+        // same way: read the refusal (most likely the one naming our version as unsupported),
+        // and answer anything else with the version it came in.
         match format.decode(body) {
             Ok(ReplyOfAnotherVersion::Refused(refusal)) => Ok(HelloReply::Refused(refusal)),
             Ok(ReplyOfAnotherVersion::Accepted) | Err(_) => {
