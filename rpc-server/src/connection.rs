@@ -144,13 +144,6 @@ pub(crate) async fn run(
 
 /// Decides whether `hello` may go on, and to which service.
 fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedService>, Refusal> {
-    // No service is named so; and a name that could forge a log line or drive a terminal is
-    // refused for what it is rather than echoed back as an unknown service.
-    if has_unsafe_chars(&hello.service) {
-        return Err(Refusal::Malformed(
-            "service name contains control characters".to_owned(),
-        ));
-    }
     if peer.endpoint.is_tcp() {
         let expected = shared.token.as_ref();
         match (&hello.token, expected) {
@@ -166,6 +159,13 @@ fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedSe
                 gid: creds.gid,
             });
         }
+    }
+    // No service is named so; and a name that could forge a log line or drive a terminal is
+    // refused for what it is rather than echoed back as an unknown service.
+    if has_unsafe_chars(&hello.service) {
+        return Err(Refusal::Malformed(
+            "service name contains control characters".to_owned(),
+        ));
     }
     shared
         .services
