@@ -194,9 +194,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut subjects = rpc_subjects;
     let compared_server = match &args.compare_server {
         Some(binary) => {
-            let server =
-                servers::start_rpc_server_binary(binary, "compared", dir.path(), args.server_threads)
-                    .with_context(|| format!("cannot start {}", binary.display()))?;
+            let server = servers::start_rpc_server_binary(
+                binary,
+                "compared",
+                dir.path(),
+                args.server_threads,
+            )
+            .with_context(|| format!("cannot start {}", binary.display()))?;
             for transport in [Transport::Uds, Transport::Tcp] {
                 subjects.push(Subject {
                     implementation: Implementation::RpcB,

@@ -103,7 +103,10 @@ pub fn start_rpc_server_binary(
         .arg("--runtime-dir")
         .arg(dir)
         .args(["--name", name, "--listen"])
-        .arg(format!("unix:{}", dir.join(format!("{name}.sock")).display()))
+        .arg(format!(
+            "unix:{}",
+            dir.join(format!("{name}.sock")).display()
+        ))
         .args(["--listen", "tcp:127.0.0.1:0"])
         .env("RUST_LOG", "warn");
     if let Some(threads) = threads {

@@ -154,7 +154,7 @@ where
 
 /// How often a connection's watcher looks in: the tick of
 /// [`rpc_core::timers::keep_timers_warm`], whose job the watcher's timer also does.
-pub const WATCH_INTERVAL: Duration = rpc_core::timers::TICK;
+pub const WATCH_INTERVAL: Duration = rpc_core::limits::WATCH_INTERVAL;
 
 /// A connection's watcher: a backstop for callers that do not poll their calls.
 ///

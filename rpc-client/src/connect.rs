@@ -28,8 +28,7 @@ pub type Client<C> = <C as ServiceClient>::With<
     Channel<<C as ServiceClient>::Request, <C as ServiceClient>::Response>,
 >;
 
-/// Default time allowed to connect and complete the handshake: 5 s.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use rpc_core::limits::DEFAULT_CONNECT_TIMEOUT;
 
 /// Connects generated tarpc clients to a server.
 ///
@@ -82,7 +81,9 @@ impl Connector {
         self
     }
 
-    /// Sets the largest frame this client sends or accepts (the server has its own limit).
+    /// Sets the largest frame this client sends or accepts. The server announces its own limit in
+    /// the handshake and a connection honours the smaller of the two, so a request over either
+    /// fails alone, before it is sent.
     pub fn max_frame(mut self, limit: FrameLimit) -> Self {
         self.max_frame = limit;
         self
@@ -119,8 +120,9 @@ impl Connector {
         let mut attempts = Vec::new();
         for (endpoint, token) in self.target.candidates()? {
             match self.open(&endpoint, token, service).await {
-                Ok(framed) => {
-                    let link = Link::from_handshake(framed, self.max_frame);
+                Ok((framed, server_max_frame)) => {
+                    let limit = self.max_frame.min(server_max_frame);
+                    let link = Link::from_handshake(framed, limit);
                     return Ok(Channel::new(
                         link.transport::<Response<Resp>, ClientFrame<Req>>(),
                     ));
@@ -152,13 +154,14 @@ impl Connector {
         ReconnectingChannel::connect(self.clone(), service).await
     }
 
-    /// Connects to one endpoint and completes the handshake, within the connect timeout.
+    /// Connects to one endpoint and completes the handshake, within the connect timeout. Returns
+    /// the connection and the frame limit the server announced.
     async fn open(
         &self,
         endpoint: &Endpoint,
         token: Option<Token>,
         service: &str,
-    ) -> Result<Framed<LocalStream, HandshakeCodec<HelloReply, Hello>>, ConnectError> {
+    ) -> Result<(HandshakeStream, FrameLimit), ConnectError> {
         if endpoint.is_tcp() && token.is_none() {
             return Err(ConnectError::MissingToken {
                 endpoint: endpoint.clone(),
@@ -179,7 +182,7 @@ impl Connector {
                 .await
                 .map_err(handshake_error)?;
             match framed.next().await {
-                Some(Ok(HelloReply::Accepted { .. })) => Ok(framed),
+                Some(Ok(HelloReply::Accepted { max_frame, .. })) => Ok((framed, max_frame)),
                 Some(Ok(HelloReply::Refused(refusal))) => Err(ConnectError::Refused {
                     endpoint: endpoint.clone(),
                     refusal,
@@ -204,6 +207,9 @@ impl Connector {
             })
     }
 }
+
+/// A connection still framed for its handshake.
+type HandshakeStream = Framed<LocalStream, HandshakeCodec<HelloReply, Hello>>;
 
 async fn connect_socket(endpoint: &Endpoint) -> Result<LocalStream, ConnectError> {
     let result = match endpoint {

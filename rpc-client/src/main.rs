@@ -3,6 +3,9 @@
 //! `rpc-client call kv.set '{"key":"greeting","value":"hello"}'`, then
 //! `rpc-client call kv.get '{"key":"greeting"}'` prints `"hello"`. `list` prints the services and
 //! their methods, `health` the server's state. On failure: exit code 1 and one line on stderr.
+//!
+//! Whatever the server sent is printed with its control characters escaped
+//! ([`rpc_core::untrusted`]): a hostile or broken server cannot drive the terminal or forge lines.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +15,8 @@ use clap::{Parser, Subcommand};
 use rpc_client::{Connector, DEFAULT_CONNECT_TIMEOUT, Target};
 use rpc_core::services::health::{HealthClient, ServerInfo};
 use rpc_core::services::{BUILT_IN, ServiceDescription, echo, health, kv};
-use rpc_core::{Endpoint, ServerLocation, location::DEFAULT_NAME};
+use rpc_core::untrusted::{Untrusted, escape_json};
+use rpc_core::{Endpoint, FrameLimit, ServerLocation, location::DEFAULT_NAME};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -33,9 +37,13 @@ struct Args {
     /// Runtime directory of the server [default: $XDG_RUNTIME_DIR, else /tmp/rpc-<uid>].
     #[arg(long, value_name = "DIR")]
     runtime_dir: Option<PathBuf>,
-    /// Time allowed to connect and to get each answer, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = DEFAULT_CONNECT_TIMEOUT.as_millis() as u64)]
+    /// Time allowed to connect and to get each answer, in milliseconds (at least 1).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_CONNECT_TIMEOUT.as_millis() as u64, value_parser = positive_ms)]
     timeout_ms: u64,
+    /// Largest frame sent or accepted, in bytes, from 4096 to 4294967295 [default: 16 MiB]. The
+    /// server's own limit applies too: a connection honours the smaller.
+    #[arg(long, value_name = "BYTES")]
+    max_frame: Option<FrameLimit>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,11 +64,22 @@ enum Command {
     Health,
 }
 
+/// A timeout in milliseconds, at least 1: a 0 ms timeout could never connect, so it is refused
+/// (clap names the flag) rather than tried.
+fn positive_ms(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(ms) => Ok(ms),
+        Err(_) => Err(format!("`{text}` is not a whole number of milliseconds")),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("rpc-client: {err:#}");
+            // The error may quote the server (a refusal, a server error's detail): escaped.
+            eprintln!("rpc-client: {}", Untrusted(&format!("{err:#}")));
             std::process::ExitCode::FAILURE
         }
     }
@@ -73,7 +92,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(name)) => Target::Name(ServerLocation::new(args.runtime_dir, &name)?),
         (None, None) => Target::from_env_or(ServerLocation::new(args.runtime_dir, DEFAULT_NAME)?)?,
     };
-    let connector = Connector::new(target).connect_timeout(timeout);
+    let connector = Connector::new(target)
+        .connect_timeout(timeout)
+        .max_frame(args.max_frame.unwrap_or_default());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -94,7 +115,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                                 println!("{service}.{method} {example}");
                             }
                         }
-                        None => println!("{service} (methods not known to this client)"),
+                        None => {
+                            println!("{} (methods not known to this client)", Untrusted(service))
+                        }
                     }
                 }
                 Ok(())
@@ -103,8 +126,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
+/// Prints `value` as JSON. serde_json escapes C0 controls in strings; [`escape_json`] escapes
+/// the rest of what a server could use against a terminal (C1 controls, bidi overrides).
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", escape_json(&serde_json::to_string_pretty(value)?));
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 //!   way: the client cannot tell it from one that reached the server.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -23,11 +23,7 @@ use crate::channel::Channel;
 use crate::connect::Connector;
 use crate::error::ConnectError;
 
-/// First delay between reconnection attempts; it doubles up to [`MAX_RECONNECT_DELAY`].
-pub const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(50);
-
-/// Longest delay between reconnection attempts.
-pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+pub use rpc_core::limits::{FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
 
 /// A call was in flight when its connection broke; it was not sent again.
 #[derive(Debug, thiserror::Error)]

@@ -140,9 +140,16 @@ pub fn read_endpoint_file(path: &Path) -> Result<Option<EndpointFile>, ConnectEr
         )));
     }
     let mut text = String::new();
-    file.take(MAX_ENDPOINT_FILE_LEN)
+    // One byte more than allowed, so a file over the limit is refused as such instead of being
+    // cut short and failing to parse.
+    file.take(MAX_ENDPOINT_FILE_LEN + 1)
         .read_to_string(&mut text)
         .map_err(|e| bad(e.to_string()))?;
+    if text.len() as u64 > MAX_ENDPOINT_FILE_LEN {
+        return Err(bad(format!(
+            "larger than {MAX_ENDPOINT_FILE_LEN} bytes: not an endpoint file"
+        )));
+    }
     EndpointFile::from_json(&text)
         .map(Some)
         .map_err(|e| bad(e.to_string()))

@@ -1,33 +1,40 @@
 //! The connection handshake: the first frame each way on every connection.
 //!
 //! The client's [`Hello`] names the protocol (magic and version), the service it wants and, on
-//! TCP, the token from the server's endpoint file. The server answers [`HelloReply::Accepted`] or
-//! [`HelloReply::Refused`] with a [`Refusal`] that says why. After an accepted handshake the same
-//! connection carries that one service's tarpc messages (see [`crate::wire`]).
+//! TCP, the token from the server's endpoint file. The server answers [`HelloReply::Accepted`],
+//! with its frame limit, or [`HelloReply::Refused`] with a [`Refusal`] that says why. After an
+//! accepted handshake the same connection carries that one service's tarpc messages (see
+//! [`crate::wire`]), under the smaller of the two sides' frame limits.
 //!
 //! A handshake body is the 4-byte [`MAGIC`], a big-endian `u16` protocol version, then the rest in
 //! bincode. Magic and version come first so that a peer speaking something else, or a newer
 //! protocol, is told so precisely instead of getting a decode error.
+//!
+//! Version 2 added the server's frame limit to [`HelloReply::Accepted`]. [`HelloReply::Refused`]
+//! keeps its variant index, and [`Refusal`] its layout (new refusals are added at the end), in
+//! every version, so a client of any version reads the refusal a server of another version sends
+//! it, [`Refusal::UnsupportedVersion`] first of all.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
 
 use bytes::{BufMut, BytesMut};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::ConstantTimeEq;
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::wire::{CodecError, FrameLimit, MIN_MAX_FRAME, WireFormat, split_frame};
+use crate::untrusted::Untrusted;
+use crate::wire::{CodecError, FrameLimit, WireFormat, split_frame};
+
+pub use crate::limits::MAX_HANDSHAKE_FRAME;
 
 /// The bytes every handshake frame starts with.
 pub const MAGIC: [u8; 4] = *b"LRPC";
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
-
-/// The largest handshake frame either side accepts: 4 KiB.
-pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
+/// The protocol version this build speaks: 2, since [`HelloReply::Accepted`] carries the
+/// server's frame limit.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The length of a TCP token in bytes (256 bits).
 pub const TOKEN_LEN: usize = 32;
@@ -116,16 +123,56 @@ pub enum HelloReply {
     Accepted {
         /// The server's version (its crate version).
         server_version: String,
+        /// The largest frame body the server accepts or sends (a `u32` on the wire). The client
+        /// honours the smaller of this and its own limit, so it refuses a request the server
+        /// would refuse before sending it. A reply announcing a value a [`FrameLimit`] cannot
+        /// hold does not decode.
+        #[serde(with = "frame_limit_as_u32")]
+        max_frame: FrameLimit,
     },
-    /// The server closes the connection after this reply.
+    /// The server closes the connection after this reply. Variant 1 in every protocol version.
+    Refused(Refusal),
+}
+
+/// A [`FrameLimit`] on the wire: a `u32`, checked against the limit's range when read.
+mod frame_limit_as_u32 {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(limit: &FrameLimit, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = u32::try_from(limit.bytes()).map_err(serde::ser::Error::custom)?;
+        bytes.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<FrameLimit, D::Error> {
+        let bytes = u32::deserialize(d)?;
+        let bytes = usize::try_from(bytes).map_err(serde::de::Error::custom)?;
+        FrameLimit::new(bytes).map_err(|err| {
+            serde::de::Error::custom(format!("server announced an unusable frame limit: {err}"))
+        })
+    }
+}
+
+/// A reply of another protocol version, read only as far as a refusal: variant 1 and the
+/// [`Refusal`] layout are the same in every version, an acceptance's fields are not.
+#[derive(Deserialize)]
+enum ReplyOfAnotherVersion {
+    Accepted,
     Refused(Refusal),
 }
 
 /// Why a server refused a connection.
+///
+/// New refusals go at the end: a variant's index is its number on the wire, and every protocol
+/// version must read the refusals of every other. Its `Display` escapes the strings the peer
+/// supplied ([`Untrusted`]): a refusal is printed by the client and logged by the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Refusal {
     /// No service of that name is hosted here.
-    #[error("unknown service `{requested}` (this server hosts: {})", available.join(", "))]
+    #[error(
+        "unknown service `{}` (this server hosts: {})",
+        Untrusted(requested),
+        available.iter().map(|name| Untrusted(name).to_string()).collect::<Vec<_>>().join(", ")
+    )]
     UnknownService {
         /// The name asked for.
         requested: String,
@@ -171,7 +218,7 @@ pub enum Refusal {
         limit: usize,
     },
     /// The handshake frame was not understood.
-    #[error("malformed handshake: {0}")]
+    #[error("malformed handshake: {}", Untrusted(.0))]
     Malformed(String),
     /// The server is shutting down.
     #[error("server is shutting down")]
@@ -245,9 +292,19 @@ impl HandshakeMessage for HelloReply {
         format.encode_body(self, dst)
     }
 
-    fn decode_body(_version: u16, format: WireFormat, body: &[u8]) -> Result<Self, HandshakeError> {
-        // Replies keep one layout across versions so that a refusal always reads.
-        Ok(format.decode(body)?)
+    fn decode_body(version: u16, format: WireFormat, body: &[u8]) -> Result<Self, HandshakeError> {
+        if version == PROTOCOL_VERSION {
+            return Ok(format.decode(body)?);
+        }
+        // A server of another version lays out its acceptance differently but its refusal the
+        // same way: read the refusal (most likely the one naming our version as unsupported),
+        // and answer anything else with the version it came in.
+        match format.decode(body) {
+            Ok(ReplyOfAnotherVersion::Refused(refusal)) => Ok(HelloReply::Refused(refusal)),
+            Ok(ReplyOfAnotherVersion::Accepted) | Err(_) => {
+                Err(HandshakeError::UnsupportedVersion(version))
+            }
+        }
     }
 }
 
@@ -347,6 +404,109 @@ mod tests {
         assert_eq!(round_trip(hello.clone()), hello);
         let refused = HelloReply::Refused(Refusal::PeerNotAllowed { uid: 5, gid: 6 });
         assert_eq!(round_trip(refused.clone()), refused);
+        for bytes in [crate::wire::MIN_MAX_FRAME, 1 << 20, u32::MAX as usize] {
+            let accepted = HelloReply::Accepted {
+                server_version: "0.1.0".into(),
+                max_frame: FrameLimit::new(bytes).expect("in range"),
+            };
+            assert_eq!(round_trip(accepted.clone()), accepted);
+        }
+    }
+
+    /// A reply frame of `version` whose body is `body` as is.
+    fn reply_frame(version: u16, body: &[u8]) -> BytesMut {
+        let mut src = BytesMut::new();
+        src.put_u32(u32::try_from(6 + body.len()).expect("small"));
+        src.put_slice(&MAGIC);
+        src.put_u16(version);
+        src.put_slice(body);
+        src
+    }
+
+    fn decode_reply(mut src: BytesMut) -> Result<Option<HelloReply>, HandshakeError> {
+        HandshakeCodec::<HelloReply, Hello>::new().decode(&mut src)
+    }
+
+    #[test]
+    fn an_accepted_reply_carries_the_frame_limit_as_a_u32_after_the_version() {
+        let mut wire = BytesMut::new();
+        let accepted = HelloReply::Accepted {
+            server_version: "v".into(),
+            max_frame: FrameLimit::new(0x0001_2345).expect("in range"),
+        };
+        HandshakeCodec::<(), HelloReply>::new()
+            .encode(accepted, &mut wire)
+            .expect("encodes");
+        // Variant 0, the version string (u64 length, bytes), then the limit, little-endian.
+        let body = &wire[4 + 6..];
+        assert_eq!(
+            body,
+            [
+                &[0, 0, 0, 0][..],
+                &[1, 0, 0, 0, 0, 0, 0, 0],
+                b"v",
+                &[0x45, 0x23, 1, 0]
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn an_accepted_reply_with_an_out_of_range_frame_limit_does_not_decode() {
+        for limit in [0u32, 1, crate::wire::MIN_MAX_FRAME as u32 - 1] {
+            let body = [&[0u8, 0, 0, 0][..], &[0; 8], &limit.to_le_bytes()].concat();
+            match decode_reply(reply_frame(PROTOCOL_VERSION, &body)) {
+                Err(HandshakeError::Codec(err @ CodecError::Malformed(_))) => assert!(
+                    crate::error_chain(&err).contains("unusable frame limit"),
+                    "{err}"
+                ),
+                other => panic!("a limit of {limit} gave {other:?}"),
+            }
+        }
+        let body = [&[0u8, 0, 0, 0][..], &[0; 8], &4096u32.to_le_bytes()].concat();
+        assert!(decode_reply(reply_frame(PROTOCOL_VERSION, &body)).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_from_a_server_of_another_version_still_reads() {
+        // What a version-1 server sends a version-2 client: variant 1, then the refusal.
+        let refusal = Refusal::UnsupportedVersion {
+            requested: PROTOCOL_VERSION,
+            supported: 1,
+        };
+        let mut body = BytesMut::new();
+        HandshakeCodec::<(), HelloReply>::format()
+            .encode_body(&HelloReply::Refused(refusal.clone()), &mut body)
+            .expect("encodes");
+        assert_eq!(body[..4], [1, 0, 0, 0], "Refused is variant 1");
+        let reply = decode_reply(reply_frame(1, &body)).expect("reads");
+        assert_eq!(reply, Some(HelloReply::Refused(refusal)));
+    }
+
+    #[test]
+    fn an_acceptance_from_a_server_of_another_version_names_its_version() {
+        // A version-1 acceptance: variant 0 and a version string, no frame limit.
+        let body = [&[0u8, 0, 0, 0][..], &[5, 0, 0, 0, 0, 0, 0, 0], b"0.1.0"].concat();
+        assert!(matches!(
+            decode_reply(reply_frame(1, &body)),
+            Err(HandshakeError::UnsupportedVersion(1))
+        ));
+    }
+
+    #[test]
+    fn refusals_display_peer_supplied_text_escaped() {
+        let refusal = Refusal::UnknownService {
+            requested: "\x1b[2Jkv\nFORGED".into(),
+            available: vec!["\x1b]0;pwned\x07".into(), "kv".into()],
+        };
+        let text = refusal.to_string();
+        assert!(!crate::untrusted::has_unsafe_chars(&text), "{text:?}");
+        assert_eq!(
+            text,
+            r"unknown service `\u{1b}[2Jkv\u{a}FORGED` (this server hosts: \u{1b}]0;pwned\u{7}, kv)"
+        );
+        let malformed = Refusal::Malformed("bad\r\nline".into()).to_string();
+        assert_eq!(malformed, r"malformed handshake: bad\u{d}\u{a}line");
     }
 
     #[test]

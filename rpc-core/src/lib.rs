@@ -11,6 +11,8 @@
 //!   handshaken socket into one.
 //! - [`services`]: the built-in `echo`, `kv` and `health` tarpc service traits.
 //! - [`ServerLocation`] and [`EndpointFile`]: how a client finds a server by name.
+//! - [`limits`]: every limit and default either side enforces, each defined once with its reason.
+//! - [`untrusted`]: text from the other side, displayed with its control characters escaped.
 //! - [`trace::child_context`]: the per-call span ids tarpc's channels would derive.
 //! - [`IdMap`]: maps keyed by request id, hashed cheaply.
 //! - [`error_chain`]: an error and its causes on one line.
@@ -29,6 +31,7 @@ pub mod endpoint_file;
 mod error_chain;
 pub mod handshake;
 mod id_map;
+pub mod limits;
 pub mod location;
 mod service_client;
 pub mod services;
@@ -36,6 +39,7 @@ pub mod stream;
 pub mod timers;
 pub mod trace;
 pub mod transport;
+pub mod untrusted;
 pub mod wire;
 
 pub use endpoint::{Endpoint, EndpointParseError};
@@ -47,6 +51,7 @@ pub use location::ServerLocation;
 pub use service_client::ServiceClient;
 pub use stream::LocalStream;
 pub use transport::WireTransport;
+pub use untrusted::Untrusted;
 pub use wire::{CodecError, FrameLimit, WireCodec};
 
 /// The tarpc this crate builds on, for the macros and for callers that want one version.

@@ -9,11 +9,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
-/// Default kernel send and receive buffer for each Unix socket connection: 1 MiB. The kernel's
-/// default (about 200 KiB) cuts a large message into many small round trips, while TCP loopback
-/// autotunes its buffers to megabytes; this is most of why stock tarpc is slower over a Unix
-/// socket than over TCP for large payloads.
-pub const DEFAULT_SOCKET_BUFFER: usize = 1024 * 1024;
+pub use crate::limits::DEFAULT_SOCKET_BUFFER;
 
 /// Bytes one read through [`AsyncRead`] asks a Unix socket for, at most.
 const READ_CHUNK: usize = 64 * 1024;

@@ -387,6 +387,7 @@ fn handshake_seeds() -> Vec<(&'static str, Vec<u8>)> {
     });
     let accepted = handshake_frame(HelloReply::Accepted {
         server_version: "0.1.0".into(),
+        max_frame: FrameLimit::default(),
     });
     let limit = u32::try_from(MAX_HANDSHAKE_FRAME).expect("small limit");
     let header = |len: u32| {
@@ -435,7 +436,7 @@ fn handshake_seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("bad-magic-frame-too-short", frame(b"LR")),
         ("bad-version-hello-v0", with_version(0)),
-        ("bad-version-hello-v2", with_version(PROTOCOL_VERSION + 1)),
+        ("bad-version-hello-next", with_version(PROTOCOL_VERSION + 1)),
         ("oversized-u32-max", header(u32::MAX)),
         ("oversized-limit-plus-one", header(limit + 1)),
         ("limit-exact-header", header(limit)),

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use rpc_core::limits::{ECHO_MAX_DELAY_MS, KV_MAX_KEYS};
 use rpc_core::services::echo::{self, Echo};
 use rpc_core::services::health::{self, Health, ServerInfo};
-use rpc_core::services::kv::{self, Kv, KvError, MAX_KEYS};
+use rpc_core::services::kv::{self, Kv, KvError};
 use serde_bytes::ByteBuf;
 use tarpc::context::Context;
 
@@ -24,7 +25,7 @@ impl Echo for EchoService {
     }
 
     async fn delay(self, _: Context, ms: u64) {
-        tokio::time::sleep(std::time::Duration::from_millis(ms.min(echo::MAX_DELAY_MS))).await;
+        tokio::time::sleep(std::time::Duration::from_millis(ms.min(ECHO_MAX_DELAY_MS))).await;
     }
 }
 
@@ -50,8 +51,8 @@ impl Kv for KvStore {
 
     async fn set(self, _: Context, key: String, value: String) -> Result<Option<String>, KvError> {
         self.with_map(|map| {
-            if map.len() >= MAX_KEYS && !map.contains_key(&key) {
-                return Err(KvError::Full { limit: MAX_KEYS });
+            if map.len() >= KV_MAX_KEYS && !map.contains_key(&key) {
+                return Err(KvError::Full { limit: KV_MAX_KEYS });
             }
             Ok(map.insert(key, value))
         })

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, HandshakeError};
+use rpc_core::limits::{MAX_ECHOED_NAME, OVER_LIMIT_HELLO_WAIT, REFUSAL_WRITE_TIMEOUT};
 use rpc_core::transport::Link;
+use rpc_core::untrusted::{Untrusted, has_unsafe_chars};
 use rpc_core::{Hello, HelloReply, LocalStream, Refusal, Token};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Framed;
@@ -17,9 +19,6 @@ use crate::log_limit::LogLimit;
 use crate::peer::{AccessPolicy, Peer};
 use crate::service::{HostedService, ServeContext};
 use crate::stats::ServerStatus;
-
-/// How long a connection over the limit may take to send its hello before it is dropped unanswered.
-const OVER_LIMIT_HELLO_WAIT: Duration = Duration::from_millis(500);
 
 /// What every connection task shares.
 pub(crate) struct Shared {
@@ -112,6 +111,7 @@ pub(crate) async fn run(
     };
     let accepted = HelloReply::Accepted {
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
+        max_frame: shared.limits.max_frame,
     };
     if let Err(err) = framed.send(accepted).await {
         tracing::debug!(connection = peer.connection_id, error = %err, "peer left during handshake");
@@ -121,7 +121,7 @@ pub(crate) async fn run(
     tracing::info!(
         connection = peer.connection_id,
         endpoint = %peer.endpoint,
-        service = %hello.service,
+        service = %Untrusted(&hello.service),
         peer_uid = creds.map(|c| c.uid),
         peer_pid = creds.and_then(|c| c.pid),
         "connection accepted"
@@ -160,6 +160,13 @@ fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedSe
             });
         }
     }
+    // No service is named so; and a name that could forge a log line or drive a terminal is
+    // refused for what it is rather than echoed back as an unknown service.
+    if has_unsafe_chars(&hello.service) {
+        return Err(Refusal::Malformed(
+            "service name contains control characters".to_owned(),
+        ));
+    }
     shared
         .services
         .get(&hello.service)
@@ -189,7 +196,7 @@ async fn refuse(framed: &mut HandshakeStream, peer: &Peer, refusal: Refusal) {
         );
     }
     let reply = framed.send(HelloReply::Refused(refusal));
-    match tokio::time::timeout(Duration::from_secs(1), reply).await {
+    match tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, reply).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => {
             tracing::debug!(connection = peer.connection_id, error = %err, "could not send the refusal")
@@ -200,9 +207,6 @@ async fn refuse(framed: &mut HandshakeStream, peer: &Peer, refusal: Refusal) {
         ),
     }
 }
-
-/// The longest service name echoed back in a refusal or a log line.
-const MAX_ECHOED_NAME: usize = 64;
 
 /// A peer-supplied name cut to its first [`MAX_ECHOED_NAME`] characters, so a refusal always
 /// fits its frame and a log line stays short.

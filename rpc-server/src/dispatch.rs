@@ -92,7 +92,7 @@ where
             if let Some(suppressed) = BROKEN.allow() {
                 tracing::warn!(
                     connection,
-                    error = %rpc_core::error_chain(&err),
+                    error = %rpc_core::Untrusted(&rpc_core::error_chain(&err)),
                     suppressed,
                     "closing connection after a transport error"
                 );

@@ -1,39 +1,25 @@
-//! Every limit the server enforces, with its default. The README's table lists the same values.
+//! The limits one server enforces, as one [`Limits`] value, and the per-uid connection counts.
+//!
+//! Every default, and every fixed limit the server holds peers to, is defined once with its
+//! reason in [`rpc_core::limits`]; [`Limits::default`] is built from those, and the defaults a
+//! caller may change are re-exported here under their old paths. The README's "Defaults and
+//! limits" table lists the same values.
 
 use std::time::Duration;
 
 use rpc_core::FrameLimit;
 
-/// Default cap on open connections (handshaking ones included): 1024.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-
-/// Default cap on calls in flight on one connection: 256. A call over it is answered at once with
-/// a "would block" server error, never queued without bound or dropped silently.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
-
-/// Default time a new connection has to complete its handshake: 5 s.
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Default time a frame may take to arrive once its first byte has: 30 s. A peer that stalls
-/// mid-frame is disconnected after it; an idle connection is not.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Default cap on open connections from one uid (all TCP peers count as one): 256, so one user's
-/// runaway program cannot take every slot.
-pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = 256;
-
-/// Default time in-flight calls get to finish after a shutdown signal: 10 s.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Default permissions of a server's Unix socket file: owner read and write only.
-pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
-
+pub use rpc_core::limits::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SOCKET_MODE,
+};
 pub use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
 /// The limits one server enforces.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Largest frame body accepted or sent, in bytes.
+    /// Largest frame body accepted or sent, in bytes; announced to each client in the handshake,
+    /// which then holds its requests to it too.
     pub max_frame: FrameLimit,
     /// Open connections at once; one more is refused with [`rpc_core::Refusal::TooManyConnections`].
     pub max_connections: usize,

@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use rpc_core::limits::{FIRST_ACCEPT_BACKOFF, MAX_ACCEPT_BACKOFF};
 use rpc_core::{Endpoint, LocalStream};
 use tokio::net::{TcpListener, UnixListener};
 
@@ -153,14 +154,15 @@ impl Listener {
     }
 }
 
-/// Delay after a failed accept, doubling from 10 ms to 1 s: when the process is out of file
-/// descriptors, accept fails at once, and retrying without a pause would spin a core.
+/// Delay after a failed accept, doubling from [`FIRST_ACCEPT_BACKOFF`] (10 ms) to
+/// [`MAX_ACCEPT_BACKOFF`] (1 s): when the process is out of file descriptors, accept fails at
+/// once, and retrying without a pause would spin a core.
 #[derive(Debug)]
 pub(crate) struct AcceptBackoff(Duration);
 
 impl AcceptBackoff {
-    const FIRST: Duration = Duration::from_millis(10);
-    const MAX: Duration = Duration::from_secs(1);
+    const FIRST: Duration = FIRST_ACCEPT_BACKOFF;
+    const MAX: Duration = MAX_ACCEPT_BACKOFF;
 
     pub(crate) fn new() -> Self {
         AcceptBackoff(Self::FIRST)

@@ -3,8 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Warnings let through per second; the rest are counted and reported with the next one.
-pub(crate) const WARNINGS_PER_SECOND: u64 = 20;
+use rpc_core::limits::WARNINGS_PER_SECOND;
 
 /// Lets at most [`WARNINGS_PER_SECOND`] warnings through per wall-clock second.
 #[derive(Debug, Default)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use rpc_core::untrusted::EscapingWriter;
 use rpc_core::{FrameLimit, ServerLocation, location::DEFAULT_NAME};
 use rpc_server::limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID,
@@ -45,27 +46,38 @@ struct Args {
     /// Largest frame accepted or sent, in bytes, from 4096 to 4294967295 [default: 16 MiB].
     #[arg(long, value_name = "BYTES")]
     max_frame: Option<FrameLimit>,
-    /// Most connections open at once.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    /// Most connections open at once (at least 1).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = positive::<usize>)]
     max_connections: usize,
-    /// Most connections open at once from one uid (all TCP peers count as one).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_UID)]
+    /// Most connections open at once from one uid (all TCP peers count as one; at least 1).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_UID, value_parser = positive::<usize>)]
     max_connections_per_uid: usize,
-    /// Most calls in flight on one connection.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    /// Most calls in flight on one connection (at least 1).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = positive::<usize>)]
     max_in_flight: usize,
-    /// Time a new connection has to complete its handshake, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_millis() as u64)]
+    /// Time a new connection has to complete its handshake, in milliseconds (at least 1).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_millis() as u64, value_parser = positive::<u64>)]
     handshake_timeout_ms: u64,
-    /// Time a frame may take to arrive once it has started, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = DEFAULT_READ_TIMEOUT.as_millis() as u64)]
+    /// Time a frame may take to arrive once it has started, in milliseconds (at least 1).
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_READ_TIMEOUT.as_millis() as u64, value_parser = positive::<u64>)]
     read_timeout_ms: u64,
     /// Time in-flight calls get to finish after SIGINT/SIGTERM, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
     shutdown_grace_ms: u64,
-    /// Runtime worker threads [default: one per core].
-    #[arg(long, value_name = "N")]
+    /// Runtime worker threads, at least 1 [default: one per core].
+    #[arg(long, value_name = "N", value_parser = positive::<usize>)]
     threads: Option<usize>,
+}
+
+/// A count or a time that must be at least 1: `0` connections, calls or threads, or a timeout of
+/// 0 ms, would leave a server that serves nothing, so it is refused (clap names the flag) rather
+/// than quietly raised to 1.
+fn positive<T: std::str::FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, String> {
+    match text.parse::<T>() {
+        Ok(value) if value == T::from(0) => Err("must be at least 1".to_owned()),
+        Ok(value) => Ok(value),
+        Err(_) => Err(format!("`{text}` is not a whole number")),
+    }
 }
 
 // Large messages allocate and free megabyte buffers on every call; glibc's allocator returns such
@@ -93,6 +105,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -100,8 +113,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 // a trace id): microseconds per call for lines nobody reads. Off by default.
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tarpc=warn")),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Fields that carry peer text are escaped where they are logged; this escapes whatever
+        // else slips through, so no peer can forge a log line or drive the operator's terminal.
+        .with_writer(move || EscapingWriter::new(std::io::stderr(), ansi))
+        .with_ansi(ansi)
         .init();
     let fd_limit = rpc_server::raise_fd_limit();
     tracing::debug!(fd_limit, "open-file limit");
@@ -109,9 +124,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let location = ServerLocation::new(args.runtime_dir, &args.name)?;
     let limits = Limits {
         max_frame: args.max_frame.unwrap_or_default(),
-        max_connections: args.max_connections.max(1),
-        max_connections_per_uid: args.max_connections_per_uid.max(1),
-        max_in_flight: args.max_in_flight.max(1),
+        max_connections: args.max_connections,
+        max_connections_per_uid: args.max_connections_per_uid,
+        max_in_flight: args.max_in_flight,
         read_timeout: Duration::from_millis(args.read_timeout_ms),
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
@@ -130,7 +145,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = args.threads {
-        runtime.worker_threads(threads.max(1));
+        runtime.worker_threads(threads);
     }
     let runtime = runtime
         .enable_all()

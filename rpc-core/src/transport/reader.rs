@@ -25,21 +25,12 @@ use std::marker::PhantomData;
 use bytes::{Buf, BytesMut};
 use serde::de::DeserializeOwned;
 
+pub use crate::limits::{FIELD_STEP, MAX_PROBES};
 use crate::wire::large_field::{self, Probe};
 use crate::wire::{
     BIG_FIELD, BodyCheck, CodecError, FrameLimit, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec,
     WireFormat, frame_len, split_frame,
 };
-
-/// How many times one frame's leading bytes may be decoded in search of its next large field
-/// before the frame is read whole and decoded once instead (so a frame made of many small fields
-/// costs a bounded amount of decoding, not one pass per read).
-pub const MAX_PROBES: usize = 8;
-
-/// Room a large field gets beyond the bytes that have arrived for it: 64 KiB. A field is never
-/// given room for what its frame merely claims: a peer that announces a 16 MiB field, sends 100
-/// bytes and stalls holds this much, not 16 MiB (or a 2 MiB huge page) of the server's memory.
-pub const FIELD_STEP: usize = 64 * 1024;
 
 /// Leading body bytes the body check needs (a request's variant and deadline).
 const CHECKED_PREFIX: usize = 64;

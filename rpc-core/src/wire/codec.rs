@@ -5,6 +5,8 @@ use std::marker::PhantomData;
 
 use crate::wire::{CodecError, FrameLimit, WireFormat};
 
+pub use crate::limits::MAX_DEADLINE_SECS;
+
 /// A check of a frame body made before it is decoded.
 pub(crate) type BodyCheck = fn(&[u8]) -> Result<(), CodecError>;
 
@@ -57,11 +59,6 @@ impl<In, Out> Clone for WireCodec<In, Out> {
         }
     }
 }
-
-/// The furthest deadline a request may carry: one year. tarpc turns a request's relative
-/// deadline into `Instant::now() + deadline` without checking, which panics for a peer's huge
-/// value; such requests are refused as malformed before tarpc sees them.
-pub const MAX_DEADLINE_SECS: u64 = 365 * 24 * 60 * 60;
 
 impl<Req, Out> WireCodec<tarpc::ClientMessage<Req>, Out> {
     /// The codec a server reads requests with: [`WireCodec::new`] plus a check of each

@@ -9,20 +9,10 @@ use bytes::{Buf, BytesMut};
 
 use crate::wire::CodecError;
 
+pub use crate::limits::{DEFAULT_MAX_FRAME, MIN_MAX_FRAME, READ_AHEAD};
+
 /// Bytes in a frame's length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;
-
-/// The default largest frame body: 16 MiB.
-pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
-
-/// The smallest frame limit a server or client accepts: 4 KiB, room for any handshake.
-pub const MIN_MAX_FRAME: usize = 4 * 1024;
-
-/// How far the read buffer may grow ahead of the bytes received for a frame: at most this much,
-/// or as much again as already arrived, whichever is larger (so a large frame costs a handful of
-/// reallocations, and a peer that only claims a large frame gets almost nothing). A 1 MiB
-/// read-ahead was tried and made no difference rpc-bench could see, so the tighter bound stays.
-pub const READ_AHEAD: usize = 64 * 1024;
 
 /// The largest frame body a connection accepts or sends, in bytes: from [`MIN_MAX_FRAME`]
 /// (4 KiB, room for any handshake) to `u32::MAX` (what a length prefix can say).

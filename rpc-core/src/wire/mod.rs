@@ -29,12 +29,9 @@ pub use codec::{MAX_DEADLINE_SECS, WireCodec};
 pub use error::CodecError;
 pub use format::WireFormat;
 pub(crate) use frame::frame_len;
+
+pub use crate::limits::BIG_FIELD;
 pub use frame::{
     DEFAULT_MAX_FRAME, FrameLimit, FrameLimitError, LENGTH_PREFIX_LEN, MIN_MAX_FRAME, READ_AHEAD,
     split_frame,
 };
-
-/// Byte and string fields at least this long (32 KiB) are written from, and read into, their own
-/// memory instead of being copied through the frame buffers; frames at least this long take the
-/// large-frame path.
-pub const BIG_FIELD: usize = 32 * 1024;

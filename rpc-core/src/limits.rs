@@ -1,0 +1,157 @@
+//! Every limit and default the server and the client enforce, each defined once, with its reason.
+//!
+//! A limit bounds what one peer can make the other spend (memory, descriptors, time, log lines);
+//! a default is the value a limit takes when nobody sets it. The README's "Defaults and limits"
+//! table lists the same values. Code that enforces a limit names the constant here; the old paths
+//! (`rpc_server::limits::DEFAULT_MAX_CONNECTIONS`, `rpc_client::DEFAULT_CONNECT_TIMEOUT`,
+//! `rpc_core::handshake::MAX_HANDSHAKE_FRAME`, ...) still work through re-exports.
+//!
+//! Values a user sets on the command line are refused when out of range, never clamped: `0`
+//! connections, calls in flight or threads is a usage error, and so is a frame limit outside
+//! what a [`FrameLimit`](crate::FrameLimit) can hold.
+
+use std::time::Duration;
+
+// --- Frames and the memory a peer's bytes may claim --------------------------------------------
+//
+// Enforced by `crate::wire` (frame lengths, deadlines) and `crate::transport` (buffers and large
+// fields), which re-export them. The transport's private buffer sizes (how much small output is
+// staged or kept for reuse, the read space kept free between frames) are tuning, not limits on a
+// peer, and stay beside the code.
+
+/// The default largest frame body: 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The smallest frame limit a server or client accepts: 4 KiB, room for any handshake.
+pub const MIN_MAX_FRAME: usize = 4 * 1024;
+
+/// How far the read buffer may grow ahead of the bytes received for a frame: at most this much,
+/// or as much again as already arrived, whichever is larger (so a large frame costs a handful of
+/// reallocations, and a peer that only claims a large frame gets almost nothing). A 1 MiB
+/// read-ahead was tried and made no difference rpc-bench could see, so the tighter bound stays.
+pub const READ_AHEAD: usize = 64 * 1024;
+
+/// Byte and string fields at least this long (32 KiB) are written from, and read into, their own
+/// memory instead of being copied through the frame buffers; frames at least this long take the
+/// large-frame path.
+pub const BIG_FIELD: usize = 32 * 1024;
+
+/// Room a large field gets beyond the bytes that have arrived for it: 64 KiB. A field is never
+/// given room for what its frame merely claims: a peer that announces a 16 MiB field, sends 100
+/// bytes and stalls holds this much, not 16 MiB (or a 2 MiB huge page) of the server's memory.
+pub const FIELD_STEP: usize = 64 * 1024;
+
+/// How many times one frame's leading bytes may be decoded in search of its next large field
+/// before the frame is read whole and decoded once instead (so a frame made of many small fields
+/// costs a bounded amount of decoding, not one pass per read).
+pub const MAX_PROBES: usize = 8;
+
+/// The furthest deadline a request may carry: one year. tarpc turns a request's relative
+/// deadline into `Instant::now() + deadline` without checking, which panics for a peer's huge
+/// value; such requests are refused as malformed before tarpc sees them.
+pub const MAX_DEADLINE_SECS: u64 = 365 * 24 * 60 * 60;
+
+/// Default kernel send and receive buffer for each Unix socket connection: 1 MiB. The kernel's
+/// default (about 200 KiB) cuts a large message into many small round trips, while TCP loopback
+/// autotunes its buffers to megabytes; this is most of why stock tarpc is slower over a Unix
+/// socket than over TCP for large payloads.
+pub const DEFAULT_SOCKET_BUFFER: usize = 1024 * 1024;
+
+/// The largest handshake frame either side accepts or sends: 4 KiB, the smallest frame limit. A
+/// hello is a service name and a 32-byte token, a reply a version string and a frame limit or a
+/// refusal: all far smaller, so a peer cannot make the other buffer more before it is even
+/// authenticated.
+pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
+
+// --- Names and files, checked where they are parsed -------------------------------------------
+
+pub use crate::endpoint::MAX_UNIX_PATH_LEN;
+pub use crate::endpoint_file::MAX_ENDPOINT_FILE_LEN;
+pub use crate::location::MAX_NAME_LEN;
+
+// --- Server: connections ------------------------------------------------------------------------
+
+/// Default cap on open connections (handshaking ones included): 1024. Each holds a descriptor
+/// and buffers; one over the cap is refused with `TooManyConnections`, not left to exhaust them.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default cap on open connections from one uid (all TCP peers count as one): 256, so one user's
+/// runaway program cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = 256;
+
+/// Default cap on calls in flight on one connection: 256. A call over it is answered at once with
+/// a "would block" server error, never queued without bound or dropped silently.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// Default time a new connection has to complete its handshake: 5 s, so a peer that connects and
+/// says nothing does not hold a place for long.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default time a frame may take to arrive once its first byte has: 30 s. A peer that stalls
+/// mid-frame is disconnected after it; an idle connection is not.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default time in-flight calls get to finish after a shutdown signal: 10 s, after which the
+/// server drops what is still open and exits.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Default permissions of a server's Unix socket file: owner read and write only, so only its
+/// own user (and root) can connect unless the operator widens it.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o600;
+
+/// How long a connection over a connection limit may take to send its hello before it is dropped
+/// unanswered: 500 ms. Its refusal is sent after the hello is read (a socket closed with unread
+/// data is reset, and the refusal lost), but it holds no place, so it does not get the full
+/// handshake timeout.
+pub const OVER_LIMIT_HELLO_WAIT: Duration = Duration::from_millis(500);
+
+/// How long the server waits for a refused peer to take its refusal: 1 s. A peer that does not
+/// read cannot keep the connection task alive.
+pub const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The longest service name, in characters, echoed back in a refusal or a log line: 64, so a
+/// refusal always fits its frame and a log line stays short.
+pub const MAX_ECHOED_NAME: usize = 64;
+
+/// Warnings a peer can trigger that are logged per wall-clock second: 20. The rest are counted
+/// and the count reported with the next one let through, so a hostile peer cannot flood the log.
+pub const WARNINGS_PER_SECOND: u64 = 20;
+
+/// First delay after a failed accept: 10 ms, doubling up to [`MAX_ACCEPT_BACKOFF`]. When the
+/// process is out of descriptors accept fails at once, and retrying without a pause would spin a
+/// core.
+pub const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Longest delay after a failed accept: 1 s, so accepting resumes soon after descriptors free up.
+pub const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+// --- Server: built-in services (defined beside the service traits) ----------------------------
+
+/// The most keys the built-in `kv` store holds (100 000), so that no client can fill the server's
+/// memory; a `set` of a new key beyond it fails with `KvError::Full`.
+pub use crate::services::kv::MAX_KEYS as KV_MAX_KEYS;
+
+/// The longest wait of the built-in `echo.delay`, in milliseconds (one minute); a longer one is
+/// cut to it.
+pub use crate::services::echo::MAX_DELAY_MS as ECHO_MAX_DELAY_MS;
+
+// --- Client -------------------------------------------------------------------------------------
+
+/// Default time a client allows to connect and complete the handshake: 5 s (the CLI's
+/// `--timeout-ms` also bounds each answer with it).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// First delay between a reconnecting client's attempts: 50 ms, doubling up to
+/// [`MAX_RECONNECT_DELAY`]: quick after a restart, without hammering a server that is down.
+pub const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(50);
+
+/// Longest delay between a reconnecting client's attempts: 2 s.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+
+/// How often a client connection's watcher looks in while calls wait: 500 ms, so a call whose task
+/// stops polling holds up the others' answers for at most about that. It is also the tick of
+/// [`crate::timers::keep_timers_warm`], whose job the watcher's timer does on the client side.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+// The watcher's timer stands in for the warm timer only if they tick alike.
+const _: () = assert!(WATCH_INTERVAL.as_nanos() == crate::timers::TICK.as_nanos());
