@@ -20,6 +20,21 @@
 //! tests::assert_serves_calls(&server.connector()).await;
 //! # }
 //! ```
+//!
+//! The tests themselves are in `tests/tests/`, one binary per capability, each a `main.rs` and a
+//! module per topic: linking a binary is most of what `cargo test` costs, so a new test joins the
+//! binary of what it proves (a new topic is a new module, `mod <topic>;` in that `main.rs`).
+//!
+//! - `access`: who may connect, and what a refused client is told (tokens, other users,
+//!   handshake refusals).
+//! - `limits`: what a peer cannot take: connections, descriptors, time mid-frame.
+//! - `hostile`: bad bytes and connections that end badly close only that connection.
+//! - `lifecycle`: the server's files, where it listens, and how it stops.
+//! - `calls`: answers over each transport, from many tasks and clients, across deadlines and
+//!   restarts.
+//! - `fd_limit`: alone, because it lowers the test process's open-file limit. A test that
+//!   changes what the whole process shares (its limits, environment, working directory or umask)
+//!   gets a binary of its own like this one.
 
 pub mod binaries;
 mod client;

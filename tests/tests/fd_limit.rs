@@ -1,5 +1,7 @@
 //! The server raises its soft open-file limit to the hard limit at start. Its own test binary,
-//! because it lowers this process's limit, which the server inherits.
+//! because it lowers this process's limit, which the server inherits: beside other tests in one
+//! process, the lowered limit would starve those that open many connections (`limits` opens
+//! 2000 at once), and one that raises the limit again would undo this test's setup.
 
 use rustix::process::{Resource, getrlimit, setrlimit};
 use tests::TestDir;

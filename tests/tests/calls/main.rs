@@ -1,0 +1,17 @@
+//! Calls: requests answered correctly over each transport, from many tasks and clients at once,
+//! and across deadlines, cancellation and restarts. One test binary for these modules, since
+//! linking a binary is most of what `cargo test` costs.
+//!
+//! - [`transport`]: calls over Unix and TCP, through the library and the `rpc-client` CLI.
+//! - [`channel`]: the client's channel: many tasks on one connection, slow calls beside fast
+//!   ones, calls abandoned or left unpolled.
+//! - [`reconnect`]: deadlines, cancellation, the in-flight limit, and reconnection after a
+//!   restart.
+//! - [`concurrency`]: many clients at once, each getting its own answers.
+//!
+//! A new test of what a well-behaved client gets goes here.
+
+mod channel;
+mod concurrency;
+mod reconnect;
+mod transport;

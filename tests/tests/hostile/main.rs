@@ -1,0 +1,12 @@
+//! Hostile and unlucky peers: bad bytes, and connections that end badly. Each test checks that
+//! only the offending connection is closed and that the server's descriptors and memory come
+//! back. One test binary for these modules, since linking a binary is most of what `cargo test`
+//! costs.
+//!
+//! - [`bad_input`]: raw bytes no real client sends, one test per kind of bad input.
+//! - [`faults`]: frames cut short, sizes that lie, a client or the server killed mid-call.
+//!
+//! A new test that speaks raw bytes at the server, or kills one side mid-call, goes here.
+
+mod bad_input;
+mod faults;
