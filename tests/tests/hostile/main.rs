@@ -5,8 +5,11 @@
 //!
 //! - [`bad_input`]: raw bytes no real client sends, one test per kind of bad input.
 //! - [`faults`]: frames cut short, sizes that lie, a client or the server killed mid-call.
+//! - [`untrusted_text`]: control characters in what a peer sends never reach a terminal or a log
+//!   line raw, on either side.
 //!
 //! A new test that speaks raw bytes at the server, or kills one side mid-call, goes here.
 
 mod bad_input;
 mod faults;
+mod untrusted_text;

@@ -6,9 +6,11 @@
 //! - [`fallback`]: `auto` listening on a Unix socket, or on TCP loopback when the path is too
 //!   long.
 //! - [`shutdown`]: SIGTERM removes the files and delivers responses in flight.
+//! - [`endpoint_file_limit`]: how large an endpoint file a client reads.
 //!
 //! A new test of starting, listening or stopping goes here.
 
+mod endpoint_file_limit;
 mod fallback;
 mod shutdown;
 mod socket_files;
