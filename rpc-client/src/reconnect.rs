@@ -12,6 +12,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use rpc_core::FrameLimit;
+use rpc_core::wire::WireFormat;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarpc::client::RpcError;
@@ -22,6 +24,10 @@ use tokio::sync::Mutex;
 use crate::channel::Channel;
 use crate::connect::Connector;
 use crate::error::ConnectError;
+
+/// The format idempotent requests are copied through to be sent again: the wire format, with
+/// room for any frame a connection could carry.
+const RESEND_FORMAT: WireFormat = WireFormat::new(FrameLimit::MAX);
 
 pub use rpc_core::limits::{FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
 
@@ -119,16 +125,15 @@ where
 
     async fn call(&self, ctx: context::Context, request: Req) -> Result<Resp, RpcError> {
         // A copy to resend, made only for calls marked idempotent (generated requests are not
-        // Clone, but they are serde types).
+        // Clone, but they are serde types). A request too large to copy could not be sent.
         let copy = match self.idempotent {
-            Some(idempotent) if idempotent(&request) => bincode::serialize(&request).ok(),
+            Some(idempotent) if idempotent(&request) => RESEND_FORMAT.copy(&request).ok(),
             _ => None,
         };
         let channel = self.channel(ctx.deadline).await?;
         match channel.call(ctx, request).await {
             Err(RpcError::Shutdown | RpcError::Channel(_) | RpcError::Send(_)) => {
-                let Some(copy) = copy.and_then(|bytes| bincode::deserialize::<Req>(&bytes).ok())
-                else {
+                let Some(copy) = copy else {
                     return Err(RpcError::Send(Box::new(CallInterrupted)));
                 };
                 tracing::debug!(service = %self.service, "resending an idempotent call");

@@ -7,7 +7,7 @@
 //! [`crate::wire`]), under the smaller of the two sides' frame limits.
 //!
 //! A handshake body is the 4-byte [`MAGIC`], a big-endian `u16` protocol version, then the rest in
-//! bincode. Magic and version come first so that a peer speaking something else, or a newer
+//! bincode ([`HandshakeCodec`], in `wire/handshake_frame.rs`). Magic and version come first so that a peer speaking something else, or a newer
 //! protocol, is told so precisely instead of getting a decode error.
 //!
 //! Version 2 added the server's frame limit to [`HelloReply::Accepted`]. [`HelloReply::Refused`]
@@ -16,18 +16,16 @@
 //! it, [`Refusal::UnsupportedVersion`] first of all.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::str::FromStr;
 
-use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::ConstantTimeEq;
-use tokio_util::codec::{Decoder, Encoder};
 
 use crate::untrusted::Untrusted;
-use crate::wire::{CodecError, FrameLimit, WireFormat, split_frame};
+use crate::wire::{CodecError, FrameLimit};
 
 pub use crate::limits::MAX_HANDSHAKE_FRAME;
+pub use crate::wire::handshake_frame::{HandshakeCodec, HandshakeMessage};
 
 /// The bytes every handshake frame starts with.
 pub const MAGIC: [u8; 4] = *b"LRPC";
@@ -110,10 +108,11 @@ impl Hello {
     }
 }
 
+/// A hello's bincode body: what follows its magic and version.
 #[derive(Serialize, Deserialize)]
-struct HelloBody {
-    service: String,
-    token: Option<Token>,
+pub(crate) struct HelloBody {
+    pub(crate) service: String,
+    pub(crate) token: Option<Token>,
 }
 
 /// The server's answer to a [`Hello`].
@@ -155,7 +154,7 @@ mod frame_limit_as_u32 {
 /// A reply of another protocol version, read only as far as a refusal: variant 1 and the
 /// [`Refusal`] layout are the same in every version, an acceptance's fields are not.
 #[derive(Deserialize)]
-enum ReplyOfAnotherVersion {
+pub(crate) enum ReplyOfAnotherVersion {
     Accepted,
     Refused(Refusal),
 }
@@ -245,145 +244,11 @@ impl From<std::io::Error> for HandshakeError {
     }
 }
 
-/// A message that travels in a handshake frame: magic, version, then a bincode body.
-pub trait HandshakeMessage: Sized {
-    /// The protocol version the message carries in its header.
-    fn version(&self) -> u16;
-    /// Appends the bincode body.
-    fn encode_body(&self, format: WireFormat, dst: &mut BytesMut) -> Result<(), CodecError>;
-    /// Reads the bincode body of a message of `version`.
-    fn decode_body(version: u16, format: WireFormat, body: &[u8]) -> Result<Self, HandshakeError>;
-}
-
-impl HandshakeMessage for Hello {
-    fn version(&self) -> u16 {
-        self.version
-    }
-
-    fn encode_body(&self, format: WireFormat, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let body = HelloBody {
-            service: self.service.clone(),
-            token: self.token.clone(),
-        };
-        format.encode_body(&body, dst)
-    }
-
-    fn decode_body(version: u16, format: WireFormat, body: &[u8]) -> Result<Self, HandshakeError> {
-        // A client of another version may lay its body out differently: refuse on the version
-        // alone, before reading anything else.
-        if version != PROTOCOL_VERSION {
-            return Err(HandshakeError::UnsupportedVersion(version));
-        }
-        let HelloBody { service, token } = format.decode(body)?;
-        Ok(Hello {
-            version,
-            service,
-            token,
-        })
-    }
-}
-
-impl HandshakeMessage for HelloReply {
-    fn version(&self) -> u16 {
-        PROTOCOL_VERSION
-    }
-
-    fn encode_body(&self, format: WireFormat, dst: &mut BytesMut) -> Result<(), CodecError> {
-        format.encode_body(self, dst)
-    }
-
-    fn decode_body(version: u16, format: WireFormat, body: &[u8]) -> Result<Self, HandshakeError> {
-        if version == PROTOCOL_VERSION {
-            return Ok(format.decode(body)?);
-        }
-        // A server of another version lays out its acceptance differently but its refusal the
-        // same way: read the refusal (most likely the one naming our version as unsupported),
-        // and answer anything else with the version it came in.
-        match format.decode(body) {
-            Ok(ReplyOfAnotherVersion::Refused(refusal)) => Ok(HelloReply::Refused(refusal)),
-            Ok(ReplyOfAnotherVersion::Accepted) | Err(_) => {
-                Err(HandshakeError::UnsupportedVersion(version))
-            }
-        }
-    }
-}
-
-/// A tokio codec for the handshake: reads `In` frames, writes `Out` frames, each at most
-/// [`MAX_HANDSHAKE_FRAME`] bytes. The server uses `HandshakeCodec<Hello, HelloReply>`, the client
-/// `HandshakeCodec<HelloReply, Hello>`.
-#[derive(Debug)]
-pub struct HandshakeCodec<In, Out> {
-    _types: PhantomData<fn(Out) -> In>,
-}
-
-impl<In, Out> HandshakeCodec<In, Out> {
-    /// The limit every handshake frame is held to.
-    pub const LIMIT: usize = MAX_HANDSHAKE_FRAME;
-
-    /// A new codec.
-    pub fn new() -> Self {
-        HandshakeCodec {
-            _types: PhantomData,
-        }
-    }
-
-    fn format() -> WireFormat {
-        WireFormat::new(FrameLimit::MIN)
-    }
-}
-
-impl<In, Out> Default for HandshakeCodec<In, Out> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<In: HandshakeMessage, Out> Decoder for HandshakeCodec<In, Out> {
-    type Item = In;
-    type Error = HandshakeError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, HandshakeError> {
-        // Check the magic as soon as it arrives, so a peer speaking another protocol (an HTTP
-        // client, say) is told so instead of "frame too large".
-        let seen = src.len().saturating_sub(4).min(MAGIC.len());
-        if src.len() >= 4 && src[4..4 + seen] != MAGIC[..seen] {
-            return Err(HandshakeError::BadMagic);
-        }
-        let Some(frame) = split_frame(src, FrameLimit::MIN)? else {
-            return Ok(None);
-        };
-        if frame.len() < MAGIC.len() + 2 || frame[..MAGIC.len()] != MAGIC {
-            return Err(HandshakeError::BadMagic);
-        }
-        let version = u16::from_be_bytes([frame[4], frame[5]]);
-        In::decode_body(version, Self::format(), &frame[6..]).map(Some)
-    }
-}
-
-impl<In, Out: HandshakeMessage> Encoder<Out> for HandshakeCodec<In, Out> {
-    type Error = HandshakeError;
-
-    fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), HandshakeError> {
-        let start = dst.len();
-        dst.put_u32(0);
-        dst.put_slice(&MAGIC);
-        dst.put_u16(item.version());
-        if let Err(err) = item.encode_body(Self::format(), dst) {
-            dst.truncate(start);
-            return Err(err.into());
-        }
-        let len = dst.len() - start - 4;
-        if len > Self::LIMIT {
-            dst.truncate(start);
-            return Err(CodecError::OutgoingTooLarge { limit: Self::LIMIT }.into());
-        }
-        dst[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::{BufMut, BytesMut};
+    use tokio_util::codec::{Decoder, Encoder};
+
     use super::*;
 
     fn round_trip<M: HandshakeMessage + Clone + fmt::Debug + PartialEq>(msg: M) -> M {

@@ -23,6 +23,9 @@ impl FrameLimit {
     /// The smallest limit, [`MIN_MAX_FRAME`]: the handshake's.
     pub const MIN: FrameLimit = FrameLimit(MIN_MAX_FRAME);
 
+    /// The largest limit, `u32::MAX`: what a length prefix can say.
+    pub const MAX: FrameLimit = FrameLimit(u32::MAX as usize);
+
     /// A limit of `bytes`, or why it cannot be one: a value outside the range is refused, never
     /// clamped behind the caller's back.
     pub fn new(bytes: usize) -> Result<Self, FrameLimitError> {

@@ -13,14 +13,18 @@
 //! - Large frames are decoded around their large byte and string fields (`large_field.rs`), so
 //!   those fields can be read straight from the socket into their own memory.
 //!
-//! The transport ([`crate::transport`]) moves frames; the handshake ([`crate::handshake`]) adds
-//! its magic and version in front of a body made here.
+//! - The handshake's frames add the magic and a protocol version in front of a bincode body
+//!   (`handshake_frame.rs`, re-exported as [`crate::handshake::HandshakeCodec`]).
+//!
+//! The transport ([`crate::transport`]) moves frames; [`crate::handshake`] says what the
+//! handshake's messages mean.
 
 mod client_frame;
 mod codec;
 mod error;
 mod format;
 pub mod frame;
+pub(crate) mod handshake_frame;
 pub(crate) mod large_field;
 
 pub use client_frame::ClientFrame;
