@@ -172,6 +172,19 @@ fn check<T, E: std::fmt::Debug>(
     );
 }
 
+/// [`check`]s a frame decoder's outcome, if the file is meant for the decoder tagged `tag`.
+fn check_tagged<T>(
+    file: &str,
+    tag: &str,
+    all_tags: &[&str],
+    outcome: &Outcome<T, CodecError>,
+    expected: Expected,
+) {
+    if meant(file, tag, all_tags) {
+        check(file, tag, outcome, expected, codec_class);
+    }
+}
+
 #[test]
 fn every_handshake_corpus_file_decodes_without_panic_and_as_its_name_says() {
     const TAGS: &[&str] = &["hello", "reply"];
@@ -207,33 +220,15 @@ fn every_frame_corpus_file_decodes_without_panic_and_as_its_name_says() {
             continue;
         };
         rules_seen.push(prefix);
-        if meant(&name, "kv-request", TAGS) {
-            check(
-                &name,
-                "kv-request",
-                &outcomes.kv_request,
-                expected,
-                codec_class,
-            );
-        }
-        if meant(&name, "echo-request", TAGS) {
-            check(
-                &name,
-                "echo-request",
-                &outcomes.echo_request,
-                expected,
-                codec_class,
-            );
-        }
-        if meant(&name, "kv-response", TAGS) {
-            check(
-                &name,
-                "kv-response",
-                &outcomes.kv_response,
-                expected,
-                codec_class,
-            );
-        }
+        check_tagged(&name, "kv-request", TAGS, &outcomes.kv_request, expected);
+        check_tagged(
+            &name,
+            "echo-request",
+            TAGS,
+            &outcomes.echo_request,
+            expected,
+        );
+        check_tagged(&name, "kv-response", TAGS, &outcomes.kv_response, expected);
         // Under the 16 MiB default only frames named for it keep their promise: 64 KiB + 1 is
         // no longer oversized there.
         if name.contains("kv-request") {
@@ -270,33 +265,15 @@ fn every_large_frame_corpus_file_decodes_without_panic_and_as_its_name_says() {
         if name.contains("large") {
             large_paths += 1;
         }
-        if meant(&name, "echo-request", TAGS) {
-            check(
-                &name,
-                "echo-request",
-                &outcomes.echo_request,
-                expected,
-                codec_class,
-            );
-        }
-        if meant(&name, "kv-request", TAGS) {
-            check(
-                &name,
-                "kv-request",
-                &outcomes.kv_request,
-                expected,
-                codec_class,
-            );
-        }
-        if meant(&name, "kv-response", TAGS) {
-            check(
-                &name,
-                "kv-response",
-                &outcomes.kv_response,
-                expected,
-                codec_class,
-            );
-        }
+        check_tagged(
+            &name,
+            "echo-request",
+            TAGS,
+            &outcomes.echo_request,
+            expected,
+        );
+        check_tagged(&name, "kv-request", TAGS, &outcomes.kv_request, expected);
+        check_tagged(&name, "kv-response", TAGS, &outcomes.kv_response, expected);
     }
     for prefix in ["valid-", "truncated-", "malformed-", "garbage-after-valid-"] {
         assert!(
