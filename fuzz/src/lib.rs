@@ -17,7 +17,7 @@ use rpc_core::handshake::{HandshakeCodec, HandshakeError, Hello, HelloReply, MAX
 use rpc_core::services::echo::EchoRequest;
 use rpc_core::services::kv::{KvRequest, KvResponse};
 use rpc_core::tarpc::{ClientMessage, Response};
-use rpc_core::transport::{FIELD_STEP, FrameReader, Need};
+use rpc_core::transport::{FrameReader, Need, field_room};
 use rpc_core::wire::{CodecError, FrameLimit, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec};
 use serde::de::DeserializeOwned;
 use tokio_util::codec::Decoder;
@@ -142,11 +142,11 @@ pub fn capacity_bound(received: usize, limit: usize) -> usize {
 /// The most memory a [`FrameReader`] may hold once `arrived` bytes have been given to it or
 /// reported ready: its buffer (what arrived plus a read-ahead, doubled for `BytesMut`'s growth),
 /// the small bytes of a large frame taken so far (doubled likewise), and the large fields: the
-/// one being filled has room for what arrived plus one `FIELD_STEP`, or as much again as it
+/// one being filled has room for what arrived plus `field_room()`, or as much again as it
 /// holds. Independent of any claimed length: a frame claiming 16 MiB that sends 100 bytes must
 /// not cost megabytes.
 pub fn reader_bound(arrived: usize) -> usize {
-    6 * arrived + 2 * (READ_AHEAD + FIELD_STEP) + 32 * 1024
+    6 * arrived + 2 * (READ_AHEAD + field_room()) + 32 * 1024
 }
 
 /// Decodes `input` with a handshake codec delivered whole and a byte at a time; they must agree.

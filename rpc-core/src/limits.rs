@@ -36,10 +36,21 @@ pub const READ_AHEAD: usize = 64 * 1024;
 /// large-frame path.
 pub const BIG_FIELD: usize = 32 * 1024;
 
-/// Room a large field gets beyond the bytes that have arrived for it: 64 KiB. A field is never
-/// given room for what its frame merely claims: a peer that announces a 16 MiB field, sends 100
-/// bytes and stalls holds this much, not 16 MiB (or a 2 MiB huge page) of the server's memory.
+/// Room a large field gets beyond the bytes that have arrived for it, in a process that may map
+/// transparent huge pages: 64 KiB. There, writing the first bytes of a fresh allocation can make
+/// a whole 2 MiB page resident (mimalloc asks for huge pages on what it maps), so a field gets no
+/// room for what its frame merely claims: a peer that announces a 16 MiB field, sends 100 bytes
+/// and stalls costs about this much, not 2 MiB. The price is copies while a fast sender's field
+/// grows (about its own size in all): see [`FIELD_RESERVE`].
 pub const FIELD_STEP: usize = 64 * 1024;
+
+/// Room a large field gets beyond the bytes that have arrived for it, in a process with
+/// transparent huge pages off (`rpc-server` turns them off; so does `MIMALLOC_ALLOW_THP=0`):
+/// 2 MiB, about what the kernel holds in flight for one connection. There, room never written
+/// is address space only, so a stalled field still costs only the pages its bytes were written
+/// to, and a field of up to this size is read with no copy at all (the copies of growing it were
+/// a tenth of a 1 MiB call's time).
+pub const FIELD_RESERVE: usize = 2 * 1024 * 1024;
 
 /// How many times one frame's leading bytes may be decoded in search of its next large field
 /// before the frame is read whole and decoded once instead (so a frame made of many small fields

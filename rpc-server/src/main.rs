@@ -119,7 +119,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         .with_ansi(ansi)
         .init();
     let fd_limit = rpc_server::raise_fd_limit();
-    tracing::debug!(fd_limit, "open-file limit");
+    let huge_pages_off = rpc_server::disable_transparent_huge_pages();
+    tracing::debug!(fd_limit, huge_pages_off, "process settings");
 
     let location = ServerLocation::new(args.runtime_dir, &args.name)?;
     let limits = Limits {

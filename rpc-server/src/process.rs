@@ -1,5 +1,5 @@
 //! Settings a server binary makes for its whole process at start: what no library should change
-//! behind its host's back, so `rpc-server` calls this and an embedding program chooses.
+//! behind its host's back, so `rpc-server` calls these and an embedding program chooses.
 
 /// Raises this process's soft limit on open files to its hard limit, so the connection limit,
 /// not the default 1024 descriptors, is what bounds connections. Returns the new soft limit.
@@ -13,4 +13,22 @@ pub fn raise_fd_limit() -> Option<u64> {
         }
     }
     getrlimit(Resource::Nofile).current
+}
+
+/// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`), before any
+/// connection is served. Returns whether it worked.
+///
+/// mimalloc asks for huge pages on the memory it maps, so the first byte written into a fresh
+/// buffer can make a whole 2 MiB page resident. With them off, memory is resident only as it is
+/// written, so the transport can give a large field room for 2 MiB before its bytes arrive
+/// ([`rpc_core::transport::field_room`]) at no cost for a peer that stalls, and read fields of up
+/// to that size with no copy.
+pub fn disable_transparent_huge_pages() -> bool {
+    match rustix::thread::disable_transparent_huge_pages(true) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!(error = %err, "could not turn transparent huge pages off");
+            false
+        }
+    }
 }

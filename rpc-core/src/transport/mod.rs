@@ -32,7 +32,7 @@ mod writer;
 
 pub use crate::wire::BIG_FIELD;
 pub use link::Link;
-pub use reader::{FIELD_STEP, FrameReader, MAX_PROBES, Need};
+pub use reader::{FIELD_RESERVE, FIELD_STEP, FrameReader, MAX_PROBES, Need, field_room};
 pub use writer::FrameWriter;
 
 /// A framed connection: a [`Stream`] of `In` and a [`Sink`] of `Out`, which is what tarpc takes

@@ -17,7 +17,8 @@
 //! claiming more than its frame still holds is malformed at once; buffers grow only with bytes
 //! that have arrived (those given plus those the caller says are ready, e.g. a socket's
 //! `FIONREAD`), never with a length a peer merely claims: a field gets room for what has arrived
-//! plus [`FIELD_STEP`], or as much again as it holds; and decoding work per frame is bounded,
+//! plus [`field_room`] (64 KiB, or 2 MiB where huge pages are off), or as much again as it holds;
+//! and decoding work per frame is bounded,
 //! because after [`MAX_PROBES`] probes the frame is read whole and decoded once.
 
 use std::marker::PhantomData;
@@ -25,7 +26,7 @@ use std::marker::PhantomData;
 use bytes::{Buf, BytesMut};
 use serde::de::DeserializeOwned;
 
-pub use crate::limits::{FIELD_STEP, MAX_PROBES};
+pub use crate::limits::{FIELD_RESERVE, FIELD_STEP, MAX_PROBES};
 use crate::wire::large_field::{self, Probe};
 use crate::wire::{
     BIG_FIELD, BodyCheck, CodecError, FrameLimit, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec,
@@ -328,16 +329,42 @@ impl LargeFrame {
     }
 }
 
-/// Makes room in `field` (which is to hold `want` bytes) for `arrived` more bytes (buffered or
-/// ready to be read) plus [`FIELD_STEP`], or for as much again as it holds, whichever is more,
-/// and at most what it still misses. Growing by as much again as it holds keeps the copies of a
-/// field that trickles in to about its own size in all.
+/// Room a large field gets beyond the bytes that have arrived for it, in this process:
+/// [`FIELD_RESERVE`] where transparent huge pages are off (then room never written is only
+/// address space), else [`FIELD_STEP`]. Looked up once, when the first large field starts: a
+/// program that turns huge pages off does so at start, as `rpc-server` does.
+pub fn field_room() -> usize {
+    static ROOM: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROOM.get_or_init(
+        || match rustix::thread::transparent_huge_pages_are_disabled() {
+            Ok(true) => FIELD_RESERVE,
+            _ => FIELD_STEP,
+        },
+    )
+}
+
+/// Makes room in `field` (which is to hold `want` bytes) once it is full: for `arrived` more bytes
+/// (buffered or ready to be read) plus [`field_room`], or for as much again as it holds,
+/// whichever is more, and at most what it still misses. Growing by as much again as it holds
+/// keeps the copies of a field that trickles in to about its own size in all.
+///
+/// A field with room left is not grown: the next read goes into that room. And a full field is
+/// moved into a fresh buffer by copying its bytes, not reallocated: `realloc` copies the whole old
+/// allocation, room never written included, which made every page of it resident (part of the
+/// 2.4 MiB a stalled peer used to cost).
 fn grow_towards(field: &mut Vec<u8>, want: usize, arrived: usize) {
     let missing = want - field.len();
-    let room = missing.min(arrived.saturating_add(FIELD_STEP).max(field.len()));
-    if field.capacity() - field.len() < room {
-        field.reserve_exact(room);
+    if missing == 0 || field.capacity() > field.len() {
+        return;
     }
+    let room = missing.min(arrived.saturating_add(field_room()).max(field.len()));
+    if field.is_empty() {
+        field.reserve_exact(room);
+        return;
+    }
+    let mut bigger = Vec::with_capacity(field.len() + room);
+    bigger.extend_from_slice(field);
+    *field = bigger;
 }
 
 #[cfg(test)]
