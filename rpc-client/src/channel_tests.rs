@@ -1,0 +1,270 @@
+//! A [`Channel`] against a scripted server: the other end of a Unix socket pair, read and
+//! written by the test with tarpc's messages. On a paused clock, so deadlines and the
+//! watcher's ticks take no wall time. A paused clock runs ahead of `Instant::now()` as it
+//! is moved, so deadlines are set from tokio's clock (`rpc_core::timers::now`), which the
+//! channel reads.
+
+use futures::{SinkExt, StreamExt};
+use rpc_core::FrameLimit;
+use serde::Deserialize;
+use tokio::net::UnixStream;
+use tokio::task::JoinHandle;
+use tokio_util::bytes::BytesMut;
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Ask(u32);
+
+impl RequestName for Ask {
+    fn name(&self) -> &str {
+        "ask"
+    }
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Answer(u32);
+
+/// The scripted server's end: tarpc's requests and cancels in, responses out.
+type Server = WireTransport<LocalStream, ClientMessage<Ask>, Response<Answer>>;
+
+/// A channel and the server end of its connection, as [`crate::Connector`] builds the
+/// channel once the handshake is done.
+fn connect() -> (Channel<Ask, Answer>, Server) {
+    let (client, server) = UnixStream::pair().expect("a socket pair");
+    let client = LocalStream::unix(client).expect("registers with the runtime");
+    let server = LocalStream::unix(server).expect("registers with the runtime");
+    let limit = FrameLimit::default();
+    let client = WireTransport::new(client, BytesMut::new(), rpc_core::WireCodec::new(limit));
+    let server = WireTransport::new(server, BytesMut::new(), rpc_core::WireCodec::new(limit));
+    (Channel::new(client), server)
+}
+
+/// Calls `ask` in a task of its own, with the default deadline (10 s).
+fn spawn_call(channel: &Channel<Ask, Answer>, ask: u32) -> JoinHandle<Result<Answer, RpcError>> {
+    let channel = channel.clone();
+    tokio::spawn(async move { channel.call(context::current(), Ask(ask)).await })
+}
+
+/// The next message the channel sent, within a minute.
+async fn next_message(server: &mut Server) -> ClientMessage<Ask> {
+    tokio::time::timeout(Duration::from_secs(60), server.next())
+        .await
+        .expect("a message within a minute")
+        .expect("a message, not the end of the connection")
+        .expect("a well-formed message")
+}
+
+/// The next request the channel sent: its id and what it asks.
+async fn next_request(server: &mut Server) -> (u64, u32) {
+    match next_message(server).await {
+        ClientMessage::Request(request) => (request.id, request.message.0),
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+/// Answers call `request_id` with `answer`.
+async fn answer(server: &mut Server, request_id: u64, answer: u32) {
+    let response = Response {
+        request_id,
+        message: Ok(Answer(answer)),
+    };
+    server.send(response).await.expect("the answer is sent");
+}
+
+/// A spawned call's result, which must come within a minute.
+async fn result(call: JoinHandle<Result<Answer, RpcError>>) -> Result<Answer, RpcError> {
+    tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the call ended within a minute")
+        .expect("the call did not panic")
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_arriving_out_of_order_reach_their_own_calls() {
+    let (channel, mut server) = connect();
+    let calls = [10, 20, 30].map(|ask| spawn_call(&channel, ask));
+    let mut requests = Vec::new();
+    for _ in 0..3 {
+        requests.push(next_request(&mut server).await);
+    }
+    let mut ids: Vec<_> = requests.iter().map(|&(id, _)| id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each call has its own id: {requests:?}");
+    for &(id, ask) in requests.iter().rev() {
+        answer(&mut server, id, ask + 1).await;
+    }
+    for (call, ask) in calls.into_iter().zip([10, 20, 30]) {
+        assert_eq!(result(call).await.expect("answered"), Answer(ask + 1));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_dropped_before_its_answer_sends_a_cancel_with_its_id() {
+    let (channel, mut server) = connect();
+    let call = channel.call(context::current(), Ask(1));
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), call).await;
+    assert!(gave_up.is_err(), "the call was not answered: {gave_up:?}");
+    let (id, _) = next_request(&mut server).await;
+    match next_message(&mut server).await {
+        ClientMessage::Cancel { request_id, .. } => assert_eq!(request_id, id),
+        other => panic!("expected a cancel for call {id}, got {other:?}"),
+    }
+
+    // Its late answer is dropped; the next call gets its own.
+    answer(&mut server, id, 999).await;
+    let call = spawn_call(&channel, 2);
+    let (next, ask) = next_request(&mut server).await;
+    assert_ne!(next, id);
+    answer(&mut server, next, ask + 1).await;
+    assert_eq!(result(call).await.expect("answered"), Answer(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_past_its_deadline_fails_with_deadline_exceeded_and_is_cancelled() {
+    let (channel, mut server) = connect();
+    // A deadline due now fails at once (its request is still sent, then cancelled); 200 ms
+    // arms the call's timer at once; 3 s waits for the watcher to say it is near.
+    for deadline in [
+        Duration::ZERO,
+        Duration::from_millis(200),
+        Duration::from_secs(3),
+    ] {
+        let mut ctx = context::current();
+        ctx.deadline = rpc_core::timers::now() + deadline;
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout(Duration::from_secs(60), channel.call(ctx, Ask(1)))
+            .await
+            .expect("the call ended within a minute");
+        let took = started.elapsed();
+        assert!(
+            matches!(result, Err(RpcError::DeadlineExceeded)),
+            "a call nobody answers, due in {deadline:?}, gave {result:?}"
+        );
+        assert!(
+            took >= deadline && took < deadline + Duration::from_millis(100),
+            "a call due in {deadline:?} failed after {took:?}"
+        );
+        let (id, _) = next_request(&mut server).await;
+        match next_message(&mut server).await {
+            ClientMessage::Cancel { request_id, .. } => assert_eq!(request_id, id),
+            other => panic!("expected a cancel for call {id}, got {other:?}"),
+        }
+    }
+    assert!(channel.is_usable(), "a deadline breaks no connection");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_server_closing_the_connection_fails_waiting_and_later_calls() {
+    let (channel, mut server) = connect();
+    let calls = [1, 2].map(|ask| spawn_call(&channel, ask));
+    next_request(&mut server).await;
+    next_request(&mut server).await;
+    drop(server);
+    for call in calls {
+        let result = result(call).await;
+        assert!(
+            matches!(result, Err(RpcError::Shutdown)),
+            "a waiting call gave {result:?}"
+        );
+    }
+    assert!(!channel.is_usable());
+    let later = channel.call(context::current(), Ask(3)).await;
+    assert!(
+        matches!(later, Err(RpcError::Shutdown)),
+        "a later call gave {later:?}"
+    );
+}
+
+// Shows a limit of `is_usable`: it reads what the reactor has reported readable, so a
+// hang-up is seen only once the runtime has polled its reactor since. A caller checking a
+// pooled connection right after the server closed it is told it is usable.
+#[tokio::test(start_paused = true)]
+async fn an_idle_channel_notices_the_server_hanging_up_once_the_runtime_has_turned() {
+    let (channel, server) = connect();
+    assert!(channel.is_usable());
+    drop(server);
+    assert!(
+        channel.is_usable(),
+        "the hang-up is not seen before the runtime polls the socket (if it is now, this \
+         test can say so)"
+    );
+    tokio::task::yield_now().await;
+    assert!(!channel.is_usable(), "the hang-up is seen without a call");
+    let call = channel.call(context::current(), Ask(1)).await;
+    assert!(
+        matches!(call, Err(RpcError::Shutdown)),
+        "a call gave {call:?}"
+    );
+}
+
+// Shows that "the server closed the connection" is not always `RpcError::Shutdown`: a Unix
+// socket closed with bytes still unread in it (here the second request) is reset, and the
+// channel reports that as a socket error. A server that stops reading at shutdown closes
+// this way whenever a request arrived after it stopped.
+#[tokio::test(start_paused = true)]
+async fn a_server_closing_with_a_request_unread_fails_it_with_a_reset_not_shutdown() {
+    let (channel, mut server) = connect();
+    let first = spawn_call(&channel, 1);
+    let (id, ask) = next_request(&mut server).await;
+    let second = spawn_call(&channel, 2);
+    // The second call's task sends its request, which the server never reads.
+    tokio::task::yield_now().await;
+    answer(&mut server, id, ask + 1).await;
+    drop(server);
+    assert_eq!(
+        result(first).await.expect("answered"),
+        Answer(2),
+        "what the server sent before closing is delivered"
+    );
+    match result(second).await {
+        Err(RpcError::Channel(ChannelError::Read(err))) => assert!(
+            matches!(err.downcast_ref::<CodecError>(), Some(CodecError::Io(io))
+                if io.kind() == std::io::ErrorKind::ConnectionReset),
+            "the unanswered call failed with {err:?}"
+        ),
+        other => panic!("the unanswered call gave {other:?}"),
+    }
+    assert!(!channel.is_usable());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_for_an_unknown_id_is_ignored_and_later_calls_still_work() {
+    let (channel, mut server) = connect();
+    let call = spawn_call(&channel, 5);
+    let (id, ask) = next_request(&mut server).await;
+    answer(&mut server, id + 100, 0).await;
+    answer(&mut server, id, ask + 1).await;
+    assert_eq!(result(call).await.expect("answered"), Answer(6));
+
+    answer(&mut server, id + 200, 0).await;
+    let call = spawn_call(&channel, 7);
+    let (id, ask) = next_request(&mut server).await;
+    answer(&mut server, id, ask + 1).await;
+    assert_eq!(result(call).await.expect("answered"), Answer(8));
+    assert!(channel.is_usable());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_error_fails_only_its_own_call() {
+    let (channel, mut server) = connect();
+    let call = spawn_call(&channel, 1);
+    let (id, _) = next_request(&mut server).await;
+    let refusal = Response {
+        request_id: id,
+        message: Err(ServerError::new(
+            std::io::ErrorKind::WouldBlock,
+            "server throttled the request.".into(),
+        )),
+    };
+    server.send(refusal).await.expect("sent");
+    match result(call).await {
+        Err(RpcError::Server(err)) => {
+            assert_eq!(err.kind, std::io::ErrorKind::WouldBlock);
+            assert_eq!(err.detail, "server throttled the request.");
+        }
+        other => panic!("expected the server's error, got {other:?}"),
+    }
+    assert!(channel.is_usable());
+}
