@@ -121,13 +121,15 @@ impl<In> FrameReader<In> {
         Some((field, missing))
     }
 
-    /// Hands `bytes` to the reader, as a socket read would: into the field being filled (at
-    /// most what it misses) or else into the buffer. Returns how many were taken; call
-    /// [`FrameReader::decode`] and feed the rest.
+    /// Hands `bytes` to the reader, as a socket read would: into the room of the field being
+    /// filled (at most what it misses, and no more than its room: the reader, not the caller,
+    /// decides when a field grows) or else into the buffer. Returns how many were taken, 0 when
+    /// the field's room is used up; call [`FrameReader::decode`] and feed the rest.
     pub fn feed(&mut self, bytes: &[u8]) -> usize {
         if let Some((field, missing)) = self.field_mut() {
             if missing > 0 {
-                let n = missing.min(bytes.len());
+                let room = field.capacity() - field.len();
+                let n = missing.min(room).min(bytes.len());
                 field.extend_from_slice(&bytes[..n]);
                 return n;
             }
@@ -156,8 +158,9 @@ impl<In: DeserializeOwned> FrameReader<In> {
     /// means the stream cannot be resynchronised: close it.
     ///
     /// `ready` tells how many bytes beyond those given are ready to be read (a socket's
-    /// `FIONREAD`; 0 if unknown). It is asked only when a large field needs room, and room is
-    /// made for those bytes, never for what a frame merely claims.
+    /// `FIONREAD`; 0 if unknown). It is asked only when a large frame needs room (a field that is
+    /// full, or the rest of a frame read whole), and room is made for those bytes, never for what
+    /// a frame merely claims.
     pub fn decode(
         &mut self,
         ready: &mut impl FnMut() -> usize,
@@ -235,7 +238,7 @@ impl LargeFrame {
             field.extend_from_slice(&buf[..from_buffer]);
             buf.advance(from_buffer);
             if field.len() < *want {
-                grow_towards(field, *want, ready());
+                grow_towards(field, *want, ready);
                 return Ok(Step::Need(Need::Field));
             }
             if let Some((field, _)) = self.filling.take() {
@@ -286,7 +289,8 @@ impl LargeFrame {
                 self.smalls.extend_from_slice(&head);
                 self.taken += consumed + len;
                 let mut field = Vec::new();
-                grow_towards(&mut field, len, buf.len() + ready());
+                let buffered = buf.len();
+                grow_towards(&mut field, len, &mut || buffered + ready());
                 self.filling = Some((field, len));
                 if self.probes >= MAX_PROBES {
                     self.whole = true;
@@ -343,21 +347,21 @@ pub fn field_room() -> usize {
     )
 }
 
-/// Makes room in `field` (which is to hold `want` bytes) once it is full: for `arrived` more bytes
-/// (buffered or ready to be read) plus [`field_room`], or for as much again as it holds,
-/// whichever is more, and at most what it still misses. Growing by as much again as it holds
+/// Makes room in `field` (which is to hold `want` bytes) once it is full: for the bytes `arrived`
+/// says have come (buffered or ready to be read; asked only then) plus [`field_room`], or for as
+/// much again as it holds, whichever is more, and at most what it still misses. Growing by as much again as it holds
 /// keeps the copies of a field that trickles in to about its own size in all.
 ///
 /// A field with room left is not grown: the next read goes into that room. And a full field is
 /// moved into a fresh buffer by copying its bytes, not reallocated: `realloc` copies the whole old
 /// allocation, room never written included, which made every page of it resident (part of the
 /// 2.4 MiB a stalled peer used to cost).
-fn grow_towards(field: &mut Vec<u8>, want: usize, arrived: usize) {
+fn grow_towards(field: &mut Vec<u8>, want: usize, arrived: &mut impl FnMut() -> usize) {
     let missing = want - field.len();
     if missing == 0 || field.capacity() > field.len() {
         return;
     }
-    let room = missing.min(arrived.saturating_add(field_room()).max(field.len()));
+    let room = missing.min(arrived().saturating_add(field_room()).max(field.len()));
     if field.is_empty() {
         field.reserve_exact(room);
         return;

@@ -121,7 +121,19 @@ fn a_large_field_is_read_in_place_not_through_the_buffer() {
     );
     let (_, missing) = reader.field_mut().expect("a field being filled");
     assert_eq!(missing, 1 << 20);
-    let taken = reader.feed(&bytes[header..]);
+    // Fed as a socket reads: each piece into the field's room, the reader growing it between.
+    let mut taken = 0;
+    while let Some((_, missing)) = reader.field_mut().filter(|(_, missing)| *missing > 0) {
+        let n = reader.feed(&bytes[header + taken..]);
+        assert!(n > 0 && n <= missing, "took {n} of {missing} missing");
+        taken += n;
+        if taken < 1 << 20 {
+            assert_eq!(
+                reader.decode(&mut || 0).expect("valid").err(),
+                Some(Need::Field)
+            );
+        }
+    }
     assert_eq!(taken, 1 << 20, "the field takes exactly its own bytes");
     reader.feed(&bytes[header + taken..]);
     assert_eq!(reader.decode(&mut || 0).expect("valid").ok(), Some(sent));
@@ -147,9 +159,10 @@ fn a_stalled_large_field_holds_what_arrived_plus_one_step() {
     );
 
     // A megabyte more, then a stall: room for what arrived, not for the claim.
-    let chunk = [7u8; 4096];
-    for _ in 0..256 {
-        assert_eq!(reader.feed(&chunk), chunk.len());
+    let megabyte = vec![7u8; 1 << 20];
+    let mut rest = &megabyte[..];
+    while !rest.is_empty() {
+        rest = &rest[reader.feed(rest)..];
         assert_eq!(
             reader.decode(&mut || 0).expect("valid so far").err(),
             Some(Need::Field)
