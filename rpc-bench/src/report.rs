@@ -207,11 +207,7 @@ impl Report {
             s.socket_buffer,
             s.rpc_server
         );
-        let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |v| format!("{v:.d$}"));
-        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => format!("{:.2}", a / b),
-            _ => "-".to_owned(),
-        };
+        let (f, r) = (figure, ratio);
         let _ = writeln!(
             out,
             "\nsequential latency, p50 in us (uds/tcp < 1: UDS faster; rpc/raw: framework overhead)"
@@ -326,11 +322,7 @@ impl Report {
     /// The A/B table: this build (`rpc`) against `--compare-server` (`rpc-b`), point by point.
     fn write_comparison(&self, out: &mut String, compared: &str) {
         use Implementation::*;
-        let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |v| format!("{v:.d$}"));
-        let r = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => format!("{:.2}", a / b),
-            _ => "-".to_owned(),
-        };
+        let (f, r) = (figure, ratio);
         let _ = writeln!(
             out,
             "\nA/B: rpc (this build) vs rpc-b ({compared}), measured in the same rounds"
@@ -468,5 +460,18 @@ impl Report {
         }
         root.present()?;
         Ok(())
+    }
+}
+
+/// A figure with `decimals` decimals, or `-` when it was not measured.
+fn figure(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("-".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+/// `a / b` with two decimals, or `-` when either was not measured.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", a / b),
+        _ => "-".to_owned(),
     }
 }

@@ -136,15 +136,15 @@ pub const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest delay after a failed accept: 1 s, so accepting resumes soon after descriptors free up.
 pub const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-// --- Server: built-in services (defined beside the service traits) ----------------------------
+// --- Server: built-in services (re-exported beside the service traits) ------------------------
 
 /// The most keys the built-in `kv` store holds (100 000), so that no client can fill the server's
 /// memory; a `set` of a new key beyond it fails with `KvError::Full`.
-pub use crate::services::kv::MAX_KEYS as KV_MAX_KEYS;
+pub const KV_MAX_KEYS: usize = 100_000;
 
 /// The longest wait of the built-in `echo.delay`, in milliseconds (one minute); a longer one is
 /// cut to it.
-pub use crate::services::echo::MAX_DELAY_MS as ECHO_MAX_DELAY_MS;
+pub const ECHO_MAX_DELAY_MS: u64 = 60_000;
 
 // --- Client -------------------------------------------------------------------------------------
 
@@ -163,6 +163,3 @@ pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
 /// stops polling holds up the others' answers for at most about that. It is also the tick of
 /// [`crate::timers::keep_timers_warm`], whose job the watcher's timer does on the client side.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
-
-// The watcher's timer stands in for the warm timer only if they tick alike.
-const _: () = assert!(WATCH_INTERVAL.as_nanos() == crate::timers::TICK.as_nanos());

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-/// How often the warm timer fires: well before tarpc's default 10 s deadline.
-pub const TICK: Duration = Duration::from_millis(500);
+/// How often the warm timer fires: well before tarpc's default 10 s deadline. The client's
+/// connection watcher ticks alike, standing in for this timer on the client side.
+pub const TICK: Duration = crate::limits::WATCH_INTERVAL;
 
 /// Now, on tokio's clock: the one timers run on, which a test may pause. tarpc's deadlines are
 /// `std` instants, which tokio's match while its clock runs; comparing them with this keeps a

@@ -30,6 +30,6 @@ pub trait Echo {
 }
 
 /// The longest `delay` the built-in echo service waits: one minute.
-pub const MAX_DELAY_MS: u64 = 60_000;
+pub use crate::limits::ECHO_MAX_DELAY_MS as MAX_DELAY_MS;
 
 crate::service_client!(EchoClient, EchoRequest, EchoResponse, NAME);

@@ -19,7 +19,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
 };
 
 /// The most keys the built-in store holds, so that no client can fill the server's memory.
-pub const MAX_KEYS: usize = 100_000;
+pub use crate::limits::KV_MAX_KEYS as MAX_KEYS;
 
 /// Why a `set` was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
