@@ -33,6 +33,7 @@ pub mod handshake;
 mod id_map;
 pub mod limits;
 pub mod location;
+pub mod schema;
 mod service_client;
 pub mod services;
 pub mod stream;
