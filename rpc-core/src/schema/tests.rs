@@ -96,12 +96,14 @@ fn a_validating_type_needs_a_sample() {
 fn two_types_of_one_name_are_refused() {
     mod a {
         #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
         pub struct Item {
             pub x: u8,
         }
     }
     mod b {
         #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
         pub struct Item {
             pub y: String,
         }
