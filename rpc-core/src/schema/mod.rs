@@ -23,8 +23,10 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod compat;
 mod trace;
 
+pub use compat::breaking_changes;
 pub use trace::{SchemaBuilder, SchemaError};
 
 /// How deep a [`Type`] read from the wire may nest (`Option<Vec<Option<...>>>`): 64.

@@ -187,3 +187,57 @@ fn an_enum_inside_a_struct_must_be_a_root() {
         .collect();
     assert_eq!(names, [(0, "Text"), (1, "Link"), (2, "Todo")]);
 }
+
+#[test]
+fn breaking_changes_name_the_method_and_the_place() {
+    let old = notes();
+    assert!(breaking_changes(&old, &old).is_empty());
+
+    let mut reordered = old.clone();
+    reordered.methods.swap(0, 1);
+    let changes = breaking_changes(&old, &reordered);
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(
+        changes[0].contains("method 0 `get` is now `check`"),
+        "{changes:?}"
+    );
+
+    let mut appended = old.clone();
+    appended.methods.push(old.methods[0].clone());
+    assert!(
+        breaking_changes(&old, &appended).is_empty(),
+        "adding at the end is safe"
+    );
+
+    let mut field_retyped = old.clone();
+    let Some(TypeDef::Struct(Shape::Struct(fields))) = field_retyped.types.get_mut("Note") else {
+        panic!("Note is a struct");
+    };
+    fields[0].ty = Type::U32;
+    let changes = breaking_changes(&old, &field_retyped);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(
+        changes[0].contains("method 0 `get`, its result, Ok, type `Note`, its fields, `id`"),
+        "{changes:?}"
+    );
+
+    let mut variant_added = old.clone();
+    let Some(TypeDef::Enum(variants)) = variant_added.types.get_mut("NotesError") else {
+        panic!("NotesError is an enum");
+    };
+    variants.push(Variant {
+        index: 2,
+        name: "Gone".into(),
+        shape: Shape::Unit,
+    });
+    let changes = breaking_changes(&old, &variant_added);
+    assert!(changes[0].contains("new variant"), "{changes:?}");
+
+    let mut arg_renamed = old.clone();
+    arg_renamed.methods[0].args[0].name = "key".into();
+    let changes = breaking_changes(&old, &arg_renamed);
+    assert!(
+        changes[0].contains("were (id), are now (key)"),
+        "{changes:?}"
+    );
+}
