@@ -23,9 +23,9 @@ use rustix::fs::{CWD, RenameFlags};
 /// Why a file in the runtime directory could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    /// The socket path is longer than the kernel accepts.
+    /// The socket path is longer than this OS's `sun_path` holds ([`MAX_UNIX_PATH_LEN`] bytes).
     #[error(
-        "socket path {} is {} bytes, over the kernel's limit of {MAX_UNIX_PATH_LEN}: use a shorter --runtime-dir or --name",
+        "socket path {} is {} bytes, over this system's limit of {MAX_UNIX_PATH_LEN} for a unix socket address: use a shorter --runtime-dir or --name",
         path.display(), path.as_os_str().len()
     )]
     PathTooLong {
@@ -153,6 +153,21 @@ fn io_error(path: &Path, source: io::Error) -> FileError {
     }
 }
 
+/// A failed `bind`: a path the OS finds too long is [`FileError::PathTooLong`] whatever the
+/// length check before it assumed (std refuses it with `InvalidInput`, the kernel with
+/// `ENAMETOOLONG`), so `auto` falls back to TCP on any OS.
+fn bind_error(path: &Path, source: io::Error) -> FileError {
+    let too_long = source.kind() == io::ErrorKind::InvalidInput
+        || source.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error());
+    if too_long {
+        FileError::PathTooLong {
+            path: path.to_owned(),
+        }
+    } else {
+        io_error(path, source)
+    }
+}
+
 fn kind_of(file_type: fs::FileType) -> &'static str {
     if file_type.is_symlink() {
         "symlink"
@@ -265,7 +280,7 @@ pub fn bind_socket(
     let tmp = temporary_name(path);
     let listener = if tmp.as_os_str().len() <= MAX_UNIX_PATH_LEN {
         let listener =
-            std::os::unix::net::UnixListener::bind(&tmp).map_err(|e| io_error(path, e))?;
+            std::os::unix::net::UnixListener::bind(&tmp).map_err(|e| bind_error(path, e))?;
         if let Err(err) = fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)) {
             let _ = fs::remove_file(&tmp);
             return Err(io_error(path, err));
@@ -281,7 +296,7 @@ pub fn bind_socket(
                     path: path.to_owned(),
                 }
             } else {
-                io_error(path, e)
+                bind_error(path, e)
             }
         })?;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
@@ -410,6 +425,21 @@ mod tests {
         );
         drop(owned);
         assert!(!path.exists());
+    }
+
+    /// The limit is this OS's: a path of exactly [`MAX_UNIX_PATH_LEN`] bytes binds, one byte
+    /// more is refused by the OS itself (std checks against the real `sun_path`), and both
+    /// failures ask `auto` to fall back.
+    #[test]
+    fn the_path_limit_is_this_systems_sun_path_less_its_nul() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let padding = MAX_UNIX_PATH_LEN - dir.path().as_os_str().len() - 1;
+        let at_limit = dir.path().join("a".repeat(padding));
+        assert_eq!(at_limit.as_os_str().len(), MAX_UNIX_PATH_LEN);
+        std::os::unix::net::UnixListener::bind(&at_limit).expect("a path at the limit binds");
+        let over = dir.path().join("b".repeat(padding + 1));
+        let err = std::os::unix::net::UnixListener::bind(&over).expect_err("one byte over");
+        assert!(bind_error(&over, err).unix_unavailable());
     }
 
     #[test]
