@@ -42,6 +42,7 @@ mod listener;
 mod log_limit;
 mod peer;
 mod process;
+mod runtime_dir;
 mod server;
 mod service;
 pub mod shutdown;

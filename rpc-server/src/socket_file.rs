@@ -12,13 +12,15 @@
 //! planted in the meantime is never replaced. At shutdown a file is removed only if the path
 //! still names the very file (device and inode) the server created.
 
-use std::fs::{self, DirBuilder};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rpc_core::endpoint::MAX_UNIX_PATH_LEN;
 use rustix::fs::{CWD, RenameFlags};
+
+use crate::runtime_dir::{DirUse, ensure_dir};
 
 /// Why a file in the runtime directory could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,23 @@ pub enum FileError {
         dir: PathBuf,
         /// Its owner.
         owner: u32,
+    },
+    /// Other users may write to the directory, so they could remove, replace or plant the
+    /// server's files (see `runtime_dir.rs` for what is accepted).
+    #[error(
+        "directory {} is writable by other users (mode {mode:04o}){}: use a directory only you can write (chmod go-w), or a --runtime-dir that does not exist yet (it is created 0700)",
+        dir.display(),
+        if mode & 0o1000 != 0 {
+            ", and though it is sticky, a socket there could be planted under the server's name before it starts; a sticky shared --runtime-dir is accepted only with the socket elsewhere (--listen unix:/private/dir/NAME.sock)"
+        } else {
+            " and not sticky, so any of them could remove or replace the server's socket and endpoint file"
+        }
+    )]
+    SharedDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Its mode, e.g. `0o777`.
+        mode: u32,
     },
     /// A live server already listens on the socket.
     #[error(
@@ -182,33 +201,6 @@ fn kind_of(file_type: fs::FileType) -> &'static str {
     }
 }
 
-/// Creates `dir` (and missing parents) with mode 0700, or checks that an existing one is ours.
-pub fn ensure_private_dir(dir: &Path) -> Result<(), FileError> {
-    let dir_error = |source| FileError::Dir {
-        dir: dir.to_owned(),
-        source,
-    };
-    match fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => Err(dir_error(io::Error::from(io::ErrorKind::NotADirectory))),
-        Ok(meta) => {
-            let me = rustix::process::getuid().as_raw();
-            if meta.uid() != me && meta.uid() != 0 {
-                return Err(FileError::ForeignDir {
-                    dir: dir.to_owned(),
-                    owner: meta.uid(),
-                });
-            }
-            Ok(())
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(dir_error),
-        Err(err) => Err(dir_error(err)),
-    }
-}
-
 /// Clears the way for a new socket at `path`: removes a stale socket, refuses anything else.
 fn clear_socket_path(path: &Path) -> Result<(), FileError> {
     let meta = match fs::symlink_metadata(path) {
@@ -274,7 +266,7 @@ pub fn bind_socket(
         });
     }
     if let Some(dir) = path.parent() {
-        ensure_private_dir(dir)?;
+        ensure_dir(dir, DirUse::Socket)?;
     }
     clear_socket_path(path)?;
     let tmp = temporary_name(path);
@@ -311,7 +303,7 @@ pub fn bind_socket(
 /// ours (same owner, a regular file) left by a crashed server is replaced.
 pub fn write_private_file(path: &Path, contents: &str) -> Result<OwnedFile, FileError> {
     if let Some(dir) = path.parent() {
-        ensure_private_dir(dir)?;
+        ensure_dir(dir, DirUse::EndpointFile)?;
     }
     match fs::symlink_metadata(path) {
         Ok(meta) => {
