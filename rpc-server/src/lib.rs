@@ -48,6 +48,7 @@ mod service;
 pub mod shutdown;
 mod socket_file;
 mod stats;
+pub mod systemd;
 
 pub use builtin::{EchoService, HealthService, KvStore, add_builtin_services};
 pub use limits::Limits;
