@@ -19,6 +19,7 @@ use tokio_util::codec::Framed;
 use crate::channel::Channel;
 use crate::error::ConnectError;
 use crate::reconnect::ReconnectingChannel;
+use crate::server_check::ServerCheck;
 use crate::target::Target;
 
 /// A generated client `C` connected by [`Connector::connect`]: `Client<KvClient>` is
@@ -47,6 +48,7 @@ pub struct Connector {
     connect_timeout: Duration,
     max_frame: FrameLimit,
     socket_buffer: usize,
+    server_check: ServerCheck,
 }
 
 impl Connector {
@@ -57,6 +59,7 @@ impl Connector {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_frame: FrameLimit::default(),
             socket_buffer: DEFAULT_SOCKET_BUFFER,
+            server_check: ServerCheck::default(),
         }
     }
 
@@ -92,6 +95,15 @@ impl Connector {
     /// Sets the kernel buffer size for Unix connections (0 keeps the kernel's default).
     pub fn socket_buffer(mut self, bytes: usize) -> Self {
         self.socket_buffer = bytes;
+        self
+    }
+
+    /// Also accepts a server over a Unix socket that runs as `uid` (a system daemon's, say).
+    /// By default only a server run by this process's own uid or by root is talked to; any
+    /// other is refused with [`ConnectError::UnexpectedServer`] before anything is sent, and a
+    /// socket found by name whose file another uid owns with [`ConnectError::ForeignSocketFile`].
+    pub fn expect_server_uid(mut self, uid: u32) -> Self {
+        self.server_check.expected = Some(uid);
         self
     }
 
@@ -168,7 +180,12 @@ impl Connector {
             });
         }
         let attempt = async {
+            // Who serves, checked before anything is sent (server_check.rs).
+            if let Target::Name(_) = self.target {
+                self.server_check.socket_file(endpoint)?;
+            }
             let stream = connect_socket(endpoint).await?;
+            self.server_check.peer(endpoint, &stream)?;
             if let Err(err) = stream.tune(self.socket_buffer) {
                 tracing::debug!(error = %err, "could not tune socket buffers");
             }

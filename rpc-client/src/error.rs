@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use rpc_core::handshake::HandshakeError;
 use rpc_core::{Endpoint, Refusal};
 
+use crate::server_check::accepted_uids;
+
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -52,6 +54,48 @@ pub enum ConnectError {
         /// The cause.
         #[source]
         source: HandshakeError,
+    },
+    /// The process serving the Unix socket runs as a uid this client does not accept: another
+    /// user's process may have planted the socket. Never tried past: see `server_check.rs`.
+    #[error(
+        "refusing the server at {endpoint}: it runs as uid {server_uid}, and this client accepts only {}; another user's process may have put this socket there, so nothing was sent and no other endpoint was tried. If uid {server_uid} runs the server you mean, pass --expect-uid {server_uid} (Connector::expect_server_uid)",
+        accepted_uids(*client_uid, *expected_uid)
+    )]
+    UnexpectedServer {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The uid the server runs as, from the kernel (`SO_PEERCRED`).
+        server_uid: u32,
+        /// This client's uid.
+        client_uid: u32,
+        /// The uid the client was told to expect, if any.
+        expected_uid: Option<u32>,
+    },
+    /// A socket found by name is a file owned by a uid this client does not accept; it was not
+    /// connected to.
+    #[error(
+        "refusing the socket at {endpoint}: its file is owned by uid {owner}, and this client accepts only {}; another user may have put it there, so it was not connected to and no other endpoint was tried. If uid {owner} runs the server you mean, pass --expect-uid {owner} (Connector::expect_server_uid)",
+        accepted_uids(*client_uid, *expected_uid)
+    )]
+    ForeignSocketFile {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The socket file's owner.
+        owner: u32,
+        /// This client's uid.
+        client_uid: u32,
+        /// The uid the client was told to expect, if any.
+        expected_uid: Option<u32>,
+    },
+    /// The credentials of the process behind a Unix socket could not be read, so it was not
+    /// trusted.
+    #[error("cannot read the credentials of the server at {endpoint}, so it was not used")]
+    ServerCredentials {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The cause.
+        #[source]
+        source: io::Error,
     },
     /// A TCP endpoint needs a token and none is known.
     #[error(
@@ -105,7 +149,8 @@ impl ConnectError {
     /// Whether the server was not reached at all (nothing listening, timeout, an OS error, or
     /// the connection dropped mid-handshake, as when a dying server's listener closes with our
     /// connection still queued), as opposed to reached and refusing: another endpoint, or a later
-    /// attempt, may still work.
+    /// attempt, may still work. A server run by an unexpected uid is never passed over this way:
+    /// that is an attack to stop at, not an outage to route around.
     pub fn try_next(&self) -> bool {
         match self {
             ConnectError::NoServer { .. }

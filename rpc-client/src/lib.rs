@@ -9,6 +9,10 @@
 //! [`Connector::reconnecting`] gives a stub that survives server restarts
 //! ([`ReconnectingChannel`]: in-flight calls fail with [`CallInterrupted`] unless marked idempotent).
 //!
+//! Over a Unix socket the client talks only to a server run by its own uid or root, unless told
+//! to expect another ([`Connector::expect_server_uid`]): a socket another user planted is
+//! refused before anything is sent.
+//!
 //! Errors say what to do next, e.g.
 //! `no server at unix:/run/user/1000/rpc.sock (connection refused): is rpc-server running?`.
 //!
@@ -27,6 +31,7 @@ mod channel;
 mod connect;
 mod error;
 mod reconnect;
+mod server_check;
 mod target;
 
 pub use blocking::BlockingClient;

@@ -44,6 +44,10 @@ struct Args {
     /// server's own limit applies too: a connection honours the smaller.
     #[arg(long, value_name = "BYTES")]
     max_frame: Option<FrameLimit>,
+    /// Also talk to a server that runs as this uid over a Unix socket (by default only your own
+    /// uid and root are trusted: a server run by anyone else is refused before anything is sent).
+    #[arg(long, value_name = "UID")]
+    expect_uid: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,9 +96,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         (None, Some(name)) => Target::Name(ServerLocation::new(args.runtime_dir, &name)?),
         (None, None) => Target::from_env_or(ServerLocation::new(args.runtime_dir, DEFAULT_NAME)?)?,
     };
-    let connector = Connector::new(target)
+    let mut connector = Connector::new(target)
         .connect_timeout(timeout)
         .max_frame(args.max_frame.unwrap_or_default());
+    if let Some(uid) = args.expect_uid {
+        connector = connector.expect_server_uid(uid);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,9 +5,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-/// The longest path a Unix socket address can hold on Linux: `sun_path` is 108 bytes, one of which
-/// is the terminating NUL.
+/// The longest path a Unix socket address can hold on this OS, in bytes: `sun_path` less its
+/// terminating NUL. Linux and Android: `sun_path` is 108 bytes, so 107.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub const MAX_UNIX_PATH_LEN: usize = 107;
+
+/// The longest path a Unix socket address can hold on this OS, in bytes: `sun_path` less its
+/// terminating NUL. macOS, iOS and the BSDs: `sun_path` is 104 bytes, so 103; any other OS gets
+/// the same, the smaller of the two common sizes, so a path that fits here fits everywhere.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub const MAX_UNIX_PATH_LEN: usize = 103;
 
 /// A local endpoint: a Unix domain socket path or a TCP loopback address.
 ///

@@ -6,8 +6,10 @@
 //!
 //! What it guarantees:
 //! - socket files are created with mode 0600 (by default), in a directory created 0700 when it is
-//!   missing; they never replace a live server's socket or anything that is not a stale socket,
-//!   and are removed on shutdown;
+//!   missing (an existing one that other users can write to is refused); they never replace a
+//!   live server's socket or anything that is not a stale socket, and are removed on shutdown;
+//! - sockets passed by systemd socket activation are served as they are and never removed, and
+//!   a `Type=notify` unit hears `READY=1`, `WATCHDOG=1` and `STOPPING=1` ([`systemd`]);
 //! - every connection runs in its own task under the [`Limits`]: frame size, connections (in all
 //!   and per uid), calls in flight, handshake time, read timeout for a started frame;
 //! - shutdown stops accepting, lets in-flight calls finish within a grace period, then removes
@@ -42,11 +44,13 @@ mod listener;
 mod log_limit;
 mod peer;
 mod process;
+mod runtime_dir;
 mod server;
 mod service;
 pub mod shutdown;
 mod socket_file;
 mod stats;
+pub mod systemd;
 
 pub use builtin::{EchoService, HealthService, KvStore, add_builtin_services};
 pub use limits::Limits;

@@ -6,11 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use rpc_core::limits::{FIRST_ACCEPT_BACKOFF, MAX_ACCEPT_BACKOFF};
-use rpc_core::{Endpoint, LocalStream};
+use rpc_core::{Endpoint, LocalStream, Untrusted};
 use tokio::net::{TcpListener, UnixListener};
 
 use crate::peer::PeerCredentials;
 use crate::socket_file::{self, FileError, OwnedFile};
+use crate::systemd::ActivatedSocket;
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +21,9 @@ pub enum Listen {
     Auto,
     /// Exactly this endpoint, with no fallback.
     Endpoint(Endpoint),
+    /// A socket passed by socket activation ([`crate::systemd`]): served as is, and its file,
+    /// which systemd made, never removed.
+    Activated(ActivatedSocket),
 }
 
 impl std::str::FromStr for Listen {
@@ -40,6 +44,15 @@ pub enum BindError {
     /// The Unix socket file could not be created.
     #[error(transparent)]
     Socket(#[from] FileError),
+    /// A socket passed by socket activation could not be taken over.
+    #[error("cannot listen on {endpoint}, passed by socket activation")]
+    Activated {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
     /// The TCP address could not be bound.
     #[error("cannot listen on {endpoint}")]
     Tcp {
@@ -57,7 +70,9 @@ pub(crate) enum Listener {
     Unix {
         listener: UnixListener,
         endpoint: Endpoint,
-        _file: OwnedFile,
+        /// The socket file, removed when the listener is dropped; `None` for a socket passed by
+        /// socket activation, whose file belongs to the service manager.
+        _file: Option<OwnedFile>,
     },
     Tcp {
         listener: TcpListener,
@@ -71,6 +86,7 @@ impl Listener {
         match listen {
             Listen::Endpoint(Endpoint::Unix(path)) => Self::bind_unix(path, mode),
             Listen::Endpoint(Endpoint::Tcp(addr)) => Self::bind_tcp(*addr),
+            Listen::Activated(socket) => Self::adopt(socket),
             Listen::Auto => match Self::bind_unix(socket_path, mode) {
                 Err(BindError::Socket(err)) if err.unix_unavailable() => {
                     tracing::warn!(
@@ -97,8 +113,41 @@ impl Listener {
         Ok(Listener::Unix {
             listener,
             endpoint,
-            _file: file,
+            _file: Some(file),
         })
+    }
+
+    /// Listens on a duplicate of a socket passed by socket activation.
+    fn adopt(socket: &ActivatedSocket) -> Result<Self, BindError> {
+        let endpoint = socket.endpoint().clone();
+        let activated_error = |source| BindError::Activated {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let fd = socket.duplicate().map_err(activated_error)?;
+        tracing::info!(endpoint = %endpoint, name = %Untrusted(socket.name()), "using a socket passed by socket activation");
+        match &endpoint {
+            Endpoint::Unix(_) => {
+                let std_listener = std::os::unix::net::UnixListener::from(fd);
+                let listener = std_listener
+                    .set_nonblocking(true)
+                    .and_then(|()| UnixListener::from_std(std_listener))
+                    .map_err(activated_error)?;
+                Ok(Listener::Unix {
+                    listener,
+                    endpoint,
+                    _file: None,
+                })
+            }
+            Endpoint::Tcp(_) => {
+                let std_listener = std::net::TcpListener::from(fd);
+                let listener = std_listener
+                    .set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(std_listener))
+                    .map_err(activated_error)?;
+                Ok(Listener::Tcp { listener, endpoint })
+            }
+        }
     }
 
     fn bind_tcp(addr: SocketAddr) -> Result<Self, BindError> {

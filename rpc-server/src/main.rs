@@ -2,7 +2,8 @@
 //!
 //! Listens on `<runtime-dir>/<name>.sock` by default (TCP loopback when a Unix socket cannot be
 //! used), prints `listening on <endpoint>` per endpoint once ready, and shuts down gracefully on
-//! SIGINT or SIGTERM.
+//! SIGINT or SIGTERM. Under systemd it serves the sockets passed by socket activation instead of
+//! `auto`, and tells a `Type=notify` unit when it is ready and stopping ([`rpc_server::systemd`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,7 +26,8 @@ use rpc_server::{AccessPolicy, Limits, Listen, Server, ServerConfig, add_builtin
 struct Args {
     /// Where to listen: `auto`, `unix:/abs/path.sock` or `tcp:127.0.0.1:PORT`; repeat for several.
     /// `auto` (the default) is `<runtime-dir>/<name>.sock`, or 127.0.0.1 on an ephemeral port
-    /// when a Unix socket cannot be used there.
+    /// when a Unix socket cannot be used there. Sockets passed by systemd socket activation
+    /// (LISTEN_FDS) are served too, and replace the default `auto`.
     #[arg(long = "listen", value_name = "ENDPOINT")]
     listen: Vec<Listen>,
     /// The server's name: its socket is `<name>.sock` and endpoint file `<name>.endpoint`.
@@ -122,6 +124,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     let huge_pages_off = rpc_server::disable_transparent_huge_pages();
     tracing::debug!(fd_limit, huge_pages_off, "process settings");
 
+    // Before any other thread starts: taking the passed sockets unsets LISTEN_PID and LISTEN_FDS.
+    let activated = rpc_server::systemd::take_activated_sockets()
+        .context("cannot use the sockets passed by socket activation")?;
+    let mut listen = args.listen;
+    listen.extend(activated.into_iter().map(Listen::Activated));
+
     let location = ServerLocation::new(args.runtime_dir, &args.name)?;
     let limits = Limits {
         max_frame: args.max_frame.unwrap_or_default(),
@@ -134,7 +142,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         ..Limits::default()
     };
     let config = ServerConfig {
-        listen: args.listen,
+        listen,
         policy: AccessPolicy {
             allow_uids: args.allow_uid,
             allow_gids: args.allow_gid,
@@ -165,7 +173,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         stdout.flush()?;
         drop(stdout);
-        bound.run_until(signals.recv()).await;
+        let notifier = rpc_server::systemd::ServiceNotifier::from_env();
+        notifier.ready(bound.endpoints());
+        bound.run_until(notifier.until(signals.recv())).await;
         Ok(())
     })
 }

@@ -23,6 +23,7 @@ pub fn raise_fd_limit() -> Option<u64> {
 /// written, so the transport can give a large field room for 2 MiB before its bytes arrive
 /// ([`rpc_core::transport::field_room`]) at no cost for a peer that stalls, and read fields of up
 /// to that size with no copy.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn disable_transparent_huge_pages() -> bool {
     match rustix::thread::disable_transparent_huge_pages(true) {
         Ok(()) => true,
@@ -31,4 +32,11 @@ pub fn disable_transparent_huge_pages() -> bool {
             false
         }
     }
+}
+
+/// Transparent huge pages are a Linux switch (`prctl`); elsewhere there is none to turn off, so
+/// this does nothing and returns false.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn disable_transparent_huge_pages() -> bool {
+    false
 }

@@ -12,20 +12,22 @@
 //! planted in the meantime is never replaced. At shutdown a file is removed only if the path
 //! still names the very file (device and inode) the server created.
 
-use std::fs::{self, DirBuilder};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rpc_core::endpoint::MAX_UNIX_PATH_LEN;
 use rustix::fs::{CWD, RenameFlags};
 
+use crate::runtime_dir::{DirUse, ensure_dir};
+
 /// Why a file in the runtime directory could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    /// The socket path is longer than the kernel accepts.
+    /// The socket path is longer than this OS's `sun_path` holds ([`MAX_UNIX_PATH_LEN`] bytes).
     #[error(
-        "socket path {} is {} bytes, over the kernel's limit of {MAX_UNIX_PATH_LEN}: use a shorter --runtime-dir or --name",
+        "socket path {} is {} bytes, over this system's limit of {MAX_UNIX_PATH_LEN} for a unix socket address: use a shorter --runtime-dir or --name",
         path.display(), path.as_os_str().len()
     )]
     PathTooLong {
@@ -51,6 +53,23 @@ pub enum FileError {
         dir: PathBuf,
         /// Its owner.
         owner: u32,
+    },
+    /// Other users may write to the directory, so they could remove, replace or plant the
+    /// server's files (see `runtime_dir.rs` for what is accepted).
+    #[error(
+        "directory {} is writable by other users (mode {mode:04o}){}: use a directory only you can write (chmod go-w), or a --runtime-dir that does not exist yet (it is created 0700)",
+        dir.display(),
+        if mode & 0o1000 != 0 {
+            ", and though it is sticky, a socket there could be planted under the server's name before it starts; a sticky shared --runtime-dir is accepted only with the socket elsewhere (--listen unix:/private/dir/NAME.sock)"
+        } else {
+            " and not sticky, so any of them could remove or replace the server's socket and endpoint file"
+        }
+    )]
+    SharedDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Its mode, e.g. `0o777`.
+        mode: u32,
     },
     /// A live server already listens on the socket.
     #[error(
@@ -153,6 +172,21 @@ fn io_error(path: &Path, source: io::Error) -> FileError {
     }
 }
 
+/// A failed `bind`: a path the OS finds too long is [`FileError::PathTooLong`] whatever the
+/// length check before it assumed (std refuses it with `InvalidInput`, the kernel with
+/// `ENAMETOOLONG`), so `auto` falls back to TCP on any OS.
+fn bind_error(path: &Path, source: io::Error) -> FileError {
+    let too_long = source.kind() == io::ErrorKind::InvalidInput
+        || source.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error());
+    if too_long {
+        FileError::PathTooLong {
+            path: path.to_owned(),
+        }
+    } else {
+        io_error(path, source)
+    }
+}
+
 fn kind_of(file_type: fs::FileType) -> &'static str {
     if file_type.is_symlink() {
         "symlink"
@@ -164,33 +198,6 @@ fn kind_of(file_type: fs::FileType) -> &'static str {
         "socket"
     } else {
         "special file"
-    }
-}
-
-/// Creates `dir` (and missing parents) with mode 0700, or checks that an existing one is ours.
-pub fn ensure_private_dir(dir: &Path) -> Result<(), FileError> {
-    let dir_error = |source| FileError::Dir {
-        dir: dir.to_owned(),
-        source,
-    };
-    match fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => Err(dir_error(io::Error::from(io::ErrorKind::NotADirectory))),
-        Ok(meta) => {
-            let me = rustix::process::getuid().as_raw();
-            if meta.uid() != me && meta.uid() != 0 {
-                return Err(FileError::ForeignDir {
-                    dir: dir.to_owned(),
-                    owner: meta.uid(),
-                });
-            }
-            Ok(())
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(dir_error),
-        Err(err) => Err(dir_error(err)),
     }
 }
 
@@ -259,13 +266,13 @@ pub fn bind_socket(
         });
     }
     if let Some(dir) = path.parent() {
-        ensure_private_dir(dir)?;
+        ensure_dir(dir, DirUse::Socket)?;
     }
     clear_socket_path(path)?;
     let tmp = temporary_name(path);
     let listener = if tmp.as_os_str().len() <= MAX_UNIX_PATH_LEN {
         let listener =
-            std::os::unix::net::UnixListener::bind(&tmp).map_err(|e| io_error(path, e))?;
+            std::os::unix::net::UnixListener::bind(&tmp).map_err(|e| bind_error(path, e))?;
         if let Err(err) = fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)) {
             let _ = fs::remove_file(&tmp);
             return Err(io_error(path, err));
@@ -281,7 +288,7 @@ pub fn bind_socket(
                     path: path.to_owned(),
                 }
             } else {
-                io_error(path, e)
+                bind_error(path, e)
             }
         })?;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
@@ -296,7 +303,7 @@ pub fn bind_socket(
 /// ours (same owner, a regular file) left by a crashed server is replaced.
 pub fn write_private_file(path: &Path, contents: &str) -> Result<OwnedFile, FileError> {
     if let Some(dir) = path.parent() {
-        ensure_private_dir(dir)?;
+        ensure_dir(dir, DirUse::EndpointFile)?;
     }
     match fs::symlink_metadata(path) {
         Ok(meta) => {
@@ -410,6 +417,21 @@ mod tests {
         );
         drop(owned);
         assert!(!path.exists());
+    }
+
+    /// The limit is this OS's: a path of exactly [`MAX_UNIX_PATH_LEN`] bytes binds, one byte
+    /// more is refused by the OS itself (std checks against the real `sun_path`), and both
+    /// failures ask `auto` to fall back.
+    #[test]
+    fn the_path_limit_is_this_systems_sun_path_less_its_nul() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let padding = MAX_UNIX_PATH_LEN - dir.path().as_os_str().len() - 1;
+        let at_limit = dir.path().join("a".repeat(padding));
+        assert_eq!(at_limit.as_os_str().len(), MAX_UNIX_PATH_LEN);
+        std::os::unix::net::UnixListener::bind(&at_limit).expect("a path at the limit binds");
+        let over = dir.path().join("b".repeat(padding + 1));
+        let err = std::os::unix::net::UnixListener::bind(&over).expect_err("one byte over");
+        assert!(bind_error(&over, err).unix_unavailable());
     }
 
     #[test]

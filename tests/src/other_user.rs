@@ -1,7 +1,7 @@
 //! A throwaway system user, for tests of what a server lets another user do (the tests run as
 //! root). Created with `useradd`, removed with `userdel` when dropped, however the test ends.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -63,15 +63,25 @@ impl OtherUser {
         self.gid
     }
 
-    /// A command that runs `program` as this user: its uid, its primary gid, no other groups.
+    /// The words that run `program` as this user: `setpriv` with its uid, its primary gid and
+    /// no other groups, which then execs `program` (so its pid is the program's).
+    pub fn launcher(&self, program: impl AsRef<OsStr>) -> Vec<OsString> {
+        vec![
+            "setpriv".into(),
+            format!("--reuid={}", self.uid).into(),
+            format!("--regid={}", self.gid).into(),
+            "--clear-groups".into(),
+            "--".into(),
+            program.as_ref().to_owned(),
+        ]
+    }
+
+    /// A command that runs `program` as this user (see [`OtherUser::launcher`]).
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut command = Command::new("setpriv");
+        let launcher = self.launcher(program);
+        let mut command = Command::new(&launcher[0]);
         command
-            .arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups")
-            .arg("--")
-            .arg(program)
+            .args(&launcher[1..])
             .env_remove(rpc_client::RPC_ENDPOINT)
             .env_remove(rpc_client::RPC_TOKEN)
             .stdin(Stdio::null());

@@ -22,6 +22,7 @@ pub struct ServerCommand {
     name: String,
     args: Vec<OsString>,
     listen_count: usize,
+    launcher: Vec<OsString>,
 }
 
 impl ServerCommand {
@@ -33,6 +34,7 @@ impl ServerCommand {
             name: name.to_owned(),
             args: Vec::new(),
             listen_count: 0,
+            launcher: Vec::new(),
         }
     }
 
@@ -63,6 +65,14 @@ impl ServerCommand {
         self
     }
 
+    /// Runs the server through `launcher`, whose last word is the `rpc-server` to run: e.g.
+    /// [`OtherUser::launcher`](crate::other_user::OtherUser::launcher), to run it as another
+    /// user. The launcher must exec the server, so the process waited for is the server.
+    pub fn launched_by(mut self, launcher: Vec<OsString>) -> Self {
+        self.launcher = launcher;
+        self
+    }
+
     fn spawn(&self) -> (Child, PathBuf) {
         static NEXT_LOG: AtomicU64 = AtomicU64::new(0);
         let log = self.log_dir.join(format!(
@@ -70,7 +80,15 @@ impl ServerCommand {
             NEXT_LOG.fetch_add(1, Ordering::Relaxed)
         ));
         let stderr = std::fs::File::create(&log).expect("the stderr log can be created");
-        let child = Command::new(server_binary())
+        let mut command = match self.launcher.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest);
+                command
+            }
+            None => Command::new(server_binary()),
+        };
+        let child = command
             .arg("--runtime-dir")
             .arg(&self.runtime_dir)
             .arg("--name")

@@ -7,10 +7,14 @@
 //!   long.
 //! - [`shutdown`]: SIGTERM removes the files and delivers responses in flight.
 //! - [`endpoint_file_limit`]: how large an endpoint file a client reads.
+//! - [`runtime_dir`]: an existing runtime directory other users can write to is refused.
+//! - [`systemd`]: socket activation and readiness, watchdog and stopping notifications.
 //!
 //! A new test of starting, listening or stopping goes here.
 
 mod endpoint_file_limit;
 mod fallback;
+mod runtime_dir;
 mod shutdown;
 mod socket_files;
+mod systemd;
