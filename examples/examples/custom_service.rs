@@ -3,29 +3,26 @@
 //! `cargo run -p examples --example custom_service`
 //!
 //! The trait lives in a module both sides share (in a real project: a small crate, like
-//! `rpc-core`). The server's handler sees who called: the kernel-verified uid and pid of the peer.
+//! `rpc-core`). One declaration gives both sides everything: the server trait, the client
+//! `GreeterClient`, and the name `greeter` they find each other by. The server's handler sees who
+//! called: the kernel-verified uid and pid of the peer.
 
 /// The contract: what a shared crate would hold.
 mod shared {
-    /// The name the service is hosted under.
-    pub const NAME: &str = "greeter";
-
-    /// Greets callers.
-    #[tarpc::service]
+    /// Greets callers. Hosted as `greeter`: the trait's name in snake_case, unless
+    /// `#[rpc_core::service(name = "...")]` says otherwise.
+    #[rpc_core::service]
     pub trait Greeter {
         /// A greeting for `name`, saying who the server thinks called.
         async fn greet(name: String) -> String;
     }
-
-    // Lets rpc-client connect a `GreeterClient` by the service's name.
-    rpc_core::service_client!(GreeterClient, GreeterRequest, GreeterResponse, NAME);
 }
 
 use rpc_client::{Connector, Target};
 use rpc_core::ServerLocation;
+use rpc_core::tarpc::context::{self, Context};
 use rpc_server::{Peer, Server, ServerConfig};
 use shared::{Greeter, GreeterClient};
-use tarpc::context::{self, Context};
 
 /// The server side: one value per connection, built from the calling peer.
 #[derive(Clone)]
@@ -51,13 +48,11 @@ async fn main() -> anyhow::Result<()> {
     let location = ServerLocation::new(Some(runtime_dir.path().to_owned()), "greeter")?;
 
     let mut server = Server::new(ServerConfig::new(location.clone()));
-    server.service(shared::NAME, |peer| {
-        rpc_server::handler!(
-            GreeterService {
-                caller: peer.clone()
-            }
-            .serve()
-        )
+    server.add(|peer| {
+        GreeterService {
+            caller: peer.clone(),
+        }
+        .serve()
     });
     let bound = server.bind()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,6 +1,6 @@
 //! [`BlockingClient`]: calls from a program without an async runtime, such as a UI thread.
 
-use rpc_core::ServiceClient;
+use rpc_core::Service;
 use tarpc::context;
 
 use crate::connect::{Client, Connector};
@@ -17,12 +17,12 @@ use crate::error::ConnectError;
 /// let value = kv.call(async |kv, ctx| kv.get(ctx, "greeting".into()).await)?;
 /// # Ok(()) }
 /// ```
-pub struct BlockingClient<C: ServiceClient> {
+pub struct BlockingClient<C: Service> {
     runtime: tokio::runtime::Runtime,
     client: Client<C>,
 }
 
-impl<C: ServiceClient> std::fmt::Debug for BlockingClient<C> {
+impl<C: Service> std::fmt::Debug for BlockingClient<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockingClient")
             .field("service", &C::NAME)
@@ -30,7 +30,7 @@ impl<C: ServiceClient> std::fmt::Debug for BlockingClient<C> {
     }
 }
 
-impl<C: ServiceClient> BlockingClient<C> {
+impl<C: Service> BlockingClient<C> {
     /// Connects, blocking the calling thread for at most the connector's timeout.
     pub fn connect(connector: Connector) -> Result<Self, ConnectError> {
         // No thread of our own: a call does its own I/O, on the caller's thread, inside

@@ -8,7 +8,7 @@ use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 use rpc_core::transport::Link;
 use rpc_core::wire::ClientFrame;
 use rpc_core::{
-    Endpoint, FrameLimit, Hello, HelloReply, LocalStream, ServerLocation, ServiceClient, Token,
+    Endpoint, FrameLimit, Hello, HelloReply, LocalStream, ServerLocation, Service, Token,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,13 +25,17 @@ use crate::target::Target;
 /// A generated client `C` connected by [`Connector::connect`]: `Client<KvClient>` is
 /// `KvClient<Channel<KvRequest, KvResponse>>`. Name it where a client is stored, e.g. in a
 /// struct field.
-pub type Client<C> = <C as ServiceClient>::With<
-    Channel<<C as ServiceClient>::Request, <C as ServiceClient>::Response>,
->;
+pub type Client<C> =
+    <C as Service>::With<Channel<<C as Service>::Request, <C as Service>::Response>>;
+
+/// A generated client `C` over a [`ReconnectingChannel`], as [`Connector::reconnecting`] returns
+/// it: `Reconnecting<KvClient>` is `KvClient<ReconnectingChannel<KvRequest, KvResponse>>`.
+pub type Reconnecting<C> =
+    <C as Service>::With<ReconnectingChannel<<C as Service>::Request, <C as Service>::Response>>;
 
 pub use rpc_core::limits::DEFAULT_CONNECT_TIMEOUT;
 
-/// Connects generated tarpc clients to a server.
+/// Connects generated clients to a server, each to the service its type names.
 ///
 /// ```no_run
 /// use rpc_client::Connector;
@@ -115,7 +119,7 @@ impl Connector {
     /// Connects a generated client, e.g. `KvClient`, to its service. Needs a tokio runtime.
     /// The client calls through a [`Channel`]: `Client<KvClient>` is
     /// `KvClient<Channel<KvRequest, KvResponse>>`.
-    pub async fn connect<C: ServiceClient>(&self) -> Result<Client<C>, ConnectError> {
+    pub async fn connect<C: Service>(&self) -> Result<Client<C>, ConnectError> {
         self.channel(C::NAME).await.map(C::from_stub)
     }
 
@@ -152,18 +156,27 @@ impl Connector {
         }
     }
 
-    /// A stub that reconnects on its own when the server goes away, for a generated client:
-    /// `KvClient::from(connector.reconnecting::<KvRequest, KvResponse>("kv").await?)`.
-    /// See [`ReconnectingChannel`] for what happens to calls when a connection breaks.
-    pub async fn reconnecting<Req, Resp>(
+    /// A generated client, e.g. `KvClient`, over a stub that reconnects on its own when the
+    /// server goes away: `Reconnecting<KvClient>` is
+    /// `KvClient<ReconnectingChannel<KvRequest, KvResponse>>`. It connects now, so a server that
+    /// is not there fails here. A call in flight when a connection breaks fails with
+    /// [`CallInterrupted`](crate::CallInterrupted); see [`ReconnectingChannel`].
+    pub async fn reconnecting<C: Service>(&self) -> Result<Reconnecting<C>, ConnectError> {
+        ReconnectingChannel::connect(self.clone(), C::NAME, None)
+            .await
+            .map(C::from_stub)
+    }
+
+    /// As [`Connector::reconnecting`], and a call in flight when its connection broke is sent
+    /// again, once, if `idempotent` says it is safe to run twice:
+    /// `connector.reconnecting_with_retry::<KvClient>(|r| matches!(r, KvRequest::Get { .. }))`.
+    pub async fn reconnecting_with_retry<C: Service>(
         &self,
-        service: &str,
-    ) -> Result<ReconnectingChannel<Req, Resp>, ConnectError>
-    where
-        Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
-        Resp: DeserializeOwned + Send + 'static,
-    {
-        ReconnectingChannel::connect(self.clone(), service).await
+        idempotent: fn(&C::Request) -> bool,
+    ) -> Result<Reconnecting<C>, ConnectError> {
+        ReconnectingChannel::connect(self.clone(), C::NAME, Some(idempotent))
+            .await
+            .map(C::from_stub)
     }
 
     /// Connects to one endpoint and completes the handshake, within the connect timeout. Returns

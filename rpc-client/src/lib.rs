@@ -1,13 +1,15 @@
-//! Connects tarpc clients to an `rpc-server`, over a Unix socket or TCP loopback.
+//! Connects clients to an `rpc-server`, over a Unix socket or TCP loopback.
 //!
 //! A [`Connector`] resolves a [`Target`]: an explicit [`rpc_core::Endpoint`], the
 //! `RPC_ENDPOINT` environment variable, or a server found by name (its Unix socket in the runtime
 //! directory first, then the endpoints and token in its endpoint file). It connects, completes the
-//! handshake within a timeout, and wraps the connection in any generated client that implements
-//! [`rpc_core::ServiceClient`], calling through a [`Channel`] (each call does its own I/O; no
-//! dispatch task sits between caller and socket). [`BlockingClient`] does the same for code without a runtime, and
-//! [`Connector::reconnecting`] gives a stub that survives server restarts
-//! ([`ReconnectingChannel`]: in-flight calls fail with [`CallInterrupted`] unless marked idempotent).
+//! handshake within a timeout, and wraps the connection in the client `#[rpc_core::service]`
+//! generated ([`rpc_core::Service`]: `connect::<KvClient>()` names the service by its type),
+//! calling through a [`Channel`] (each call does its own I/O; no dispatch task sits between
+//! caller and socket). [`BlockingClient`] does the same for code without a runtime, and
+//! [`Connector::reconnecting`] gives a client that survives server restarts
+//! ([`ReconnectingChannel`]: in-flight calls fail with [`CallInterrupted`] unless marked
+//! idempotent).
 //!
 //! Over a Unix socket the client talks only to a server run by its own uid or root, unless told
 //! to expect another ([`Connector::expect_server_uid`]): a socket another user planted is
@@ -36,7 +38,7 @@ mod target;
 
 pub use blocking::BlockingClient;
 pub use channel::Channel;
-pub use connect::{Client, Connector, DEFAULT_CONNECT_TIMEOUT};
+pub use connect::{Client, Connector, DEFAULT_CONNECT_TIMEOUT, Reconnecting};
 pub use error::ConnectError;
 pub use reconnect::{
     CallInterrupted, FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY, ReconnectingChannel,

@@ -5,7 +5,7 @@
 //!   with backoff, within the call's deadline, and sends the call on the new connection;
 //! - broken while the call was in flight: the call fails with [`CallInterrupted`], because it
 //!   may or may not have run on the server. Only calls the caller marked idempotent (see
-//!   [`ReconnectingChannel::retry_idempotent`]) are sent again. A call made in the instant
+//!   [`Connector::reconnecting_with_retry`]) are sent again. A call made in the instant
 //!   between the server's death and this client noticing the closed socket is treated the same
 //!   way: the client cannot tell it from one that reached the server.
 
@@ -34,12 +34,12 @@ pub use rpc_core::limits::{FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY};
 /// A call was in flight when its connection broke; it was not sent again.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the connection to the server broke while this call was in flight: it may or may not have run, and was not retried (mark idempotent calls with retry_idempotent to retry them)"
+    "the connection to the server broke while this call was in flight: it may or may not have run, and was not retried (mark idempotent calls with Connector::reconnecting_with_retry to retry them)"
 )]
 pub struct CallInterrupted;
 
-/// A stub for generated clients that reconnects when the server went away:
-/// `KvClient::from(connector.reconnecting::<KvRequest, KvResponse>("kv").await?)`.
+/// A stub for generated clients that reconnects when the server went away; a client over one
+/// comes from [`Connector::reconnecting`]: `connector.reconnecting::<KvClient>().await?`.
 pub struct ReconnectingChannel<Req, Resp> {
     connector: Connector,
     service: String,
@@ -72,22 +72,20 @@ where
     Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
     Resp: DeserializeOwned + Send + 'static,
 {
-    /// Connects now; later calls reconnect as needed.
-    pub(crate) async fn connect(connector: Connector, service: &str) -> Result<Self, ConnectError> {
+    /// Connects now; later calls reconnect as needed. A call in flight when its connection
+    /// broke is resent, once, if `idempotent` says it is safe to run twice.
+    pub(crate) async fn connect(
+        connector: Connector,
+        service: &str,
+        idempotent: Option<fn(&Req) -> bool>,
+    ) -> Result<Self, ConnectError> {
         let channel = connector.channel(service).await?;
         Ok(ReconnectingChannel {
             connector,
             service: service.to_owned(),
             live: Arc::new(Mutex::new(channel)),
-            idempotent: None,
+            idempotent,
         })
-    }
-
-    /// Also resends a call that was in flight when the connection broke, once, if `idempotent`
-    /// says it is safe to run twice (e.g. `|r| matches!(r, KvRequest::Get { .. })`).
-    pub fn retry_idempotent(mut self, idempotent: fn(&Req) -> bool) -> Self {
-        self.idempotent = Some(idempotent);
-        self
     }
 
     /// The current channel, reconnecting first (with backoff, until `deadline`) if it is dead.

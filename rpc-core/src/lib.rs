@@ -9,7 +9,10 @@
 //!   socket-free [`transport::FrameReader`] and a [`transport::FrameWriter`] that move large
 //!   byte fields between socket and message without copying them; [`transport::Link`] turns a
 //!   handshaken socket into one.
-//! - [`services`]: the built-in `echo`, `kv` and `health` tarpc service traits.
+//! - [`macro@service`] and [`Service`]: one declaration per service. `#[rpc_core::service]` on a
+//!   trait generates the server trait, the wire enums (tarpc's, byte for byte), the client and
+//!   the service's [`schema`], bound to the name it is hosted under.
+//! - [`services`]: the built-in `echo`, `kv`, `health` and `introspect` service traits.
 //! - [`ServerLocation`] and [`EndpointFile`]: how a client finds a server by name.
 //! - [`limits`]: every limit and default either side enforces, each defined once with its reason.
 //! - [`untrusted`]: text from the other side, displayed with its control characters escaped.
@@ -34,7 +37,7 @@ mod id_map;
 pub mod limits;
 pub mod location;
 pub mod schema;
-mod service_client;
+mod service;
 pub mod services;
 pub mod stream;
 pub mod timers;
@@ -49,11 +52,22 @@ pub use error_chain::error_chain;
 pub use handshake::{Hello, HelloReply, Refusal, Token};
 pub use id_map::{IdHasher, IdMap};
 pub use location::ServerLocation;
-pub use service_client::ServiceClient;
+pub use service::{MAX_SERVICE_NAME_LEN, ServeService, Service, is_valid_service_name};
 pub use stream::LocalStream;
 pub use transport::WireTransport;
 pub use untrusted::Untrusted;
 pub use wire::{CodecError, FrameLimit, WireCodec};
 
+/// Declares a service: its server trait, wire enums, client and schema, bound to its name once.
+/// See [`Service`] for what a declaration gives a client and a server.
+pub use rpc_macros::service;
+
 /// The tarpc this crate builds on, for the macros and for callers that want one version.
 pub use tarpc;
+
+/// The serde the generated request and response enums derive with, so that a crate declaring a
+/// service needs no serde of its own for them.
+pub use serde;
+
+// `#[service]` names `::rpc_core::...`; this lets it do so inside this crate too.
+extern crate self as rpc_core;

@@ -79,6 +79,7 @@ pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
 pub use crate::endpoint::MAX_UNIX_PATH_LEN;
 pub use crate::endpoint_file::MAX_ENDPOINT_FILE_LEN;
 pub use crate::location::MAX_NAME_LEN;
+pub use crate::service::MAX_SERVICE_NAME_LEN;
 
 // --- Server: connections ------------------------------------------------------------------------
 

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rpc_core::limits::{ECHO_MAX_DELAY_MS, KV_MAX_KEYS};
-use rpc_core::services::echo::{self, Echo};
-use rpc_core::services::health::{self, Health, ServerInfo};
-use rpc_core::services::kv::{self, Kv, KvError};
+use rpc_core::services::echo::Echo;
+use rpc_core::services::health::{Health, ServerInfo};
+use rpc_core::services::kv::{Kv, KvError};
 use serde_bytes::ByteBuf;
 use tarpc::context::Context;
 
@@ -89,14 +89,12 @@ pub fn add_builtin_services(server: &mut Server) -> &mut Server {
     let store = KvStore::default();
     let status = server.status();
     server
-        .service(echo::NAME, |_| crate::handler!(EchoService.serve()))
-        .service(kv::NAME, move |_| crate::handler!(store.clone().serve()))
-        .service(health::NAME, move |_| {
-            crate::handler!(
-                HealthService {
-                    status: status.clone()
-                }
-                .serve()
-            )
+        .add(|_| EchoService.serve())
+        .add(move |_| store.clone().serve())
+        .add(move |_| {
+            HealthService {
+                status: status.clone(),
+            }
+            .serve()
         })
 }

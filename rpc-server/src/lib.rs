@@ -1,8 +1,10 @@
-//! Hosts tarpc services on Unix domain sockets, with TCP loopback as the fallback.
+//! Hosts services on Unix domain sockets, with TCP loopback as the fallback.
 //!
-//! A [`Server`] hosts any number of named services on one or more endpoints. Every connection
-//! starts with a handshake naming the service it wants ([`rpc_core::handshake`]); Unix peers are
-//! checked by their kernel credentials, TCP peers by a 256-bit token from the endpoint file.
+//! A [`Server`] hosts any number of services on one or more endpoints, each declared with
+//! `#[rpc_core::service]` and added with [`Server::add`] under the name its declaration binds it
+//! to. Every connection starts with a handshake naming the service it wants
+//! ([`rpc_core::handshake`]); Unix peers are checked by their kernel credentials, TCP peers by a
+//! 256-bit token from the endpoint file.
 //!
 //! What it guarantees:
 //! - socket files are created with mode 0600 (by default), in a directory created 0700 when it is

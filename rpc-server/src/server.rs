@@ -5,10 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rpc_core::handshake::TOKEN_LEN;
-use rpc_core::{Endpoint, EndpointFile, Refusal, ServerLocation, Token};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tarpc::{RequestName, ServerError, context};
+use rpc_core::schema::{SchemaError, ServiceSchema};
+use rpc_core::{Endpoint, EndpointFile, Refusal, ServeService, ServerLocation, Service, Token};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,7 +15,7 @@ use crate::connection::{self, Admission, Shared};
 use crate::limits::{DEFAULT_SOCKET_MODE, Limits, PeerCounts};
 use crate::listener::{AcceptBackoff, BindError, Listen, Listener};
 use crate::peer::{AccessPolicy, Peer};
-use crate::service::{HostedService, TarpcService};
+use crate::service::{Hosted, HostedService};
 use crate::socket_file::{self, FileError, OwnedFile};
 use crate::stats::ServerStatus;
 
@@ -53,11 +51,15 @@ impl ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// No service was added.
-    #[error("no services to host: add at least one with Server::service")]
+    #[error("no services to host: add at least one with Server::add")]
     NoServices,
     /// Two services share a name.
     #[error("two services are named `{0}`: each name must be unique")]
     DuplicateService(String),
+    /// A service's schema could not be traced: a bug in its types, which the message names,
+    /// with the fix.
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     /// An endpoint could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -75,8 +77,15 @@ pub enum ServeError {
 /// A server being assembled: add services, then [`Server::bind`].
 pub struct Server {
     config: ServerConfig,
-    services: Vec<(String, Arc<dyn HostedService>)>,
+    services: Vec<HostedEntry>,
     status: Arc<ServerStatus>,
+}
+
+/// One service added to a [`Server`]: its name, how to serve a connection, and its schema.
+struct HostedEntry {
+    name: &'static str,
+    service: Arc<dyn HostedService>,
+    schema: Result<ServiceSchema, SchemaError>,
 }
 
 impl Server {
@@ -89,30 +98,65 @@ impl Server {
         }
     }
 
-    /// Hosts a tarpc service under `name`.
+    /// Hosts a service under its name (`S::Service::NAME`, bound to it by
+    /// `#[rpc_core::service]`).
     ///
-    /// `factory` runs once per accepted connection with the calling [`Peer`] (so handlers can see
-    /// who called) and returns the connection's handler; build it with [`crate::handler!`]:
+    /// `factory` runs once per accepted connection with the calling [`Peer`] (so an
+    /// implementation can see who called) and returns what serves that connection, the
+    /// implementation's `.serve()`:
     ///
-    /// ```ignore
-    /// server.service("kv", |peer| rpc_server::handler!(MyKv { caller: peer.clone() }.serve()));
+    /// ```no_run
+    /// use rpc_core::tarpc::context::Context;
+    /// use rpc_server::{Peer, Server, ServerConfig};
+    ///
+    /// /// Greets callers.
+    /// #[rpc_core::service]
+    /// pub trait Greeter {
+    ///     /// A greeting for `name`.
+    ///     async fn greet(name: String) -> String;
+    /// }
+    ///
+    /// #[derive(Clone)]
+    /// struct MyGreeter {
+    ///     caller: Peer,
+    /// }
+    ///
+    /// impl Greeter for MyGreeter {
+    ///     async fn greet(self, _: Context, name: String) -> String {
+    ///         format!("hello {name}, via {}", self.caller.endpoint)
+    ///     }
+    /// }
+    ///
+    /// # fn run(config: ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut server = Server::new(config);
+    /// server.add(|peer| MyGreeter { caller: peer.clone() }.serve());
+    /// let bound = server.bind()?;
+    /// # Ok(()) }
     /// ```
-    pub fn service<F, H, Req, Resp, Fut>(&mut self, name: &str, factory: F) -> &mut Self
+    ///
+    /// The service's schema is traced here, once per process. Errors are reported by
+    /// [`Server::bind`], which this cannot fail before: a second service of the same name
+    /// ([`ServeError::DuplicateService`]; services are never replaced) and a schema that cannot
+    /// be traced ([`ServeError::Schema`], a bug in the service's types).
+    pub fn add<F, S>(&mut self, factory: F) -> &mut Self
     where
-        F: Fn(&Peer) -> H + Send + Sync + 'static,
-        H: FnOnce(context::Context, Req) -> Fut + Clone + Send + 'static,
-        Fut: Future<Output = Result<Resp, ServerError>> + Send + 'static,
-        Req: DeserializeOwned + RequestName + Send + 'static,
-        Resp: Serialize + Send + 'static,
+        F: Fn(&Peer) -> S + Send + Sync + 'static,
+        S: ServeService,
     {
-        self.services.push((
-            name.to_owned(),
-            Arc::new(TarpcService {
-                factory,
-                request: std::marker::PhantomData,
-            }),
-        ));
+        self.services.push(HostedEntry {
+            name: S::Service::NAME,
+            service: Arc::new(Hosted { factory }),
+            schema: S::Service::schema(),
+        });
         self
+    }
+
+    /// The schemas of the services added so far, in the order they were added; a service whose
+    /// schema could not be traced is left out (and fails [`Server::bind`]).
+    pub(crate) fn schemas(&self) -> impl Iterator<Item = &ServiceSchema> {
+        self.services
+            .iter()
+            .filter_map(|entry| entry.schema.as_ref().ok())
     }
 
     /// The server's live status (what the `health` service reports).
@@ -122,19 +166,29 @@ impl Server {
 
     /// Binds every endpoint and writes the endpoint file. The server accepts nothing until
     /// [`BoundServer::run_until`].
+    ///
+    /// Fails before binding anything if no service was added, two share a name, or a service's
+    /// schema could not be traced.
     pub fn bind(self) -> Result<BoundServer, ServeError> {
+        if self.services.is_empty() {
+            return Err(ServeError::NoServices);
+        }
+        let schemas: Vec<ServiceSchema> = self.schemas().cloned().collect();
         let Server {
             config,
             services,
             status,
         } = self;
-        if services.is_empty() {
-            return Err(ServeError::NoServices);
-        }
         let mut by_name = BTreeMap::new();
-        for (name, service) in services {
-            if by_name.insert(name.clone(), service).is_some() {
-                return Err(ServeError::DuplicateService(name));
+        for HostedEntry {
+            name,
+            service,
+            schema,
+        } in services
+        {
+            schema?;
+            if by_name.insert(name.to_owned(), service).is_some() {
+                return Err(ServeError::DuplicateService(name.to_owned()));
             }
         }
         let listen = if config.listen.is_empty() {
@@ -183,6 +237,7 @@ impl Server {
             endpoints,
             shared,
             endpoint_file,
+            schemas,
         })
     }
 }
@@ -193,6 +248,8 @@ pub struct BoundServer {
     endpoints: Vec<Endpoint>,
     shared: Arc<Shared>,
     endpoint_file: OwnedFile,
+    /// Every hosted service's schema, in the order the services were added.
+    schemas: Vec<ServiceSchema>,
 }
 
 impl BoundServer {
@@ -230,7 +287,16 @@ impl BoundServer {
             endpoints: _,
             shared,
             endpoint_file,
+            schemas,
         } = self;
+        for schema in &schemas {
+            tracing::info!(
+                service = %schema.name,
+                methods = schema.methods.len(),
+                schema = %schema.hash(),
+                "hosting"
+            );
+        }
         let tracker = TaskTracker::new();
         let connections = Arc::new(Semaphore::new(shared.limits.max_connections));
         let peer_counts = Arc::new(PeerCounts::default());

@@ -1,15 +1,13 @@
-//! Hosting tarpc services behind names: the type-erased service a connection is handed to after
+//! Hosting services behind their names: the type-erased service a connection is handed to after
 //! its handshake names it.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 
 use rpc_core::transport::Link;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tarpc::{RequestName, Response, ServerError, context};
+use rpc_core::{ServeService, Service};
+use tarpc::Response;
 use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{self, Dispatch};
@@ -37,19 +35,16 @@ pub(crate) trait HostedService: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
 
-/// Adapts a per-connection handler factory (see [`crate::Server::service`]) to [`HostedService`].
-pub(crate) struct TarpcService<F, Req> {
+/// Adapts a per-connection factory of a [`ServeService`] (see [`crate::Server::add`]) to
+/// [`HostedService`].
+pub(crate) struct Hosted<F> {
     pub factory: F,
-    pub request: PhantomData<fn(Req)>,
 }
 
-impl<F, H, Req, Resp, Fut> HostedService for TarpcService<F, Req>
+impl<F, S> HostedService for Hosted<F>
 where
-    F: Fn(&Peer) -> H + Send + Sync + 'static,
-    H: FnOnce(context::Context, Req) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<Resp, ServerError>> + Send + 'static,
-    Req: DeserializeOwned + RequestName + Send + 'static,
-    Resp: Serialize + Send + 'static,
+    F: Fn(&Peer) -> S + Send + Sync + 'static,
+    S: ServeService,
 {
     fn serve(
         &self,
@@ -57,15 +52,17 @@ where
         peer: Peer,
         ctx: ServeContext,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let handler = (self.factory)(&peer);
-        let transport = link.request_transport::<Req, Response<Resp>>();
+        let serve = (self.factory)(&peer);
+        let transport = link.request_transport::<Request<S>, Response<ResponseOf<S>>>();
         let transport = GuardedTransport::new(transport, ctx.shutdown, ctx.read_timeout);
         let status = ctx.status;
         let max_in_flight = ctx.max_in_flight;
         Box::pin(async move {
             let transport = pin!(transport);
             let new_call = move |request, registration| {
-                dispatch::call(handler.clone(), status.clone(), request, registration)
+                let serve = serve.clone();
+                let handler = move |ctx, request| serve.call(ctx, request);
+                dispatch::call(handler, status.clone(), request, registration)
             };
             Dispatch::new(transport, max_in_flight, new_call)
                 .run(peer.connection_id)
@@ -74,17 +71,8 @@ where
     }
 }
 
-/// Turns a tarpc server (a `Serve` value, e.g. `MyImpl.serve()`) into the handler
-/// [`crate::Server::service`] wants. A macro, so that the handler's future is seen as `Send`
-/// where its concrete type is known (tarpc's `Serve::serve` is an `async fn` in a trait).
-///
-/// ```ignore
-/// server.service(kv::NAME, |_peer| rpc_server::handler!(KvStore::default().serve()));
-/// ```
-#[macro_export]
-macro_rules! handler {
-    ($serve:expr) => {{
-        let serve = $serve;
-        move |ctx, request| ::tarpc::server::Serve::serve(serve, ctx, request)
-    }};
-}
+/// The request enum of the service `S` serves.
+type Request<S> = <<S as ServeService>::Service as Service>::Request;
+
+/// The response enum of the service `S` serves.
+type ResponseOf<S> = <<S as ServeService>::Service as Service>::Response;

@@ -5,7 +5,7 @@ use serde_bytes::ByteBuf;
 use super::ServiceDescription;
 
 /// The name the echo service is hosted under.
-pub const NAME: &str = "echo";
+pub const NAME: &str = <EchoClient as crate::Service>::NAME;
 
 /// How `rpc-client list` describes this service.
 pub const DESCRIPTION: ServiceDescription = ServiceDescription {
@@ -18,7 +18,7 @@ pub const DESCRIPTION: ServiceDescription = ServiceDescription {
 };
 
 /// Answers pings and sends bytes back unchanged.
-#[tarpc::service]
+#[crate::service(name = "echo")]
 pub trait Echo {
     /// Does nothing and returns: a round trip with no payload.
     async fn ping();
@@ -31,5 +31,3 @@ pub trait Echo {
 
 /// The longest `delay` the built-in echo service waits: one minute.
 pub use crate::limits::ECHO_MAX_DELAY_MS as MAX_DELAY_MS;
-
-crate::service_client!(EchoClient, EchoRequest, EchoResponse, NAME);

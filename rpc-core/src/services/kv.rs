@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::ServiceDescription;
 
 /// The name the key-value service is hosted under.
-pub const NAME: &str = "kv";
+pub const NAME: &str = <KvClient as crate::Service>::NAME;
 
 /// How `rpc-client list` describes this service.
 pub const DESCRIPTION: ServiceDescription = ServiceDescription {
@@ -33,7 +33,7 @@ pub enum KvError {
 }
 
 /// A string key-value store.
-#[tarpc::service]
+#[crate::service(name = "kv")]
 pub trait Kv {
     /// The value at `key`, if any.
     async fn get(key: String) -> Option<String>;
@@ -44,5 +44,3 @@ pub trait Kv {
     /// The keys that start with `prefix`, in order.
     async fn list(prefix: String) -> Vec<String>;
 }
-
-crate::service_client!(KvClient, KvRequest, KvResponse, NAME);

@@ -8,10 +8,13 @@
 //! - [`reconnect`]: deadlines, cancellation, the in-flight limit, and reconnection after a
 //!   restart.
 //! - [`concurrency`]: many clients at once, each getting its own answers.
+//! - [`declared`]: a service of one's own, declared with `#[rpc_core::service]`: tarpc's bytes on
+//!   the wire, hosted and called by its type.
 //!
 //! A new test of what a well-behaved client gets goes here.
 
 mod channel;
 mod concurrency;
+mod declared;
 mod reconnect;
 mod transport;

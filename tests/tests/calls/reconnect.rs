@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use rpc_client::{CallInterrupted, ReconnectingChannel};
-use rpc_core::services::echo::{self, EchoClient, EchoRequest, EchoResponse};
+use rpc_client::{CallInterrupted, Reconnecting};
+use rpc_core::services::echo::{self, EchoClient, EchoRequest};
 use rpc_core::services::health::HealthClient;
 use tarpc::client::RpcError;
 use tarpc::context;
@@ -174,12 +174,10 @@ async fn a_call_over_the_in_flight_limit_fails_at_once_and_the_others_finish() {
         .expect("with the slow calls done, the connection serves again");
 }
 
-async fn reconnecting(
-    server: &tests::ServerProcess,
-) -> ReconnectingChannel<EchoRequest, EchoResponse> {
+async fn reconnecting(server: &tests::ServerProcess) -> Reconnecting<EchoClient> {
     server
         .connector()
-        .reconnecting(echo::NAME)
+        .reconnecting::<EchoClient>()
         .await
         .expect("connects")
 }
@@ -188,7 +186,7 @@ async fn reconnecting(
 async fn after_a_server_restart_the_next_call_reconnects_and_succeeds() {
     let dir = TestDir::new();
     let mut server = dir.server().start();
-    let echo = EchoClient::from(reconnecting(&server).await);
+    let echo = reconnecting(&server).await;
     echo.ping(context::current()).await.expect("first call");
 
     server.kill();
@@ -203,7 +201,7 @@ async fn after_a_server_restart_the_next_call_reconnects_and_succeeds() {
 async fn a_call_in_flight_when_the_server_dies_fails_clearly_and_is_not_retried() {
     let dir = TestDir::new();
     let mut server = dir.server().start();
-    let echo = EchoClient::from(reconnecting(&server).await);
+    let echo = reconnecting(&server).await;
 
     let in_flight = tokio::spawn({
         let echo = echo.clone();
@@ -236,10 +234,13 @@ async fn a_call_in_flight_when_the_server_dies_fails_clearly_and_is_not_retried(
 async fn an_idempotent_call_in_flight_is_resent_once_the_server_is_back() {
     let dir = TestDir::new();
     let mut server = dir.server().start();
-    let stub = reconnecting(&server)
+    let echo = server
+        .connector()
+        .reconnecting_with_retry::<EchoClient>(|request| {
+            matches!(request, EchoRequest::Delay { .. })
+        })
         .await
-        .retry_idempotent(|request| matches!(request, EchoRequest::Delay { .. }));
-    let echo = EchoClient::from(stub);
+        .expect("connects");
 
     let in_flight = tokio::spawn({
         let echo = echo.clone();
@@ -268,7 +269,7 @@ async fn an_idempotent_call_in_flight_is_resent_once_the_server_is_back() {
 async fn reconnecting_gives_up_at_the_deadline_with_the_connect_error() {
     let dir = TestDir::new();
     let mut server = dir.server().start();
-    let echo = EchoClient::from(reconnecting(&server).await);
+    let echo = reconnecting(&server).await;
     server.kill();
     // Let the client see the connection close first: a call sent in that instant counts as in
     // flight (see the previous test).
