@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::HandshakeCodec;
+use rpc_core::schema::SchemaHash;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 use rpc_core::transport::Link;
 use rpc_core::wire::ClientFrame;
@@ -119,8 +120,14 @@ impl Connector {
     /// Connects a generated client, e.g. `KvClient`, to its service. Needs a tokio runtime.
     /// The client calls through a [`Channel`]: `Client<KvClient>` is
     /// `KvClient<Channel<KvRequest, KvResponse>>`.
+    ///
+    /// The server announces the hash of the service's schema in the handshake; if it is not the
+    /// hash of `C`'s schema (the server runs another version of the service), a warning is
+    /// logged (`tracing`, target `rpc_client`): calls may then fail to decode, or be misread.
     pub async fn connect<C: Service>(&self) -> Result<Client<C>, ConnectError> {
-        self.channel(C::NAME).await.map(C::from_stub)
+        let (link, server_schema) = self.link(C::NAME).await?;
+        warn_if_schema_differs::<C>(server_schema);
+        Ok(C::from_stub(Channel::new(link.transport())))
     }
 
     /// Connects a [`Channel`] to the service named `service`, for requests and responses
@@ -133,15 +140,21 @@ impl Connector {
         Req: Serialize + RequestName + Send + 'static,
         Resp: DeserializeOwned + Send + 'static,
     {
+        let (link, _) = self.link(service).await?;
+        Ok(Channel::new(
+            link.transport::<Response<Resp>, ClientFrame<Req>>(),
+        ))
+    }
+
+    /// Connects to `service`, trying each endpoint of the target in turn, and completes the
+    /// handshake. Returns the connection and the hash of the service's schema on the server.
+    async fn link(&self, service: &str) -> Result<(Link, SchemaHash), ConnectError> {
         let mut attempts = Vec::new();
         for (endpoint, token) in self.target.candidates()? {
             match self.open(&endpoint, token, service).await {
-                Ok((framed, server_max_frame)) => {
+                Ok((framed, server_max_frame, schema_hash)) => {
                     let limit = self.max_frame.min(server_max_frame);
-                    let link = Link::from_handshake(framed, limit);
-                    return Ok(Channel::new(
-                        link.transport::<Response<Resp>, ClientFrame<Req>>(),
-                    ));
+                    return Ok((Link::from_handshake(framed, limit), schema_hash));
                 }
                 Err(err) if err.try_next() => {
                     tracing::debug!(%endpoint, error = %err, "endpoint failed; trying the next");
@@ -180,13 +193,13 @@ impl Connector {
     }
 
     /// Connects to one endpoint and completes the handshake, within the connect timeout. Returns
-    /// the connection and the frame limit the server announced.
+    /// the connection, and the frame limit and schema hash the server announced.
     async fn open(
         &self,
         endpoint: &Endpoint,
         token: Option<Token>,
         service: &str,
-    ) -> Result<(HandshakeStream, FrameLimit), ConnectError> {
+    ) -> Result<(HandshakeStream, FrameLimit, SchemaHash), ConnectError> {
         if endpoint.is_tcp() && token.is_none() {
             return Err(ConnectError::MissingToken {
                 endpoint: endpoint.clone(),
@@ -212,7 +225,11 @@ impl Connector {
                 .await
                 .map_err(handshake_error)?;
             match framed.next().await {
-                Some(Ok(HelloReply::Accepted { max_frame, .. })) => Ok((framed, max_frame)),
+                Some(Ok(HelloReply::Accepted {
+                    max_frame,
+                    schema_hash,
+                    ..
+                })) => Ok((framed, max_frame, schema_hash)),
                 Some(Ok(HelloReply::Refused(refusal))) => Err(ConnectError::Refused {
                     endpoint: endpoint.clone(),
                     refusal,
@@ -262,4 +279,22 @@ async fn connect_socket(endpoint: &Endpoint) -> Result<LocalStream, ConnectError
             reason: reason.to_owned(),
         }
     })
+}
+
+/// Logs a warning when the server's schema for `C`'s service is not `C`'s: the server runs
+/// another version of the service, and calls may fail to decode or be misread.
+fn warn_if_schema_differs<C: Service>(server_schema: SchemaHash) {
+    match C::schema() {
+        Ok(ours) if ours.hash() != server_schema => tracing::warn!(
+            service = C::NAME,
+            client_schema = %ours.hash(),
+            server_schema = %server_schema,
+            "the server's `{}` service is not the one this client was built with: calls may fail \
+             to decode or be misread; build the client against the server's version (see \
+             `rpc-client describe {}`)",
+            C::NAME,
+            C::NAME,
+        ),
+        _ => {}
+    }
 }

@@ -10,7 +10,8 @@
 //! bincode ([`HandshakeCodec`], in `wire/handshake_frame.rs`). Magic and version come first so that a peer speaking something else, or a newer
 //! protocol, is told so precisely instead of getting a decode error.
 //!
-//! Version 2 added the server's frame limit to [`HelloReply::Accepted`]. [`HelloReply::Refused`]
+//! Version 2 added the server's frame limit to [`HelloReply::Accepted`], version 3 the hash of
+//! the service's schema, so a client built against another version of a service can tell. [`HelloReply::Refused`]
 //! keeps its variant index, and [`Refusal`] its layout (new refusals are added at the end), in
 //! every version, so a client of any version reads the refusal a server of another version sends
 //! it, [`Refusal::UnsupportedVersion`] first of all.
@@ -21,6 +22,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::ConstantTimeEq;
 
+use crate::schema::SchemaHash;
 use crate::untrusted::Untrusted;
 use crate::wire::{CodecError, FrameLimit};
 
@@ -30,9 +32,9 @@ pub use crate::wire::handshake_frame::{HandshakeCodec, HandshakeMessage};
 /// The bytes every handshake frame starts with.
 pub const MAGIC: [u8; 4] = *b"LRPC";
 
-/// The protocol version this build speaks: 2, since [`HelloReply::Accepted`] carries the
-/// server's frame limit.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// The protocol version this build speaks: 3, since [`HelloReply::Accepted`] carries the
+/// service's schema hash (2 added the server's frame limit).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The length of a TCP token in bytes (256 bits).
 pub const TOKEN_LEN: usize = 32;
@@ -128,6 +130,9 @@ pub enum HelloReply {
         /// hold does not decode.
         #[serde(with = "frame_limit_as_u32")]
         max_frame: FrameLimit,
+        /// The [`SchemaHash`] of the service as the server hosts it. A client built against a
+        /// schema with another hash may send or read the wrong bytes: the connector warns.
+        schema_hash: SchemaHash,
     },
     /// The server closes the connection after this reply. Variant 1 in every protocol version.
     Refused(Refusal),
@@ -273,6 +278,7 @@ mod tests {
             let accepted = HelloReply::Accepted {
                 server_version: "0.1.0".into(),
                 max_frame: FrameLimit::new(bytes).expect("in range"),
+                schema_hash: SchemaHash(0x0123_4567_89ab_cdef),
             };
             assert_eq!(round_trip(accepted.clone()), accepted);
         }
@@ -293,16 +299,18 @@ mod tests {
     }
 
     #[test]
-    fn an_accepted_reply_carries_the_frame_limit_as_a_u32_after_the_version() {
+    fn an_accepted_reply_carries_the_frame_limit_as_a_u32_then_the_schema_hash() {
         let mut wire = BytesMut::new();
         let accepted = HelloReply::Accepted {
             server_version: "v".into(),
             max_frame: FrameLimit::new(0x0001_2345).expect("in range"),
+            schema_hash: SchemaHash(0x0102_0304_0506_0708),
         };
         HandshakeCodec::<(), HelloReply>::new()
             .encode(accepted, &mut wire)
             .expect("encodes");
-        // Variant 0, the version string (u64 length, bytes), then the limit, little-endian.
+        // Variant 0, the version string (u64 length, bytes), the limit, then the schema hash,
+        // little-endian.
         let body = &wire[4 + 6..];
         assert_eq!(
             body,
@@ -310,7 +318,8 @@ mod tests {
                 &[0, 0, 0, 0][..],
                 &[1, 0, 0, 0, 0, 0, 0, 0],
                 b"v",
-                &[0x45, 0x23, 1, 0]
+                &[0x45, 0x23, 1, 0],
+                &[8, 7, 6, 5, 4, 3, 2, 1]
             ]
             .concat()
         );
@@ -319,7 +328,7 @@ mod tests {
     #[test]
     fn an_accepted_reply_with_an_out_of_range_frame_limit_does_not_decode() {
         for limit in [0u32, 1, crate::wire::MIN_MAX_FRAME as u32 - 1] {
-            let body = [&[0u8, 0, 0, 0][..], &[0; 8], &limit.to_le_bytes()].concat();
+            let body = [&[0u8, 0, 0, 0][..], &[0; 8], &limit.to_le_bytes(), &[0; 8]].concat();
             match decode_reply(reply_frame(PROTOCOL_VERSION, &body)) {
                 Err(HandshakeError::Codec(err @ CodecError::Malformed(_))) => assert!(
                     crate::error_chain(&err).contains("unusable frame limit"),
@@ -328,7 +337,7 @@ mod tests {
                 other => panic!("a limit of {limit} gave {other:?}"),
             }
         }
-        let body = [&[0u8, 0, 0, 0][..], &[0; 8], &4096u32.to_le_bytes()].concat();
+        let body = [&[0u8, 0, 0, 0][..], &[0; 8], &4096u32.to_le_bytes(), &[0; 8]].concat();
         assert!(decode_reply(reply_frame(PROTOCOL_VERSION, &body)).is_ok());
     }
 

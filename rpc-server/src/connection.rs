@@ -9,6 +9,7 @@ use rpc_core::handshake::{HandshakeCodec, HandshakeError};
 use rpc_core::limits::{MAX_ECHOED_NAME, OVER_LIMIT_HELLO_WAIT, REFUSAL_WRITE_TIMEOUT};
 use rpc_core::transport::Link;
 use rpc_core::untrusted::{Untrusted, has_unsafe_chars};
+use rpc_core::schema::SchemaHash;
 use rpc_core::{Hello, HelloReply, LocalStream, Refusal, Token};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::codec::Framed;
@@ -22,13 +23,20 @@ use crate::stats::ServerStatus;
 
 /// What every connection task shares.
 pub(crate) struct Shared {
-    pub services: BTreeMap<String, Arc<dyn HostedService>>,
+    pub services: BTreeMap<String, Hosting>,
     pub limits: Limits,
     pub policy: AccessPolicy,
     pub server_uid: u32,
     pub token: Option<Token>,
     pub status: Arc<ServerStatus>,
     pub shutdown: CancellationToken,
+}
+
+/// A hosted service: what serves its connections, and the hash of its schema (announced in
+/// every handshake for it).
+pub(crate) struct Hosting {
+    pub service: Arc<dyn HostedService>,
+    pub schema_hash: SchemaHash,
 }
 
 /// Whether a new connection fits the limits: it holds its places while it lives, or it is told
@@ -102,8 +110,8 @@ pub(crate) async fn run(
         Ok(Some(Ok(hello))) => hello,
     };
 
-    let service = match check(&hello, &peer, &shared) {
-        Ok(service) => service,
+    let (service, schema_hash) = match check(&hello, &peer, &shared) {
+        Ok(hosting) => (hosting.service.clone(), hosting.schema_hash),
         Err(refusal) => {
             refuse(&mut framed, &peer, refusal).await;
             return;
@@ -112,6 +120,7 @@ pub(crate) async fn run(
     let accepted = HelloReply::Accepted {
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
         max_frame: shared.limits.max_frame,
+        schema_hash,
     };
     if let Err(err) = framed.send(accepted).await {
         tracing::debug!(connection = peer.connection_id, error = %err, "peer left during handshake");
@@ -143,7 +152,7 @@ pub(crate) async fn run(
 }
 
 /// Decides whether `hello` may go on, and to which service.
-fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedService>, Refusal> {
+fn check<'s>(hello: &Hello, peer: &Peer, shared: &'s Shared) -> Result<&'s Hosting, Refusal> {
     if peer.endpoint.is_tcp() {
         let expected = shared.token.as_ref();
         match (&hello.token, expected) {
@@ -170,7 +179,6 @@ fn check(hello: &Hello, peer: &Peer, shared: &Shared) -> Result<Arc<dyn HostedSe
     shared
         .services
         .get(&hello.service)
-        .cloned()
         .ok_or_else(|| Refusal::UnknownService {
             requested: shorten(&hello.service),
             available: shared.services.keys().cloned().collect(),

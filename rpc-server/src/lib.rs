@@ -41,6 +41,7 @@ mod connection;
 mod dispatch;
 mod guard;
 mod in_flight;
+mod introspect;
 pub mod limits;
 mod listener;
 mod log_limit;

@@ -5,13 +5,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rpc_core::handshake::TOKEN_LEN;
+use rpc_core::services::introspect::{Introspect, IntrospectClient};
 use rpc_core::schema::{SchemaError, ServiceSchema};
 use rpc_core::{Endpoint, EndpointFile, Refusal, ServeService, ServerLocation, Service, Token};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{self, Admission, Shared};
+use crate::connection::{self, Admission, Hosting, Shared};
+use crate::introspect::Introspection;
 use crate::limits::{DEFAULT_SOCKET_MODE, Limits, PeerCounts};
 use crate::listener::{AcceptBackoff, BindError, Listen, Listener};
 use crate::peer::{AccessPolicy, Peer};
@@ -54,7 +56,9 @@ pub enum ServeError {
     #[error("no services to host: add at least one with Server::add")]
     NoServices,
     /// Two services share a name.
-    #[error("two services are named `{0}`: each name must be unique")]
+    #[error(
+        "two services are named `{0}`: each name must be unique (`introspect` is the server's own)"
+    )]
     DuplicateService(String),
     /// A service's schema could not be traced: a bug in its types, which the message names,
     /// with the fix.
@@ -167,13 +171,22 @@ impl Server {
     /// Binds every endpoint and writes the endpoint file. The server accepts nothing until
     /// [`BoundServer::run_until`].
     ///
-    /// Fails before binding anything if no service was added, two share a name, or a service's
-    /// schema could not be traced.
-    pub fn bind(self) -> Result<BoundServer, ServeError> {
+    /// Also hosts the built-in `introspect` service, which answers with the schema of every
+    /// hosted service (itself included), so that clients without a service's types can describe
+    /// and call it.
+    ///
+    /// Fails before binding anything if no service was added, two share a name (`introspect`
+    /// included), or a service's schema could not be traced.
+    pub fn bind(mut self) -> Result<BoundServer, ServeError> {
         if self.services.is_empty() {
             return Err(ServeError::NoServices);
         }
-        let schemas: Vec<ServiceSchema> = self.schemas().cloned().collect();
+        // Every server describes what it hosts, itself included, whatever else it hosts.
+        let introspect_schema = IntrospectClient::schema()?;
+        let mut schemas: Vec<ServiceSchema> = self.schemas().cloned().collect();
+        schemas.push(introspect_schema);
+        let described = Introspection::new(schemas.clone());
+        self.add(move |_| described.clone().serve());
         let Server {
             config,
             services,
@@ -186,8 +199,12 @@ impl Server {
             schema,
         } in services
         {
-            schema?;
-            if by_name.insert(name.to_owned(), service).is_some() {
+            let schema_hash = schema?.hash();
+            let hosting = Hosting {
+                service,
+                schema_hash,
+            };
+            if by_name.insert(name.to_owned(), hosting).is_some() {
                 return Err(ServeError::DuplicateService(name.to_owned()));
             }
         }

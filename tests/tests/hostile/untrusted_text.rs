@@ -56,6 +56,7 @@ fn start_fake_server(dir: &Path, behaviour: FakeServer) -> PathBuf {
                     .send(HelloReply::Accepted {
                         server_version: "0.0.0-fake".into(),
                         max_frame,
+                        schema_hash: rpc_core::schema::SchemaHash(0),
                     })
                     .await
                     .expect("the acceptance is sent");
