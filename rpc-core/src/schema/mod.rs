@@ -23,6 +23,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod idl;
+mod json;
 mod trace;
 
 pub use trace::{SchemaBuilder, SchemaError};

@@ -1,0 +1,3 @@
+//! Tests of JSON to wire and back.
+
+pub(in crate::schema) mod notes;
