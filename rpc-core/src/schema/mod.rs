@@ -27,6 +27,7 @@ mod idl;
 mod json;
 mod trace;
 
+pub use json::{JsonError, JsonRequest, MAX_JSON_DEPTH};
 pub use trace::{SchemaBuilder, SchemaError};
 
 /// How deep a [`Type`] read from the wire may nest (`Option<Vec<Option<...>>>`): 64.

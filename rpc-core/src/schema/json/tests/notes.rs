@@ -1,5 +1,6 @@
-//! The test service: a notes service as `#[rpc_core::service]` would describe it, with a
-//! method that takes and returns every kind of [`Type`](crate::schema::Type).
+//! The test service: a notes service as `#[rpc_core::service]` would describe it, with the
+//! request enum tarpc derives for it, and a method that takes and returns every
+//! kind of [`Type`](crate::schema::Type).
 
 use std::collections::BTreeMap;
 
@@ -61,6 +62,29 @@ pub struct Everything {
     pub small: (i8, i16, i32, i64, u16, u32),
     pub nothing: (),
     pub filters: Vec<Filter>,
+}
+
+/// What tarpc derives for the service's requests: one struct variant per method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NotesRequest {
+    Add {
+        title: String,
+        body: String,
+    },
+    List {
+        filter: Option<Filter>,
+    },
+    Get {
+        id: u64,
+    },
+    Update {
+        note: Note,
+    },
+    Echo {
+        all: Everything,
+        outcome: Result<(), String>,
+    },
+    Ping {},
 }
 
 /// The service's schema, traced as `#[rpc_core::service]` traces it.
