@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::ToWire;
-use crate::schema::json::error::{JsonError, Path, found, listed};
+use crate::schema::json::error::{JsonError, Path, clipped, found, listed};
 use crate::schema::json::{Content, Variants};
 use crate::schema::{Type, TypeDef};
 
@@ -16,6 +16,57 @@ impl ToWire<'_> {
         JsonError::Invalid {
             path: path.to_string(),
             problem: format!("expected {}, found {}", self.expected(ty), found(value)),
+        }
+    }
+
+    /// "expected ..., found ..." at `path`, for a struct's or a variant's content.
+    pub(super) fn wrong_content(
+        &self,
+        ty: &Type,
+        content: Content<'_>,
+        value: &Value,
+        path: &Path<'_>,
+    ) -> JsonError {
+        JsonError::Invalid {
+            path: path.to_string(),
+            problem: format!(
+                "expected {} ({ty}), found {}",
+                self.content_kind(content, 0),
+                found(value)
+            ),
+        }
+    }
+
+    /// A variant name `ty` does not have.
+    pub(super) fn unknown_variant(
+        &self,
+        ty: &Type,
+        variants: Variants<'_>,
+        name: &str,
+        path: &Path<'_>,
+    ) -> JsonError {
+        JsonError::UnknownVariant {
+            path: path.to_string(),
+            variant: clipped(name),
+            ty: ty.to_string(),
+            known: listed(variants.all().into_iter().map(|(name, _)| name), "none"),
+        }
+    }
+
+    /// A variant that holds something, written as a bare name.
+    pub(super) fn content_missing(
+        &self,
+        ty: &Type,
+        name: &str,
+        content: Content<'_>,
+        path: &Path<'_>,
+    ) -> JsonError {
+        JsonError::Invalid {
+            path: path.to_string(),
+            problem: format!(
+                "variant `{name}` of {ty} holds {}: write {{\"{name}\": ...}}",
+                self.content_kind(content, 0)
+            ),
         }
     }
 
@@ -58,7 +109,7 @@ impl ToWire<'_> {
         }
     }
 
-    pub(super) fn content_kind(&self, content: Content<'_>, newtypes: u32) -> String {
+    fn content_kind(&self, content: Content<'_>, newtypes: u32) -> String {
         match content {
             Content::Unit => "null".into(),
             Content::Newtype(inner) if newtypes < DESCRIBED_NEWTYPES => {

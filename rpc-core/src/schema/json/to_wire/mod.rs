@@ -81,6 +81,10 @@ impl<'s> ToWire<'s> {
     }
 
     /// `value` as a `ty`, `depth` levels in.
+    ///
+    /// Only the types that nest are handled here, the others in [`Self::scalar`], and each kind
+    /// of container in a function of its own: this function is on the stack once per level, and
+    /// an unoptimized build gives it room for everything any of its branches holds.
     fn value(
         &self,
         ty: &'s Type,
@@ -94,6 +98,35 @@ impl<'s> ToWire<'s> {
             });
         }
         let depth = depth + 1;
+        match (ty, value) {
+            (Type::Option(_), Value::Null) => Ok(WireValue::None),
+            (Type::Option(inner), _) => {
+                let inner = self.value(inner, value, path, depth)?;
+                Ok(WireValue::Some(Box::new(inner)))
+            }
+            (Type::Seq(item), Value::Array(items)) => {
+                let items = self.each(std::iter::repeat(&**item), items, path, depth)?;
+                Ok(WireValue::Seq(items))
+            }
+            (Type::Map { key, value: item }, _) => self.map(ty, key, item, value, path, depth),
+            (Type::Tuple(types), Value::Array(items)) if types.len() == items.len() => Ok(
+                WireValue::Tuple(self.each(types.iter(), items, path, depth)?),
+            ),
+            (Type::Array { item, len }, Value::Array(items)) if *len == items.len() as u64 => {
+                let items = self.each(std::iter::repeat(&**item), items, path, depth)?;
+                Ok(WireValue::Tuple(items))
+            }
+            (Type::Result { ok, err }, _) => {
+                self.variant(ty, Variants::Result { ok, err }, value, path, depth)
+            }
+            (Type::Named(name), _) => self.named(ty, name, value, path, depth),
+            _ => self.scalar(ty, value, path),
+        }
+    }
+
+    /// A value of a type that does not nest (or of one that does, but not given as JSON that
+    /// could hold it: the error).
+    fn scalar(&self, ty: &Type, value: &Value, path: &Path<'_>) -> Result<WireValue, JsonError> {
         if let Some(range) = int_range(ty) {
             return self.integer(ty, &range, value, path);
         }
@@ -106,64 +139,56 @@ impl<'s> ToWire<'s> {
             }
             (Type::Str, Value::String(text)) => WireValue::Str(text.clone()),
             (Type::Bytes, Value::Array(items)) => WireValue::Bytes(bytes(items, path)?),
-            (Type::Option(_), Value::Null) => WireValue::None,
-            (Type::Option(inner), _) => {
-                WireValue::Some(Box::new(self.value(inner, value, path, depth)?))
-            }
-            (Type::Seq(item), Value::Array(items)) => WireValue::Seq(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| self.value(item, v, &path.then(Step::Index(i)), depth))
-                    .collect::<Result<_, _>>()?,
-            ),
-            (Type::Map { key, value: item }, _) => self.map(ty, key, item, value, path, depth)?,
-            (Type::Tuple(types), Value::Array(items)) if types.len() == items.len() => {
-                WireValue::Tuple(self.each(types.iter(), items, path, depth)?)
-            }
-            (Type::Array { item, len }, Value::Array(items)) if *len == items.len() as u64 => {
-                WireValue::Tuple(self.each(std::iter::repeat(&**item), items, path, depth)?)
-            }
-            (Type::Result { ok, err }, _) => {
-                let variants = Variants::Result { ok, err };
-                self.variant(ty, variants, value, path, depth)?
-            }
-            (Type::Named(name), _) => match self.schema.type_def(name) {
-                None => {
-                    return Err(JsonError::UndefinedType {
-                        path: path.to_string(),
-                        name: name.clone(),
-                    });
-                }
-                Some(TypeDef::Enum(variants)) => {
-                    self.variant(ty, Variants::Enum(variants), value, path, depth)?
-                }
-                Some(TypeDef::Struct(shape)) => {
-                    match self.parts(ty, shape.into(), value, path, depth)? {
-                        Parts::Unit => WireValue::UnitStruct,
-                        Parts::Newtype(inner) => WireValue::NewtypeStruct(Box::new(inner)),
-                        Parts::Tuple(items) => WireValue::TupleStruct(items),
-                        Parts::Struct(fields) => WireValue::Struct(fields),
-                    }
-                }
-            },
             _ => return Err(self.wrong(ty, value, path)),
         })
     }
 
+    /// A value of the struct or enum `name`.
+    fn named(
+        &self,
+        ty: &Type,
+        name: &str,
+        value: &Value,
+        path: &Path<'_>,
+        depth: u32,
+    ) -> Result<WireValue, JsonError> {
+        Ok(match self.schema.type_def(name) {
+            None => {
+                return Err(JsonError::UndefinedType {
+                    path: path.to_string(),
+                    name: name.to_owned(),
+                });
+            }
+            Some(TypeDef::Enum(variants)) => {
+                return self.variant(ty, Variants::Enum(variants), value, path, depth);
+            }
+            Some(TypeDef::Struct(shape)) => {
+                match self.parts(ty, shape.into(), value, path, depth)? {
+                    Parts::Unit => WireValue::UnitStruct,
+                    Parts::Newtype(inner) => WireValue::NewtypeStruct(Box::new(inner)),
+                    Parts::Tuple(items) => WireValue::TupleStruct(items),
+                    Parts::Struct(fields) => WireValue::Struct(fields),
+                }
+            }
+        })
+    }
+
     /// Items of an array, each of its own type.
-    fn each<'t>(
+    ///
+    /// Here and in [`Self::fields`], plain loops rather than iterator chains: an unoptimized
+    /// build gives each adapter a stack frame, on every level of a deep value.
+    fn each(
         &self,
         types: impl Iterator<Item = &'s Type>,
-        items: &'t [Value],
+        items: &[Value],
         path: &Path<'_>,
         depth: u32,
     ) -> Result<Vec<WireValue>, JsonError> {
-        types
-            .zip(items)
-            .enumerate()
-            .map(|(i, (ty, v))| self.value(ty, v, &path.then(Step::Index(i)), depth))
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        for (i, (ty, item)) in types.zip(items).enumerate() {
+            out.push(self.value(ty, item, &path.then(Step::Index(i)), depth)?);
+        }
+        Ok(out)
     }
 
     /// A struct's or a variant's content; `ty` names it in errors.
@@ -184,16 +209,7 @@ impl<'s> ToWire<'s> {
             (Content::Struct(fields), Value::Object(given)) => {
                 Parts::Struct(self.fields(fields, given, path, depth)?)
             }
-            _ => {
-                return Err(JsonError::Invalid {
-                    path: path.to_string(),
-                    problem: format!(
-                        "expected {} ({ty}), found {}",
-                        self.content_kind(content, 0),
-                        found(value)
-                    ),
-                });
-            }
+            _ => return Err(self.wrong_content(ty, content, value, path)),
         })
     }
 
@@ -215,23 +231,24 @@ impl<'s> ToWire<'s> {
                 known: listed(fields.iter().map(|f| f.name.as_str()), "none"),
             });
         }
-        fields
-            .iter()
-            .map(|field| match given.get(&field.name) {
-                Some(value) => self.value(
-                    &field.ty,
-                    value,
-                    &path.then(Step::Field(&field.name)),
-                    depth,
-                ),
-                None if matches!(field.ty, Type::Option(_)) => Ok(WireValue::None),
-                None => Err(JsonError::MissingField {
-                    path: path.to_string(),
-                    field: field.name.clone(),
-                    ty: field.ty.to_string(),
-                }),
-            })
-            .collect()
+        let mut out = Vec::with_capacity(fields.len());
+        for field in fields {
+            out.push(match given.get(&field.name) {
+                Some(value) => {
+                    let at = path.then(Step::Field(&field.name));
+                    self.value(&field.ty, value, &at, depth)?
+                }
+                None if matches!(field.ty, Type::Option(_)) => WireValue::None,
+                None => {
+                    return Err(JsonError::MissingField {
+                        path: path.to_string(),
+                        field: field.name.clone(),
+                        ty: field.ty.to_string(),
+                    });
+                }
+            });
+        }
+        Ok(out)
     }
 
     /// An enum value (or a `Result`): `"Name"` for a unit variant, `{"Name": content}`.
@@ -252,25 +269,12 @@ impl<'s> ToWire<'s> {
             _ => return Err(self.wrong(ty, value, path)),
         };
         let Some((index, name, content)) = variants.by_name(name) else {
-            return Err(JsonError::UnknownVariant {
-                path: path.to_string(),
-                variant: clipped(name),
-                ty: ty.to_string(),
-                known: listed(variants.all().into_iter().map(|(name, _)| name), "none"),
-            });
+            return Err(self.unknown_variant(ty, variants, name, path));
         };
         let inner = path.then(Step::Variant(name));
         Ok(match (content, content_value) {
             (Content::Unit, None | Some(Value::Null)) => WireValue::UnitVariant(index),
-            (_, None) => {
-                return Err(JsonError::Invalid {
-                    path: path.to_string(),
-                    problem: format!(
-                        "variant `{name}` of {ty} holds {}: write {{\"{name}\": ...}}",
-                        self.content_kind(content, 0)
-                    ),
-                });
-            }
+            (_, None) => return Err(self.content_missing(ty, name, content, path)),
             (content, Some(v)) => match self.parts(ty, content, v, &inner, depth)? {
                 Parts::Unit => WireValue::UnitVariant(index),
                 Parts::Newtype(inner) => WireValue::NewtypeVariant(index, Box::new(inner)),
