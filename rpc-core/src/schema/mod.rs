@@ -27,7 +27,10 @@ mod idl;
 mod json;
 mod trace;
 
-pub use json::{JsonError, JsonRequest, MAX_JSON_DEPTH};
+pub use json::{
+    JsonCall, JsonError, JsonRequest, JsonRequestSeed, JsonResponse, JsonResponseSeed,
+    MAX_JSON_DEPTH, MAX_ZERO_SIZED_ITEMS, TypeSeed,
+};
 pub use trace::{SchemaBuilder, SchemaError};
 
 /// How deep a [`Type`] read from the wire may nest (`Option<Vec<Option<...>>>`): 64.

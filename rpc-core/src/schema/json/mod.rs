@@ -5,10 +5,14 @@
 //! - [`ServiceSchema::request_from_json`] checks JSON arguments against a method's argument
 //!   types, all of them before anything is sent, and builds a [`JsonRequest`]: a `Serialize`
 //!   whose bincode encoding is byte for byte that of the request enum tarpc derives.
+//! - [`JsonResponseSeed`] reads a response enum's bytes back into JSON, [`JsonRequestSeed`] a
+//!   request's, and [`TypeSeed`] a single value of a given [`Type`].
 //!
-//! The JSON conventions are documented once, on [`JsonRequest`].
+//! The JSON conventions, and the limits on what is read, are documented once, on
+//! [`JsonRequest`].
 
 mod error;
+mod from_wire;
 mod to_wire;
 mod wire_value;
 
@@ -17,12 +21,18 @@ use serde::{Serialize, Serializer};
 use super::{Field, ServiceSchema, Shape, Type, TypeDef, Variant};
 
 pub use error::JsonError;
+pub use from_wire::{JsonCall, JsonRequestSeed, JsonResponse, JsonResponseSeed, TypeSeed};
 
 use wire_value::WireValue;
 
-/// How many levels a value may nest in JSON arguments: 128, serde_json's own limit when parsing
-/// text.
+/// How many levels a value may nest, in JSON arguments and in bytes read from the wire: 128,
+/// serde_json's own limit when parsing text.
 pub const MAX_JSON_DEPTH: u32 = 128;
+
+/// How many items a sequence, map or array of a type that takes no bytes on the wire may hold
+/// when read from the wire: 65,536. Any other item takes at least a byte, so the frame limit
+/// bounds how many there can be; these the bytes do not bound.
+pub const MAX_ZERO_SIZED_ITEMS: usize = 1 << 16;
 
 /// A request built from JSON arguments, ready for the wire.
 ///
@@ -47,11 +57,20 @@ pub const MAX_JSON_DEPTH: u32 = 128;
 /// | `Option<T>` | `null` or the `T`; a missing field or argument of an `Option` type is `None` |
 /// | bytes | an array of integers 0 to 255 |
 /// | `char` | a string of one character |
-/// | map | an object if the key type is a string, an integer, a `char` or a `bool` (or a newtype struct of one), keys written as strings; otherwise an array of `[key, value]` pairs |
+/// | map, keys strings, integers, `char`s or `bool`s (or newtype structs of one) | an object, keys written as strings |
+/// | map, other keys | an array of `[key, value]` pairs |
 /// | `i128`, `u128` | a number, or a decimal string (needed beyond 64 bits) |
 /// | `f32`, `f64` | a number, or `"NaN"`, `"inf"`, `"-inf"` |
 ///
 /// Every other field and argument is required.
+///
+/// Where the JSON read from the wire differs from what `serde_json::to_value` makes of the same
+/// Rust value: 128-bit integers that do not fit 64 bits are decimal strings (serde_json refuses
+/// them); NaN and infinities are the strings above (serde_json writes `null`, which could not be
+/// told from `None`); an `f32` is the shortest decimal that reads back as the same `f32` (`0.1`,
+/// where serde_json widens it to `0.10000000149011612`); a map whose keys cannot be object keys
+/// is an array of pairs (serde_json refuses it). And as in serde_json, `Some(None)` is `null`, so
+/// it reads back as `None`: JSON has one `null`.
 ///
 /// Maps written as objects are sent in key order, as a `BTreeMap` sends them (so the bytes match
 /// a `BTreeMap`'s; a `HashMap` accepts any order); two keys that mean the same (`"1"`, `"01"`)
@@ -59,9 +78,12 @@ pub const MAX_JSON_DEPTH: u32 = 128;
 ///
 /// # Limits
 ///
-/// Arguments nest at most [`MAX_JSON_DEPTH`] levels, counting every type they pass through
-/// (an `Option`, a struct, a newtype, a sequence, ...), so a newtype the peer's schema says
-/// wraps itself fails instead of exhausting the stack.
+/// Both directions nest at most [`MAX_JSON_DEPTH`] levels, counting every type they pass
+/// through (an `Option`, a struct, a newtype, a sequence, ...), so a recursive type with deep
+/// data, or a newtype the peer's schema says wraps itself, fails instead of exhausting the
+/// stack. Reading from the wire never reserves room for more than a few items whatever length
+/// the bytes claim, and a sequence, map or array of values that take no bytes on the wire (`()`,
+/// unit structs) holds at most [`MAX_ZERO_SIZED_ITEMS`], since no frame size bounds those.
 ///
 /// # Example
 ///
@@ -200,6 +222,19 @@ enum Variants<'s> {
 }
 
 impl<'s> Variants<'s> {
+    /// The variant with this wire index: its name and content.
+    fn by_index(self, index: u32) -> Option<(&'s str, Content<'s>)> {
+        match self {
+            Variants::Enum(variants) => variants
+                .iter()
+                .find(|v| v.index == index)
+                .map(|v| (v.name.as_str(), Content::from(&v.shape))),
+            Variants::Result { ok, .. } if index == 0 => Some(("Ok", Content::Newtype(ok))),
+            Variants::Result { err, .. } if index == 1 => Some(("Err", Content::Newtype(err))),
+            Variants::Result { .. } => None,
+        }
+    }
+
     /// The variant with this name: its wire index, name and content.
     fn by_name(self, name: &str) -> Option<(u32, &'s str, Content<'s>)> {
         match self {

@@ -1,5 +1,5 @@
 //! JSON built from a derived value (`serde_json::to_value`) encodes to exactly the derived
-//! value's bytes.
+//! value's bytes, and those bytes read back to the same JSON.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::notes::*;
 use super::*;
+use crate::schema::{JsonRequestSeed, JsonResponseSeed};
 
 /// A small deterministic generator (xorshift), so failures reproduce.
 struct Rng(u64);
@@ -94,7 +95,8 @@ fn everything(rng: &mut Rng) -> Everything {
         big: rng.wide(),
         huge: rng.pick(&[0, u128::MAX, wide]),
         letter: rng.pick(&['a', 'é', '日', '🦀', '\0', '"']),
-        // Floats whose `f64` widening prints as the `f32` does (see `f32_is_read_as_its_shortest_decimal`).
+        // Floats whose `f64` widening prints as the `f32` does: others are read back as their
+        // shortest decimal (see `f32_is_read_as_its_shortest_decimal_and_written_back_exactly`).
         ratio: rng.pick(&[0.0, -0.5, 1.25, 0.375, 16_777_216.0, -1024.5]),
         precise: rng.pick(&[0.0, 0.1, -1e300, f64::MAX, f64::MIN_POSITIVE, odd]),
         flag: rng.below(2) == 0,
@@ -212,6 +214,19 @@ fn json_requests_encode_exactly_as_the_derived_request_enum() {
 }
 
 #[test]
+fn derived_requests_read_back_to_their_json() {
+    let seed = JsonRequestSeed {
+        schema: Arc::new(notes()),
+    };
+    for request in requests() {
+        let (method, args) = call_of(&request);
+        let call = read(seed.clone(), &wire(&request)).expect("reads");
+        assert_eq!(seed.schema.methods[call.method as usize].name, method);
+        assert_eq!(call.args, args);
+    }
+}
+
+#[test]
 fn missing_option_arguments_and_null_arguments_are_none() {
     let schema = notes();
     let none = wire(&NotesRequest::List { filter: None });
@@ -223,6 +238,48 @@ fn missing_option_arguments_and_null_arguments_are_none() {
         .request_from_json("ping", &Value::Null)
         .expect("builds");
     assert_eq!(wire(&ping), wire(&NotesRequest::Ping {}));
+}
+
+/// The variant index and the JSON the derived response's result should read back as.
+fn expected(response: &NotesResponse) -> (u32, Value) {
+    let (index, value) = match response {
+        NotesResponse::Add(v) => (0, serde_json::to_value(v)),
+        NotesResponse::List(v) => (1, serde_json::to_value(v)),
+        NotesResponse::Get(v) => (2, serde_json::to_value(v)),
+        NotesResponse::Update(v) => (3, serde_json::to_value(v)),
+        NotesResponse::Echo(all) => return (4, everything_json(all)),
+        NotesResponse::Ping(v) => (5, serde_json::to_value(v)),
+    };
+    (index, value.expect("to JSON"))
+}
+
+#[test]
+fn derived_responses_read_back_as_serde_json_writes_them() {
+    let seed = JsonResponseSeed {
+        schema: Arc::new(notes()),
+    };
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut responses = vec![
+        NotesResponse::List(vec![]),
+        NotesResponse::Get(Err(NotesError::Locked)),
+        NotesResponse::Get(Err(NotesError::NotFound { id: 7 })),
+        NotesResponse::Update(()),
+        NotesResponse::Ping(()),
+    ];
+    for i in 0..200 {
+        responses.push(match i % 4 {
+            0 => NotesResponse::Add(note(&mut rng)),
+            1 => NotesResponse::List((0..rng.below(4)).map(|_| note(&mut rng)).collect()),
+            2 => NotesResponse::Get(Ok(note(&mut rng))),
+            _ => NotesResponse::Echo(everything(&mut rng)),
+        });
+    }
+    for response in responses {
+        let (method, value) = expected(&response);
+        let read = read(seed.clone(), &wire(&response)).expect("reads");
+        assert_eq!(read.method, method);
+        assert_eq!(read.value, value, "{response:?}");
+    }
 }
 
 #[test]
@@ -270,4 +327,8 @@ fn maps_whose_keys_are_not_strings_are_arrays_of_pairs() {
     let mut expected = vec![0, 0, 0, 0];
     expected.extend(wire(&derived));
     assert_eq!(wire(&built), expected);
+
+    let seed = JsonResponseSeed { schema };
+    let response = read(seed, &expected).expect("reads");
+    assert_eq!(response.value, args["m"]);
 }

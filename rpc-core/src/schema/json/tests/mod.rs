@@ -3,14 +3,17 @@
 
 use std::sync::Arc;
 
+use bincode::Options;
 use bytes::BytesMut;
 use serde::Serialize;
+use serde::de::DeserializeSeed;
 
 use crate::schema::{Field, MethodSchema, ServiceSchema, Type, TypeDef};
 use crate::wire::{FrameLimit, WireFormat};
 
 mod byte_identity;
 mod errors;
+mod hostile;
 pub(in crate::schema) mod notes;
 
 /// `value`'s body as [`WireFormat`] encodes it.
@@ -20,6 +23,14 @@ fn wire<T: Serialize>(value: &T) -> Vec<u8> {
         .encode_body(value, &mut body)
         .expect("encodes");
     body.to_vec()
+}
+
+/// Reads `bytes` with `seed`, with the options [`WireFormat`] decodes with (bincode's defaults,
+/// fixed-width integers; its size limit plays no part when reading from a slice).
+fn read<'de, S: DeserializeSeed<'de>>(seed: S, bytes: &'de [u8]) -> bincode::Result<S::Value> {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .deserialize_seed(seed, bytes)
 }
 
 /// A one-method service `svc` whose method `m` takes `args` and returns `result`, with `types`.

@@ -1,5 +1,5 @@
 //! The test service: a notes service as `#[rpc_core::service]` would describe it, with the
-//! request enum tarpc derives for it, and a method that takes and returns every
+//! request and response enums tarpc derives for it, and a method that takes and returns every
 //! kind of [`Type`](crate::schema::Type).
 
 use std::collections::BTreeMap;
@@ -85,6 +85,17 @@ pub enum NotesRequest {
         outcome: Result<(), String>,
     },
     Ping {},
+}
+
+/// What tarpc derives for the service's responses: one newtype variant per method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NotesResponse {
+    Add(Note),
+    List(Vec<Note>),
+    Get(Result<Note, NotesError>),
+    Update(()),
+    Echo(Everything),
+    Ping(()),
 }
 
 /// The service's schema, traced as `#[rpc_core::service]` traces it.
