@@ -24,9 +24,15 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 
 mod compat;
+mod idl;
+mod json;
 mod trace;
 
 pub use compat::breaking_changes;
+pub use json::{
+    JsonCall, JsonError, JsonRequest, JsonRequestSeed, JsonResponse, JsonResponseSeed,
+    MAX_JSON_DEPTH, MAX_ZERO_SIZED_ITEMS, TypeSeed,
+};
 pub use trace::{SchemaBuilder, SchemaError};
 
 /// How deep a [`Type`] read from the wire may nest (`Option<Vec<Option<...>>>`): 64.
