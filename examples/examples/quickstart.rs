@@ -11,7 +11,7 @@ use rpc_core::ServerLocation;
 use rpc_core::services::echo::EchoClient;
 use rpc_core::services::kv::KvClient;
 use rpc_server::{Server, ServerConfig, add_builtin_services};
-use tarpc::context;
+use rpc_core::tarpc::context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
