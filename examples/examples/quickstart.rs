@@ -10,8 +10,8 @@ use rpc_client::{Connector, Target};
 use rpc_core::ServerLocation;
 use rpc_core::services::echo::EchoClient;
 use rpc_core::services::kv::KvClient;
-use rpc_server::{Server, ServerConfig, add_builtin_services};
 use rpc_core::tarpc::context;
+use rpc_server::{Server, ServerConfig, add_builtin_services};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -337,7 +337,13 @@ mod tests {
                 other => panic!("a limit of {limit} gave {other:?}"),
             }
         }
-        let body = [&[0u8, 0, 0, 0][..], &[0; 8], &4096u32.to_le_bytes(), &[0; 8]].concat();
+        let body = [
+            &[0u8, 0, 0, 0][..],
+            &[0; 8],
+            &4096u32.to_le_bytes(),
+            &[0; 8],
+        ]
+        .concat();
         assert!(decode_reply(reply_frame(PROTOCOL_VERSION, &body)).is_ok());
     }
 

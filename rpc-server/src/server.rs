@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rpc_core::handshake::TOKEN_LEN;
-use rpc_core::services::introspect::{Introspect, IntrospectClient};
 use rpc_core::schema::{SchemaError, ServiceSchema};
+use rpc_core::services::introspect::{Introspect, IntrospectClient};
 use rpc_core::{Endpoint, EndpointFile, Refusal, ServeService, ServerLocation, Service, Token};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;

@@ -60,6 +60,34 @@ where
     }
 }
 
+/// Runs the `rpc-client` CLI in `runtime_dir` as [`run_client_in`] does, with `input` on its
+/// stdin.
+pub fn run_client_with_stdin(runtime_dir: &Path, args: &[&str], input: &str) -> ClientOutput {
+    use std::io::Write as _;
+    let mut child = Command::new(client_binary())
+        .arg("--runtime-dir")
+        .arg(runtime_dir)
+        .args(args)
+        .env_remove(rpc_client::RPC_ENDPOINT)
+        .env_remove(rpc_client::RPC_TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rpc-client runs");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(input.as_bytes())
+        .expect("rpc-client reads stdin");
+    drop(stdin);
+    let output = child.wait_with_output().expect("rpc-client finishes");
+    ClientOutput {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// Runs the `rpc-client` CLI as [`run_client`] does, with `--runtime-dir runtime_dir` first.
 pub fn run_client_in(runtime_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> ClientOutput {
     let mut all: Vec<&OsStr> = vec!["--runtime-dir".as_ref(), runtime_dir.as_os_str()];

@@ -28,13 +28,13 @@ async fn unknown_service_is_refused_with_the_list_of_hosted_services() {
             endpoint,
         } => {
             assert_eq!(requested, "nope");
-            assert_eq!(available, &["echo", "health", "kv"]);
+            assert_eq!(available, &["echo", "health", "introspect", "kv"]);
             assert_eq!(endpoint, server.endpoint());
         }
         other => panic!("unexpected error: {other}"),
     }
     assert!(
-        err.to_string().contains("echo, health, kv"),
+        err.to_string().contains("echo, health, introspect, kv"),
         "the message lists the services: {err}"
     );
     assert_serves_calls(&server.connector()).await;
