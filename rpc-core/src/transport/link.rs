@@ -54,7 +54,7 @@ impl Link {
 
     /// [`Link::transport`] reading incoming messages as `seed` reads them: for messages whose
     /// type is known only at run time (a client's responses decoded from a fetched schema,
-    /// through a `ResponseSeed`).
+    /// through a [`crate::wire::ResponseSeed`]).
     pub fn transport_with_seed<In, Out, D: MessageSeed<In>>(
         self,
         seed: D,
