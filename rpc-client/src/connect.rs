@@ -233,3 +233,42 @@ async fn connect_socket(endpoint: &Endpoint) -> Result<LocalStream, ConnectError
         }
     })
 }
+
+impl Connector {
+    /// Connects a [`Channel`] to the service named `service` whose answers `seed` decodes: for
+    /// answers whose type is known only at run time, e.g. a JSON client guided by the schema the
+    /// server describes its service with. `Resp`, what the seed makes, is inferred:
+    /// `connector.channel_with_seed::<Req, _, _>("notes", seed)`. With `PhantomData<Resp>` it
+    /// is [`Connector::channel`].
+    pub async fn channel_with_seed<Req, Resp, D>(
+        &self,
+        service: &str,
+        seed: D,
+    ) -> Result<Channel<Req, Resp, D>, ConnectError>
+    where
+        Req: Serialize + RequestName + Send + 'static,
+        Resp: Send + 'static,
+        D: rpc_core::wire::MessageSeed<Resp> + Send + 'static,
+    {
+        let mut attempts = Vec::new();
+        for (endpoint, token) in self.target.candidates()? {
+            match self.open(&endpoint, token, service).await {
+                Ok((framed, server_max_frame)) => {
+                    let limit = self.max_frame.min(server_max_frame);
+                    let seed = rpc_core::wire::ResponseSeed::new(seed);
+                    let transport = Link::from_handshake(framed, limit).transport_with_seed(seed);
+                    return Ok(Channel::with_seed(transport));
+                }
+                Err(err) if err.try_next() => {
+                    tracing::debug!(%endpoint, error = %err, "endpoint failed; trying the next");
+                    attempts.push(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        match attempts.len() {
+            1 => Err(attempts.remove(0)),
+            _ => Err(ConnectError::AllFailed { attempts }),
+        }
+    }
+}

@@ -71,6 +71,17 @@ where
         }
     }
 
+    /// This transport reading incoming messages as `seed` reads them from now on: how a
+    /// client's typed channel gets the seed it reads responses with from the transport a
+    /// [`Link`] made. See [`FrameReader::reseed`].
+    pub fn reseed<E: MessageSeed<In>>(self, seed: E) -> WireTransport<S, In, Out, E> {
+        WireTransport {
+            io: self.io,
+            reader: self.reader.reseed(seed),
+            writer: self.writer,
+        }
+    }
+
     /// Whether part of a frame has arrived and the rest has not: what a read timeout guards.
     pub fn is_mid_frame(&self) -> bool {
         self.reader.is_mid_frame()

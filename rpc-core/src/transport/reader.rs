@@ -119,6 +119,21 @@ impl<In, D> FrameReader<In, D> {
         }
     }
 
+    /// This reader decoding with `seed` from now on, e.g. a typed reader given the seed a
+    /// caller's messages are read with. Bytes already taken stay taken; `seed` must read the
+    /// messages the same way (a large frame part-read was probed with the old seed).
+    pub fn reseed<E: MessageSeed<In>>(self, seed: E) -> FrameReader<In, E> {
+        FrameReader {
+            limit: self.limit,
+            format: self.format,
+            check: self.check,
+            buf: self.buf,
+            large: self.large,
+            seed,
+            _in: PhantomData,
+        }
+    }
+
     /// Whether part of a frame has arrived and the rest has not: what a read timeout guards.
     pub fn is_mid_frame(&self) -> bool {
         !self.buf.is_empty() || self.large.is_some()
