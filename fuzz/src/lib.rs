@@ -10,7 +10,9 @@
 //! pieces whose sizes are drawn from the input itself; all must decode the same number of
 //! messages and all fail or none. After every decode call the memory the decoder holds must stay
 //! within a bound set by the bytes that arrived (or that the peer has sent and the reader is told
-//! are ready), never by a length a peer merely claims.
+//! are ready), never by a length a peer merely claims. A kv client's reads are also made through
+//! `ResponseSeed`, the seeded decode of a client that knows its answers only at run time: it
+//! must give the same messages and the same errors as the derived decode.
 
 use bytes::{BufMut, BytesMut};
 use rpc_core::handshake::{HandshakeCodec, HandshakeError, Hello, HelloReply, MAX_HANDSHAKE_FRAME};
@@ -18,8 +20,11 @@ use rpc_core::services::echo::EchoRequest;
 use rpc_core::services::kv::{KvRequest, KvResponse};
 use rpc_core::tarpc::{ClientMessage, Response};
 use rpc_core::transport::{FrameReader, Need, field_room};
-use rpc_core::wire::{CodecError, FrameLimit, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec};
+use rpc_core::wire::{
+    CodecError, FrameLimit, LENGTH_PREFIX_LEN, MessageSeed, READ_AHEAD, ResponseSeed, WireCodec,
+};
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 use tokio_util::codec::Decoder;
 
 /// The frame limit the frame target decodes under: small enough for inputs to reach and pass it.
@@ -92,7 +97,7 @@ pub fn decode_frames(input: &[u8]) -> FrameOutcomes {
             &WireCodec::<ClientMessage<EchoRequest>, ()>::for_requests(limit),
             input,
         ),
-        kv_response: frames_both_ways(&WireCodec::<Response<KvResponse>, ()>::new(limit), input),
+        kv_response: kv_responses_both_ways(limit, input),
         kv_request_default_limit: frames_both_ways(
             &WireCodec::<ClientMessage<KvRequest>, ()>::for_requests(default),
             input,
@@ -122,11 +127,7 @@ pub fn decode_large_frames(input: &[u8]) -> LargeFrameOutcomes {
             stream,
             seed,
         ),
-        kv_response: frames_in_pieces(
-            &WireCodec::<Response<KvResponse>, ()>::new(limit),
-            stream,
-            seed,
-        ),
+        kv_response: kv_responses_in_pieces(limit, stream, seed),
     }
 }
 
@@ -212,13 +213,76 @@ fn drain_codec<D: Decoder>(
     }
 }
 
+/// Decodes `input` as a kv client's answers, derived and seeded, delivered whole and a byte at a
+/// time.
+fn kv_responses_both_ways(
+    limit: FrameLimit,
+    input: &[u8],
+) -> Outcome<Response<KvResponse>, CodecError> {
+    let codec = WireCodec::<Response<KvResponse>, ()>::new(limit);
+    let whole = frames_both_ways(&codec, input);
+    for size in [input.len(), 1] {
+        let seeded = read_in_pieces(seeded_kv_reader(&codec), input, |_| size, false);
+        assert_seeded_agrees(&whole, &seeded);
+    }
+    whole
+}
+
+/// Decodes `input` as a kv client's answers, derived and seeded, delivered whole, a byte at a
+/// time and in pieces drawn from `seed`.
+fn kv_responses_in_pieces(
+    limit: FrameLimit,
+    input: &[u8],
+    seed: u64,
+) -> Outcome<Response<KvResponse>, CodecError> {
+    let codec = WireCodec::<Response<KvResponse>, ()>::new(limit);
+    let whole = frames_in_pieces(&codec, input, seed);
+    let mut sizes = PieceSizes(seed | 1);
+    let seeded = read_in_pieces(seeded_kv_reader(&codec), input, |_| sizes.next(), true);
+    assert_seeded_agrees(&whole, &seeded);
+    whole
+}
+
+/// A kv client's reader decoding through `ResponseSeed` rather than `Response`'s derive.
+fn seeded_kv_reader(
+    codec: &WireCodec<Response<KvResponse>, ()>,
+) -> FrameReader<Response<KvResponse>, ResponseSeed<PhantomData<KvResponse>>> {
+    FrameReader::with_seed(codec, BytesMut::new(), ResponseSeed::new(PhantomData))
+}
+
+/// Asserts that the seeded decode gave exactly what the derived one did: the same messages (as
+/// printed: `KvResponse` has no `PartialEq`) and the same end, errors included.
+fn assert_seeded_agrees(
+    derived: &Outcome<Response<KvResponse>, CodecError>,
+    seeded: &Outcome<Response<KvResponse>, CodecError>,
+) {
+    assert_eq!(
+        format!("{:?}", derived.messages),
+        format!("{:?}", seeded.messages),
+        "the seeded decode read different messages"
+    );
+    let end = |outcome: &Outcome<Response<KvResponse>, CodecError>| {
+        outcome
+            .end
+            .as_ref()
+            .err()
+            .map(|err| rpc_core::error_chain(err))
+    };
+    assert_eq!(
+        end(derived),
+        end(seeded),
+        "the seeded decode ended differently"
+    );
+}
+
 /// Decodes `input` with a [`FrameReader`] delivered whole and a byte at a time.
 fn frames_both_ways<In: DeserializeOwned>(
     codec: &WireCodec<In, ()>,
     input: &[u8],
 ) -> Outcome<In, CodecError> {
-    let whole = read_in_pieces(codec, input, |_| input.len(), false);
-    let bytewise = read_in_pieces(codec, input, |_| 1, false);
+    let reader = || FrameReader::new(codec, BytesMut::new());
+    let whole = read_in_pieces(reader(), input, |_| input.len(), false);
+    let bytewise = read_in_pieces(reader(), input, |_| 1, false);
     assert_agree(&whole, &bytewise, "byte-by-byte");
     whole
 }
@@ -232,21 +296,21 @@ fn frames_in_pieces<In: DeserializeOwned>(
 ) -> Outcome<In, CodecError> {
     let whole = frames_both_ways(codec, input);
     let mut sizes = PieceSizes(seed | 1);
-    let pieces = read_in_pieces(codec, input, |_| sizes.next(), true);
+    let reader = FrameReader::new(codec, BytesMut::new());
+    let pieces = read_in_pieces(reader, input, |_| sizes.next(), true);
     assert_agree(&whole, &pieces, "piecewise");
     whole
 }
 
-/// Feeds `input` to a fresh reader in pieces of `piece(offset)` bytes (at least one), decoding
-/// after each until the reader needs more; with `report_ready`, the bytes not yet fed are
-/// reported ready. Checks the reader's memory against [`reader_bound`] after every call.
-fn read_in_pieces<In: DeserializeOwned>(
-    codec: &WireCodec<In, ()>,
+/// Feeds `input` to `reader`, a fresh one, in pieces of `piece(offset)` bytes (at least one),
+/// decoding after each until the reader needs more; with `report_ready`, the bytes not yet fed
+/// are reported ready. Checks the reader's memory against [`reader_bound`] after every call.
+fn read_in_pieces<In, D: MessageSeed<In>>(
+    mut reader: FrameReader<In, D>,
     input: &[u8],
     mut piece: impl FnMut(usize) -> usize,
     report_ready: bool,
 ) -> Outcome<In, CodecError> {
-    let mut reader = FrameReader::new(codec, BytesMut::new());
     let mut messages = Vec::new();
     let mut fed = 0;
     loop {

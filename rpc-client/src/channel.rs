@@ -23,13 +23,14 @@
 //! connection usable (tarpc's channel closes the whole connection).
 
 use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rpc_core::IdMap;
-use rpc_core::wire::ClientFrame;
+use rpc_core::wire::{ClientFrame, MessageSeed, ResponseSeed};
 use rpc_core::{CodecError, LocalStream, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -37,17 +38,22 @@ use tarpc::client::RpcError;
 use tarpc::client::stub::Stub;
 use tarpc::{ChannelError, ClientMessage, Request, RequestName, Response, ServerError, context};
 
-/// The framed connection a [`Channel`] reads answers from and writes requests to.
-pub(crate) type ClientTransport<Req, Resp> =
-    WireTransport<LocalStream, Response<Resp>, ClientFrame<Req>>;
+/// The framed connection a [`Channel`] reads answers from (each a `Response` whose value the
+/// seed `D` decodes) and writes requests to.
+pub(crate) type ClientTransport<Req, Resp, D = PhantomData<Resp>> =
+    WireTransport<LocalStream, Response<Resp>, ClientFrame<Req>, ResponseSeed<D>>;
 
 /// A connection to one service, shared by every clone: the stub for generated clients, e.g.
 /// `KvClient<Channel<KvRequest, KvResponse>>` (what [`crate::Connector::connect`] returns).
-pub struct Channel<Req, Resp> {
-    shared: Arc<Shared<Req, Resp>>,
+///
+/// Answers are decoded with the seed `D` ([`MessageSeed`]): `PhantomData<Resp>`, the default,
+/// for a `Resp` known when compiling, or a seed that knows a shape read at run time (what
+/// [`crate::Connector::channel_with_seed`] connects), e.g. from the server's schema.
+pub struct Channel<Req, Resp, D = PhantomData<Resp>> {
+    shared: Arc<Shared<Req, Resp, D>>,
 }
 
-impl<Req, Resp> Clone for Channel<Req, Resp> {
+impl<Req, Resp, D> Clone for Channel<Req, Resp, D> {
     fn clone(&self) -> Self {
         Channel {
             shared: self.shared.clone(),
@@ -55,20 +61,20 @@ impl<Req, Resp> Clone for Channel<Req, Resp> {
     }
 }
 
-impl<Req, Resp> std::fmt::Debug for Channel<Req, Resp> {
+impl<Req, Resp, D> std::fmt::Debug for Channel<Req, Resp, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel").finish_non_exhaustive()
     }
 }
 
-struct Shared<Req, Resp> {
-    state: Mutex<State<Req, Resp>>,
+struct Shared<Req, Resp, D> {
+    state: Mutex<State<Req, Resp, D>>,
     /// The runtime whose reactor drives the socket and which runs the watcher.
     home: tokio::runtime::Id,
 }
 
-struct State<Req, Resp> {
-    transport: ClientTransport<Req, Resp>,
+struct State<Req, Resp, D> {
+    transport: ClientTransport<Req, Resp, D>,
     next_id: u64,
     /// Calls waiting for their answer, by request id.
     calls: IdMap<Slot<Resp>>,
@@ -120,8 +126,24 @@ where
     Req: Serialize + Send + 'static,
     Resp: DeserializeOwned + Send + 'static,
 {
-    /// A channel over a connection whose handshake is done. Needs a tokio runtime.
-    pub(crate) fn new(transport: ClientTransport<Req, Resp>) -> Self {
+    /// A channel over a connection whose handshake is done, as [`rpc_core::transport::Link`]
+    /// makes it for typed answers. Needs a tokio runtime.
+    pub(crate) fn new(
+        transport: WireTransport<LocalStream, Response<Resp>, ClientFrame<Req>>,
+    ) -> Self {
+        Channel::with_seed(transport.reseed(ResponseSeed::new(PhantomData)))
+    }
+}
+
+impl<Req, Resp, D> Channel<Req, Resp, D>
+where
+    Req: Serialize + Send + 'static,
+    Resp: Send + 'static,
+    D: MessageSeed<Resp> + Send + 'static,
+{
+    /// A channel over a connection whose handshake is done, reading answers with the transport's
+    /// seed. Needs a tokio runtime.
+    pub(crate) fn with_seed(transport: ClientTransport<Req, Resp, D>) -> Self {
         let home = tokio::runtime::Handle::current().id();
         let channel = Channel {
             shared: Arc::new(Shared {
@@ -167,10 +189,10 @@ pub const WATCH_INTERVAL: Duration = rpc_core::limits::WATCH_INTERVAL;
 /// timer keeps tokio's timer wheel armed, which spares a call that arms one an `eventfd` write
 /// and an extra `epoll_wait`. It ends soon after the last clone of the channel is dropped or
 /// the connection breaks.
-async fn watch<Req, Resp>(shared: Weak<Shared<Req, Resp>>)
+async fn watch<Req, Resp, D>(shared: Weak<Shared<Req, Resp, D>>)
 where
     Req: Serialize,
-    Resp: DeserializeOwned,
+    D: MessageSeed<Resp>,
 {
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + WATCH_INTERVAL, WATCH_INTERVAL);
@@ -201,8 +223,8 @@ where
     }
 }
 
-impl<Req, Resp> Shared<Req, Resp> {
-    fn lock(&self) -> MutexGuard<'_, State<Req, Resp>> {
+impl<Req, Resp, D> Shared<Req, Resp, D> {
+    fn lock(&self) -> MutexGuard<'_, State<Req, Resp, D>> {
         // A panic while holding the lock leaves no half-done update that matters here: at worst
         // one call's slot, which its own guard removes.
         self.state
@@ -211,10 +233,10 @@ impl<Req, Resp> Shared<Req, Resp> {
     }
 }
 
-impl<Req, Resp> State<Req, Resp>
+impl<Req, Resp, D> State<Req, Resp, D>
 where
     Req: Serialize,
-    Resp: DeserializeOwned,
+    D: MessageSeed<Resp>,
 {
     /// Writes what is queued and reads every answer that has arrived, waking the callers whose
     /// answers came (except `me`, the caller doing this, who is awake).
@@ -315,21 +337,21 @@ where
 }
 
 /// Removes a call that ends without its answer, and tells the server to stop working on it.
-struct CallGuard<'a, Req, Resp>
+struct CallGuard<'a, Req, Resp, D>
 where
     Req: Serialize,
-    Resp: DeserializeOwned,
+    D: MessageSeed<Resp>,
 {
-    shared: &'a Shared<Req, Resp>,
+    shared: &'a Shared<Req, Resp, D>,
     id: u64,
     trace_context: tarpc::trace::Context,
     answered: bool,
 }
 
-impl<Req, Resp> Drop for CallGuard<'_, Req, Resp>
+impl<Req, Resp, D> Drop for CallGuard<'_, Req, Resp, D>
 where
     Req: Serialize,
-    Resp: DeserializeOwned,
+    D: MessageSeed<Resp>,
 {
     fn drop(&mut self) {
         if self.answered {
@@ -356,10 +378,11 @@ where
     }
 }
 
-impl<Req, Resp> Stub for Channel<Req, Resp>
+impl<Req, Resp, D> Stub for Channel<Req, Resp, D>
 where
     Req: Serialize + RequestName + Send + 'static,
-    Resp: DeserializeOwned + Send + 'static,
+    Resp: Send + 'static,
+    D: MessageSeed<Resp> + Send + 'static,
 {
     type Req = Req;
     type Resp = Resp;
@@ -379,7 +402,7 @@ where
             id: 0,
             message: request,
         }));
-        let mut guard: Option<CallGuard<'_, Req, Resp>> = None;
+        let mut guard: Option<CallGuard<'_, Req, Resp, D>> = None;
         let mut expiry = pin!(None::<tokio::time::Sleep>);
         // The first poll queues the request and drives the connection under one hold of the
         // lock every call on this connection shares.

@@ -268,3 +268,186 @@ async fn a_server_error_fails_only_its_own_call() {
     }
     assert!(channel.is_usable());
 }
+
+/// A byte string on the wire, as `serde_bytes` writes one: a large one takes the large-field
+/// path.
+#[derive(Debug, Clone, PartialEq)]
+struct Blob(Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<De: serde::Deserializer<'de>>(deserializer: De) -> Result<Self, De::Error> {
+        deserializer.deserialize_byte_buf(BytesVisitor).map(Blob)
+    }
+}
+
+/// Takes a byte string as it comes: a large field arrives as its own buffer.
+struct BytesVisitor;
+
+impl serde::de::Visitor<'_> for BytesVisitor {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bytes")
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+        Ok(bytes)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(bytes.to_vec())
+    }
+}
+
+/// A `(u64, bytes)` answer, as a Rust type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Pair(u64, Blob);
+
+/// A field's kind and value, as a client guided by a schema read at run time knows them.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    U64,
+    Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    U64(u64),
+    Bytes(Vec<u8>),
+}
+
+/// Decodes a struct whose fields have these kinds: a shape, not a type.
+#[derive(Debug, Clone)]
+struct ShapeSeed(Arc<[Kind]>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ShapeSeed {
+    type Value = Vec<Value>;
+
+    fn deserialize<De: serde::Deserializer<'de>>(self, de: De) -> Result<Vec<Value>, De::Error> {
+        de.deserialize_tuple(self.0.len(), self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ShapeSeed {
+    type Value = Vec<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a struct of {} fields", self.0.len())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+        let mut row = Vec::new();
+        for (i, kind) in self.0.iter().enumerate() {
+            let value = match kind {
+                Kind::U64 => seq.next_element::<u64>()?.map(Value::U64),
+                Kind::Bytes => seq.next_element::<Blob>()?.map(|blob| Value::Bytes(blob.0)),
+            };
+            row.push(value.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?);
+        }
+        Ok(row)
+    }
+}
+
+/// The scripted server's end for `Pair` answers.
+type PairServer = WireTransport<LocalStream, ClientMessage<Ask>, Response<Pair>>;
+
+fn socket_pair() -> (LocalStream, PairServer) {
+    let (client, server) = UnixStream::pair().expect("a socket pair");
+    let client = LocalStream::unix(client).expect("registers with the runtime");
+    let server = LocalStream::unix(server).expect("registers with the runtime");
+    let codec = rpc_core::WireCodec::new(FrameLimit::default());
+    (client, WireTransport::new(server, BytesMut::new(), codec))
+}
+
+/// Calls `channel` once per answer, the server answering each call with the next one; returns
+/// what each call got (errors as text).
+async fn calls_answered<R, D>(
+    channel: &Channel<Ask, R, D>,
+    server: &mut PairServer,
+    answers: &[Result<Pair, ServerError>],
+) -> Vec<Result<R, String>>
+where
+    R: Send + 'static,
+    D: MessageSeed<R> + Send + 'static,
+{
+    let mut got = Vec::new();
+    for (ask, answer) in answers.iter().enumerate() {
+        let call = {
+            let channel = channel.clone();
+            tokio::spawn(async move { channel.call(context::current(), Ask(ask as u32)).await })
+        };
+        let request = tokio::time::timeout(Duration::from_secs(60), server.next()).await;
+        let request_id = match request {
+            Ok(Some(Ok(ClientMessage::Request(request)))) => request.id,
+            other => panic!("expected a request, got {other:?}"),
+        };
+        let response = Response {
+            request_id,
+            message: answer.clone(),
+        };
+        server.send(response).await.expect("the answer is sent");
+        let result = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .expect("the call ended within a minute")
+            .expect("the call did not panic");
+        got.push(result.map_err(|err| format!("{err:?}")));
+    }
+    got
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_channel_with_a_runtime_seed_gets_what_the_typed_channel_gets() {
+    let big = rpc_core::wire::BIG_FIELD;
+    let mut answers: Vec<Result<Pair, ServerError>> = [0, 10, big - 1, big + 1, 1 << 20]
+        .into_iter()
+        .map(|len| {
+            let bytes = (0..len).map(|i| (i % 251) as u8).collect();
+            Ok(Pair(len as u64 * 3, Blob(bytes)))
+        })
+        .collect();
+    answers.insert(
+        2,
+        Err(ServerError::new(
+            std::io::ErrorKind::WouldBlock,
+            "server throttled the request.".into(),
+        )),
+    );
+
+    let (client, mut server) = socket_pair();
+    let codec = rpc_core::WireCodec::new(FrameLimit::default());
+    let typed: Channel<Ask, Pair> =
+        Channel::new(WireTransport::new(client, BytesMut::new(), codec));
+    let typed = calls_answered(&typed, &mut server, &answers).await;
+    let expected: Vec<_> = answers
+        .iter()
+        .map(|answer| match answer {
+            Ok(pair) => Ok(pair.clone()),
+            Err(err) => Err(format!("{:?}", RpcError::Server(err.clone()))),
+        })
+        .collect();
+    assert_eq!(typed, expected);
+
+    let (client, mut server) = socket_pair();
+    let seed = ShapeSeed(Arc::from([Kind::U64, Kind::Bytes]));
+    let codec = rpc_core::WireCodec::new(FrameLimit::default());
+    let transport =
+        WireTransport::with_seed(client, BytesMut::new(), codec, ResponseSeed::new(seed));
+    let seeded = Channel::with_seed(transport);
+    let seeded = calls_answered(&seeded, &mut server, &answers).await;
+    let typed_as_values: Vec<_> = typed
+        .into_iter()
+        .map(|result| result.map(|Pair(n, Blob(bytes))| vec![Value::U64(n), Value::Bytes(bytes)]))
+        .collect();
+    assert_eq!(seeded, typed_as_values);
+    assert!(seeded.iter().any(|result| {
+        result
+            .as_ref()
+            .is_ok_and(|row| matches!(&row[1], Value::Bytes(bytes) if bytes.len() > big))
+    }));
+}

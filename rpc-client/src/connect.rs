@@ -7,7 +7,7 @@ use rpc_core::handshake::HandshakeCodec;
 use rpc_core::schema::SchemaHash;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 use rpc_core::transport::Link;
-use rpc_core::wire::ClientFrame;
+use rpc_core::wire::{ClientFrame, MessageSeed, ResponseSeed};
 use rpc_core::{
     Endpoint, FrameLimit, Hello, HelloReply, LocalStream, ServerLocation, Service, Token,
 };
@@ -144,6 +144,48 @@ impl Connector {
         Ok(Channel::new(
             link.transport::<Response<Resp>, ClientFrame<Req>>(),
         ))
+    }
+
+    /// Connects a [`Channel`] to the service named `service` whose answers `seed` decodes: for
+    /// answers whose type is known only at run time, e.g. a JSON client guided by the schema the
+    /// server describes its service with ([`crate::JsonClient`]). `Resp`, what the seed makes, is
+    /// inferred: `connector.channel_with_seed::<Req, _, _>("notes", seed)`. With
+    /// `PhantomData<Resp>` it is [`Connector::channel`].
+    pub async fn channel_with_seed<Req, Resp, D>(
+        &self,
+        service: &str,
+        seed: D,
+    ) -> Result<Channel<Req, Resp, D>, ConnectError>
+    where
+        Req: Serialize + RequestName + Send + 'static,
+        Resp: Send + 'static,
+        D: MessageSeed<Resp> + Send + 'static,
+    {
+        self.seeded_channel(service, seed)
+            .await
+            .map(|(channel, _)| channel)
+    }
+
+    /// [`Connector::channel_with_seed`], also returning the hash of the service's schema the
+    /// server announced.
+    pub(crate) async fn seeded_channel<Req, Resp, D>(
+        &self,
+        service: &str,
+        seed: D,
+    ) -> Result<(Channel<Req, Resp, D>, SchemaHash), ConnectError>
+    where
+        Req: Serialize + RequestName + Send + 'static,
+        Resp: Send + 'static,
+        D: MessageSeed<Resp> + Send + 'static,
+    {
+        let (link, schema_hash) = self.link(service).await?;
+        let transport = link.transport_with_seed(ResponseSeed::new(seed));
+        Ok((Channel::with_seed(transport), schema_hash))
+    }
+
+    /// The time allowed to connect and complete the handshake.
+    pub fn timeout(&self) -> Duration {
+        self.connect_timeout
     }
 
     /// Connects to `service`, trying each endpoint of the target in turn, and completes the

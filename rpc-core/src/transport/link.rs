@@ -12,7 +12,7 @@ use tokio_util::codec::Framed;
 use crate::handshake::HandshakeCodec;
 use crate::stream::LocalStream;
 use crate::transport::WireTransport;
-use crate::wire::{FrameLimit, WireCodec};
+use crate::wire::{FrameLimit, MessageSeed, WireCodec};
 
 /// A socket past an accepted handshake: the stream, the bytes read beyond the handshake, and the
 /// frame limit in force on it.
@@ -50,6 +50,16 @@ impl Link {
     /// The transport a client speaks, or any peer that checks nothing before decoding.
     pub fn transport<In, Out>(self) -> WireTransport<LocalStream, In, Out> {
         WireTransport::new(self.io, self.read_ahead, WireCodec::new(self.limit))
+    }
+
+    /// [`Link::transport`] reading incoming messages as `seed` reads them: for messages whose
+    /// type is known only at run time (a client's responses decoded from a fetched schema,
+    /// through a [`crate::wire::ResponseSeed`]).
+    pub fn transport_with_seed<In, Out, D: MessageSeed<In>>(
+        self,
+        seed: D,
+    ) -> WireTransport<LocalStream, In, Out, D> {
+        WireTransport::with_seed(self.io, self.read_ahead, WireCodec::new(self.limit), seed)
     }
 
     /// The transport a server reads requests from: each request's deadline is checked before it

@@ -12,6 +12,7 @@
 //! Frames are those of [`crate::wire`]; the socket is usually a [`LocalStream`].
 
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -19,12 +20,11 @@ use std::task::{Context, Poll, ready};
 use bytes::BytesMut;
 use futures::{Sink, Stream};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
 
 use crate::stream::LocalStream;
-use crate::wire::{CodecError, WireCodec};
+use crate::wire::{CodecError, MessageSeed, WireCodec};
 
 mod link;
 mod reader;
@@ -37,11 +37,12 @@ pub use writer::FrameWriter;
 
 /// A framed connection: a [`Stream`] of `In` and a [`Sink`] of `Out`, which is what tarpc takes
 /// as a transport (`ClientMessage<Req>` in and `Response<Resp>` out on the server, the reverse
-/// on the client).
+/// on the client). Incoming messages are read as the seed `D` reads them ([`FrameReader`]):
+/// `PhantomData<In>` by default.
 #[derive(Debug)]
-pub struct WireTransport<S, In, Out> {
+pub struct WireTransport<S, In, Out, D = PhantomData<In>> {
     io: S,
-    reader: FrameReader<In>,
+    reader: FrameReader<In, D>,
     writer: FrameWriter<Out>,
 }
 
@@ -52,10 +53,32 @@ where
     /// Frames `io` with `codec`'s limit and checks. `read_buf` holds bytes already read from
     /// `io` (what a handshake read past its own frame); pass an empty buffer if there are none.
     pub fn new(io: S, read_buf: BytesMut, codec: WireCodec<In, Out>) -> Self {
+        WireTransport::with_seed(io, read_buf, codec, PhantomData)
+    }
+}
+
+impl<S, In, Out, D> WireTransport<S, In, Out, D>
+where
+    S: FieldRead,
+{
+    /// [`WireTransport::new`] for incoming messages read as `seed` reads them: e.g. responses
+    /// whose type is known only at run time.
+    pub fn with_seed(io: S, read_buf: BytesMut, codec: WireCodec<In, Out>, seed: D) -> Self {
         WireTransport {
             io,
-            reader: FrameReader::new(&codec, read_buf),
+            reader: FrameReader::with_seed(&codec, read_buf, seed),
             writer: FrameWriter::new(codec.format()),
+        }
+    }
+
+    /// This transport reading incoming messages as `seed` reads them from now on: how a
+    /// client's typed channel gets the seed it reads responses with from the transport a
+    /// [`Link`] made. See [`FrameReader::reseed`].
+    pub fn reseed<E: MessageSeed<In>>(self, seed: E) -> WireTransport<S, In, Out, E> {
+        WireTransport {
+            io: self.io,
+            reader: self.reader.reseed(seed),
+            writer: self.writer,
         }
     }
 
@@ -95,17 +118,17 @@ impl FieldRead for LocalStream {
 }
 
 // Nothing in a transport is ever pinned in place: its messages are plain values in a queue.
-impl<S: Unpin, In, Out> Unpin for WireTransport<S, In, Out> {}
+impl<S: Unpin, In, Out, D> Unpin for WireTransport<S, In, Out, D> {}
 
 /// Bytes the kernel holds for this socket, ready to read: what the peer has really sent.
 fn queued_bytes(io: &impl AsFd) -> usize {
     rustix::io::ioctl_fionread(io).map_or(0, |n| n as usize)
 }
 
-impl<S, In, Out> WireTransport<S, In, Out>
+impl<S, In, Out, D> WireTransport<S, In, Out, D>
 where
     S: FieldRead,
-    In: DeserializeOwned,
+    D: MessageSeed<In>,
 {
     /// The next message, `None` at a clean end of the connection, or an error (after which the
     /// connection cannot be resynchronised). What [`Stream::poll_next`] returns.
@@ -141,10 +164,10 @@ where
     }
 }
 
-impl<S, In, Out> Stream for WireTransport<S, In, Out>
+impl<S, In, Out, D> Stream for WireTransport<S, In, Out, D>
 where
     S: FieldRead,
-    In: DeserializeOwned,
+    D: MessageSeed<In>,
 {
     type Item = Result<In, CodecError>;
 
@@ -153,7 +176,7 @@ where
     }
 }
 
-impl<S, In, Out> WireTransport<S, In, Out>
+impl<S, In, Out, D> WireTransport<S, In, Out, D>
 where
     S: FieldRead,
     Out: Serialize,
@@ -176,7 +199,7 @@ where
     }
 }
 
-impl<S, In, Out> Sink<Out> for WireTransport<S, In, Out>
+impl<S, In, Out, D> Sink<Out> for WireTransport<S, In, Out, D>
 where
     S: FieldRead,
     Out: Serialize,

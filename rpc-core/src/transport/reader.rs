@@ -6,6 +6,11 @@
 //! [`FrameReader::field_mut`], a test or fuzzer calls [`FrameReader::feed`]) and asks again. The
 //! same bytes decode to the same messages whatever the split.
 //!
+//! Messages are decoded with a seed ([`MessageSeed`]): `PhantomData<In>` for a type known when
+//! compiling, which costs nothing (it is zero-sized, and a typed decode is bincode's seeded decode
+//! with it), or a seed that knows a shape read at run time, e.g. from a server's schema. Small
+//! frames, probes and the decode of a large frame all read the message as the seed does.
+//!
 //! Frames under [`BIG_FIELD`] are buffered whole, then decoded. A larger frame usually carries one
 //! large byte or string field (an echo payload, a file's contents), and copying that field
 //! through a buffer is what made a 1 MiB call cost 2.5 times a raw echo. So its leading bytes are
@@ -24,13 +29,12 @@
 use std::marker::PhantomData;
 
 use bytes::{Buf, BytesMut};
-use serde::de::DeserializeOwned;
 
 pub use crate::limits::{FIELD_RESERVE, FIELD_STEP, MAX_PROBES};
 use crate::wire::large_field::{self, Probe};
 use crate::wire::{
-    BIG_FIELD, BodyCheck, CodecError, FrameLimit, LENGTH_PREFIX_LEN, READ_AHEAD, WireCodec,
-    WireFormat, frame_len, split_frame,
+    BIG_FIELD, BodyCheck, CodecError, FrameLimit, LENGTH_PREFIX_LEN, MessageSeed, READ_AHEAD,
+    WireCodec, WireFormat, frame_len, split_frame,
 };
 
 /// Leading body bytes the body check needs (a request's variant and deadline).
@@ -48,14 +52,17 @@ pub enum Need {
     Field,
 }
 
-/// Decodes a stream of frames into `In` messages.
+/// Decodes a stream of frames into `In` messages, each read as the seed `D` reads it
+/// ([`MessageSeed`]): `PhantomData<In>`, zero-sized, for a type known when compiling (the
+/// default), or a seed carrying a schema for one known only at run time.
 #[derive(Debug)]
-pub struct FrameReader<In> {
+pub struct FrameReader<In, D = PhantomData<In>> {
     limit: FrameLimit,
     format: WireFormat,
     check: Option<BodyCheck>,
     buf: BytesMut,
     large: Option<LargeFrame>,
+    seed: D,
     _in: PhantomData<fn() -> In>,
 }
 
@@ -93,12 +100,36 @@ impl<In> FrameReader<In> {
     /// A reader with `codec`'s limit and check. `read_ahead` holds bytes already received (what
     /// a handshake read past its own frame); pass an empty buffer if there are none.
     pub fn new<Out>(codec: &WireCodec<In, Out>, read_ahead: BytesMut) -> Self {
+        FrameReader::with_seed(codec, read_ahead, PhantomData)
+    }
+}
+
+impl<In, D> FrameReader<In, D> {
+    /// [`FrameReader::new`] for messages read as `seed` reads them (cloned for each message, and
+    /// for each probe of a large frame).
+    pub fn with_seed<Out>(codec: &WireCodec<In, Out>, read_ahead: BytesMut, seed: D) -> Self {
         FrameReader {
             limit: codec.limit(),
             format: codec.format(),
             check: codec.check(),
             buf: read_ahead,
             large: None,
+            seed,
+            _in: PhantomData,
+        }
+    }
+
+    /// This reader decoding with `seed` from now on, e.g. a typed reader given the seed a
+    /// caller's messages are read with. Bytes already taken stay taken; `seed` must read the
+    /// messages the same way (a large frame part-read was probed with the old seed).
+    pub fn reseed<E: MessageSeed<In>>(self, seed: E) -> FrameReader<In, E> {
+        FrameReader {
+            limit: self.limit,
+            format: self.format,
+            check: self.check,
+            buf: self.buf,
+            large: self.large,
+            seed,
             _in: PhantomData,
         }
     }
@@ -153,7 +184,7 @@ impl<In> FrameReader<In> {
     }
 }
 
-impl<In: DeserializeOwned> FrameReader<In> {
+impl<In, D: MessageSeed<In>> FrameReader<In, D> {
     /// The next message if all its bytes are here, or where the bytes it waits for go. An error
     /// means the stream cannot be resynchronised: close it.
     ///
@@ -183,7 +214,7 @@ impl<In: DeserializeOwned> FrameReader<In> {
                 // The frame's leading bytes are usually here already: probe them now.
                 continue;
             };
-            match large.step::<In>(&mut self.buf, self.format, self.check, ready)? {
+            match large.step(&mut self.buf, self.format, self.check, &self.seed, ready)? {
                 Step::Need(need) => return Ok(Err(need)),
                 Step::Again => continue,
                 Step::Complete => {
@@ -193,6 +224,7 @@ impl<In: DeserializeOwned> FrameReader<In> {
                         .ok_or_else(|| CodecError::malformed("no frame in progress"))?;
                     return large_field::decode_with_fields(
                         self.format,
+                        self.seed.clone(),
                         &large.smalls,
                         large.fields,
                     )
@@ -207,7 +239,7 @@ impl<In: DeserializeOwned> FrameReader<In> {
         if let Some(check) = self.check {
             check(body)?;
         }
-        self.format.decode(body)
+        self.format.decode_seed(body, self.seed.clone())
     }
 }
 
@@ -226,11 +258,12 @@ impl LargeFrame {
     }
 
     /// Takes what it can from `buf` and says what comes next.
-    fn step<In: DeserializeOwned>(
+    fn step<In>(
         &mut self,
         buf: &mut BytesMut,
         format: WireFormat,
         check: Option<BodyCheck>,
+        seed: &impl MessageSeed<In>,
         ready: &mut impl FnMut() -> usize,
     ) -> Result<Step, CodecError> {
         if let Some((field, want)) = self.filling.as_mut() {
@@ -274,8 +307,13 @@ impl LargeFrame {
             }
             self.checked = true;
         }
-        let probe =
-            large_field::probe::<In>(format, &self.smalls, &buf[..available], self.fields.len());
+        let probe = large_field::probe(
+            format,
+            seed.clone(),
+            &self.smalls,
+            &buf[..available],
+            self.fields.len(),
+        );
         self.probes += 1;
         match probe {
             Probe::Field { consumed, len } => {

@@ -6,6 +6,9 @@ use serde_bytes::ByteBuf;
 use super::*;
 use crate::wire::{DEFAULT_MAX_FRAME, MIN_MAX_FRAME};
 
+#[path = "seed_tests.rs"]
+mod seed;
+
 /// Small fields around large ones, as a service's request might have.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Message {
@@ -43,7 +46,17 @@ fn wire(messages: &[Message]) -> Vec<u8> {
 
 /// Feeds `wire` in pieces of the sizes `sizes` cycles through, decoding all it can after each.
 fn decode_in_pieces(wire: &[u8], sizes: &[usize]) -> Result<Vec<Message>, CodecError> {
-    let mut reader = FrameReader::new(&codec(DEFAULT_MAX_FRAME), BytesMut::new());
+    let reader = FrameReader::new(&codec(DEFAULT_MAX_FRAME), BytesMut::new());
+    read_in_pieces(reader, wire, sizes)
+}
+
+/// Feeds `wire` to `reader` in pieces of the sizes `sizes` cycles through, decoding all it can
+/// after each.
+fn read_in_pieces<T, D: MessageSeed<T>>(
+    mut reader: FrameReader<T, D>,
+    wire: &[u8],
+    sizes: &[usize],
+) -> Result<Vec<T>, CodecError> {
     let mut got = Vec::new();
     let mut rest = wire;
     for size in sizes.iter().cycle() {

@@ -6,13 +6,23 @@
 //! would allocate whatever length a peer claims.
 
 use std::io;
+use std::marker::PhantomData;
 
 use bincode::Options;
 use bytes::{BufMut, BytesMut};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 
 use crate::wire::{CodecError, FrameLimit, LENGTH_PREFIX_LEN};
+
+/// What incoming messages are decoded with: a serde [`DeserializeSeed`] for every input lifetime
+/// (a body lives in a buffer the reader reuses, so a message cannot borrow from it), cloned once
+/// per decode. `PhantomData<M>` is one for every `M: DeserializeOwned`, the typed path, at no
+/// cost: it is zero-sized and bincode's own typed decode is its seeded decode with
+/// `PhantomData`. A seed holding a schema decodes messages whose type is known only at run time.
+pub trait MessageSeed<M>: for<'de> DeserializeSeed<'de, Value = M> + Clone {}
+
+impl<M, D> MessageSeed<M> for D where D: for<'de> DeserializeSeed<'de, Value = M> + Clone {}
 
 /// The serialization format of frame bodies: bincode 1.3 with a size limit.
 ///
@@ -43,14 +53,14 @@ impl WireFormat {
         bincode::DefaultOptions::new().with_fixint_encoding()
     }
 
-    /// Decodes one value from a custom reader (the large-frame path of
+    /// Decodes one value, as `seed` reads it, from a custom reader (the large-frame path of
     /// [`crate::transport::FrameReader`]).
-    pub(crate) fn decode_from<'de, R, T>(self, reader: R) -> bincode::Result<T>
+    pub(crate) fn decode_from<'de, R, D>(self, reader: R, seed: D) -> bincode::Result<D::Value>
     where
         R: bincode::de::read::BincodeRead<'de>,
-        T: DeserializeOwned,
+        D: DeserializeSeed<'de>,
     {
-        self.options().deserialize_from_custom(reader)
+        self.options().deserialize_from_custom_seed(seed, reader)
     }
 
     /// Serializes `item` into `writer` without the size limit (its size was checked when it was
@@ -72,8 +82,19 @@ impl WireFormat {
 
     /// Decodes one value from a complete frame body.
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, CodecError> {
+        self.decode_seed(body, PhantomData)
+    }
+
+    /// Decodes one value from a complete frame body as `seed` reads it: for a type known only
+    /// at run time. With `PhantomData<T>` it is [`WireFormat::decode`] (bincode's own `decode`
+    /// is this with `PhantomData`).
+    pub fn decode_seed<'de, D: DeserializeSeed<'de>>(
+        self,
+        body: &'de [u8],
+        seed: D,
+    ) -> Result<D::Value, CodecError> {
         self.options()
-            .deserialize(body)
+            .deserialize_seed(seed, body)
             .map_err(CodecError::Malformed)
     }
 

@@ -9,9 +9,8 @@
 use std::io::{self, Read};
 
 use bincode::de::read::BincodeRead;
-use serde::de::DeserializeOwned;
 
-use crate::wire::{BIG_FIELD, CodecError, WireFormat};
+use crate::wire::{BIG_FIELD, CodecError, MessageSeed, WireFormat};
 
 /// Where a probe of a large frame's leading bytes stopped.
 pub(crate) enum Probe {
@@ -36,21 +35,24 @@ pub(crate) enum Probe {
 }
 
 /// Decodes `head` then `tail` (the small bytes of a large frame taken so far, then those
-/// buffered after them) as far as the first large field after the `known` ones already read.
-pub(crate) fn probe<T: DeserializeOwned>(
+/// buffered after them) as far as the first large field after the `known` ones already read,
+/// reading the message as `seed` does (the value it makes, if any, is dropped).
+pub(crate) fn probe<T, D: MessageSeed<T>>(
     format: WireFormat,
+    seed: D,
     head: &[u8],
     tail: &[u8],
     known: usize,
 ) -> Probe {
     let mut state = ReadState::probe(known);
     let mut no_fields = Vec::new();
-    let outcome = format.decode_from::<_, T>(FieldReader {
+    let reader = FieldReader {
         head,
         tail,
         fields: &mut no_fields,
         state: &mut state,
-    });
+    };
+    let outcome = format.decode_from(reader, seed);
     match (outcome, state.stop) {
         (_, Some(Stop::Field(len))) => Probe::Field {
             consumed: state.pos.saturating_sub(head.len()),
@@ -65,21 +67,23 @@ pub(crate) fn probe<T: DeserializeOwned>(
 }
 
 /// Decodes a large frame from its small bytes, `smalls`, with its large `fields` slotted in
-/// where they were read from.
-pub(crate) fn decode_with_fields<T: DeserializeOwned>(
+/// where they were read from, as `seed` reads it.
+pub(crate) fn decode_with_fields<T, D: MessageSeed<T>>(
     format: WireFormat,
+    seed: D,
     smalls: &[u8],
     mut fields: Vec<Vec<u8>>,
 ) -> Result<T, CodecError> {
     let known = fields.len();
     let mut state = ReadState::decode(known);
+    let reader = FieldReader {
+        head: smalls,
+        tail: &[],
+        fields: &mut fields,
+        state: &mut state,
+    };
     let value = format
-        .decode_from(FieldReader {
-            head: smalls,
-            tail: &[],
-            fields: &mut fields,
-            state: &mut state,
-        })
+        .decode_from(reader, seed)
         .map_err(CodecError::Malformed)?;
     if state.pos != smalls.len() || state.fields_seen < known {
         return Err(CodecError::malformed("bytes left over after the message"));

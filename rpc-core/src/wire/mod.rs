@@ -7,7 +7,10 @@
 //!   only from bytes the frame really holds. Swapping bincode for another format means changing
 //!   this module and nothing outside it.
 //! - A client's requests and cancels are tarpc's `ClientMessage`, written by [`ClientFrame`]
-//!   (the same bytes, faster); a server's answers are tarpc's `Response`.
+//!   (the same bytes, faster); a server's answers are tarpc's `Response`, which
+//!   [`ResponseSeed`] decodes for an answer type known only at run time.
+//! - Incoming messages are decoded with a [`MessageSeed`]: `PhantomData` for a Rust type, or a
+//!   seed that knows a shape read at run time.
 //! - A request's deadline is checked on its raw bytes before it is decoded
 //!   ([`WireCodec::for_requests`]): tarpc would panic on a huge one.
 //! - Large frames are decoded around their large byte and string fields (`large_field.rs`), so
@@ -26,13 +29,15 @@ mod format;
 pub mod frame;
 pub(crate) mod handshake_frame;
 pub(crate) mod large_field;
+mod response_seed;
 
 pub use client_frame::ClientFrame;
 pub(crate) use codec::BodyCheck;
 pub use codec::{MAX_DEADLINE_SECS, WireCodec};
 pub use error::CodecError;
-pub use format::WireFormat;
+pub use format::{MessageSeed, WireFormat};
 pub(crate) use frame::frame_len;
+pub use response_seed::ResponseSeed;
 
 pub use crate::limits::BIG_FIELD;
 pub use frame::{
