@@ -32,6 +32,7 @@ mod blocking;
 mod channel;
 mod connect;
 mod error;
+mod json_client;
 mod reconnect;
 mod server_check;
 mod target;
@@ -40,6 +41,7 @@ pub use blocking::BlockingClient;
 pub use channel::Channel;
 pub use connect::{Client, Connector, DEFAULT_CONNECT_TIMEOUT, Reconnecting};
 pub use error::ConnectError;
+pub use json_client::{JsonCallError, JsonClient, JsonConnectError};
 pub use reconnect::{
     CallInterrupted, FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY, ReconnectingChannel,
 };

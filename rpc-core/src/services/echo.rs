@@ -2,20 +2,8 @@
 
 use serde_bytes::ByteBuf;
 
-use super::ServiceDescription;
-
 /// The name the echo service is hosted under.
 pub const NAME: &str = <EchoClient as crate::Service>::NAME;
-
-/// How `rpc-client list` describes this service.
-pub const DESCRIPTION: ServiceDescription = ServiceDescription {
-    name: NAME,
-    methods: &[
-        ("ping", "{}"),
-        ("echo", r#"{"bytes":[1,2,3]}"#),
-        ("delay", r#"{"ms":100}"#),
-    ],
-};
 
 /// Answers pings and sends bytes back unchanged.
 #[crate::service(name = "echo")]

@@ -2,17 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ServiceDescription;
 use crate::Endpoint;
 
 /// The name the health service is hosted under.
 pub const NAME: &str = <HealthClient as crate::Service>::NAME;
-
-/// How `rpc-client list` describes this service.
-pub const DESCRIPTION: ServiceDescription = ServiceDescription {
-    name: NAME,
-    methods: &[("info", "{}")],
-};
 
 /// A snapshot of a server's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,21 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ServiceDescription;
-
 /// The name the key-value service is hosted under.
 pub const NAME: &str = <KvClient as crate::Service>::NAME;
-
-/// How `rpc-client list` describes this service.
-pub const DESCRIPTION: ServiceDescription = ServiceDescription {
-    name: NAME,
-    methods: &[
-        ("get", r#"{"key":"greeting"}"#),
-        ("set", r#"{"key":"greeting","value":"hello"}"#),
-        ("delete", r#"{"key":"greeting"}"#),
-        ("list", r#"{"prefix":""}"#),
-    ],
-};
 
 /// The most keys the built-in store holds, so that no client can fill the server's memory.
 pub use crate::limits::KV_MAX_KEYS as MAX_KEYS;

@@ -8,19 +8,5 @@ pub mod health;
 pub mod introspect;
 pub mod kv;
 
-/// A built-in service as the CLI and `rpc-client list` know it: its name and its methods.
-#[derive(Debug, Clone, Copy)]
-pub struct ServiceDescription {
-    /// The name it is hosted under.
-    pub name: &'static str,
-    /// Its methods, each with the JSON arguments it takes.
-    pub methods: &'static [(&'static str, &'static str)],
-}
-
-/// Every built-in service the CLI can call by its examples (`introspect` is not among them: it
-/// has no JSON-friendly arguments to show).
-pub const BUILT_IN: &[ServiceDescription] =
-    &[echo::DESCRIPTION, kv::DESCRIPTION, health::DESCRIPTION];
-
 #[cfg(test)]
 mod tests;

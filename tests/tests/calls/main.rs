@@ -11,10 +11,16 @@
 //! - [`declared`]: a service of one's own, declared with `#[rpc_core::service]`: tarpc's bytes on
 //!   the wire, hosted and called by its type.
 //!
+//! - [`shell`]: `rpc-client` from the shell on services it has no code for: `list`,
+//!   `describe`, `call` with JSON, stdin, exit codes, completions.
+//! - [`json_path`]: the bytes `rpc-client call` sends are a compiled client's, for every method.
+//!
 //! A new test of what a well-behaved client gets goes here.
 
 mod channel;
 mod concurrency;
 mod declared;
+mod json_path;
 mod reconnect;
+mod shell;
 mod transport;

@@ -1,0 +1,339 @@
+//! The commands of `rpc-client` (the binary's own module: the library knows nothing of it).
+//!
+//! Each command connects, does its one thing, prints to stdout, and returns a [`Failure`] that
+//! carries its exit code.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use rpc_client::{ConnectError, Connector, JsonCallError, JsonClient, JsonConnectError, Target};
+use rpc_core::schema::{ServiceSchema, Type};
+use rpc_core::services::health::HealthClient;
+use rpc_core::services::introspect::IntrospectClient;
+use rpc_core::untrusted::{EscapingWriter, Untrusted, escape_json};
+use rpc_core::{Endpoint, FrameLimit, ServerLocation, location::DEFAULT_NAME};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Prints the library's warnings (a server whose schema is not this client's, say) on stderr,
+/// as `rpc-client: warning: ...`, escaped; `RUST_LOG` shows more.
+pub fn show_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .with_writer(|| EscapingWriter::new(std::io::stderr(), false))
+        .event_format(Warning)
+        .init();
+}
+
+/// Formats an event as one line: `rpc-client: warning: message (field=value ...)`.
+struct Warning;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Warning
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            other => other.as_str(),
+        };
+        write!(writer, "rpc-client: {level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// The exit codes, as `--help` shows them.
+pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 the call failed, returned an error, or the server refused; 2 bad usage or arguments (nothing was sent); 3 the server could not be reached.";
+
+/// What every command needs: where the server is, and how to print.
+pub struct Settings {
+    pub endpoint: Option<Endpoint>,
+    pub name: Option<String>,
+    pub runtime_dir: Option<PathBuf>,
+    pub timeout: Duration,
+    pub max_frame: Option<FrameLimit>,
+    pub expect_uid: Option<u32>,
+    pub output: Output,
+}
+
+/// How results are printed.
+pub struct Output {
+    /// Indented JSON, or one line.
+    pub pretty: bool,
+    /// `list` and `describe` print schemas as JSON instead of text.
+    pub schemas_as_json: bool,
+}
+
+/// A command that did not succeed: its exit code and the error to print.
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// 1: the call failed, returned an error, or the server refused.
+    fn call(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
+    }
+
+    /// 2: bad usage or arguments; nothing was sent.
+    fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
+    }
+
+    /// Prints the error (escaped: it may quote the server) and returns the exit code.
+    pub fn report(self) -> ExitCode {
+        eprintln!("rpc-client: {}", Untrusted(&format!("{:#}", self.error)));
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<ConnectError> for Failure {
+    fn from(err: ConnectError) -> Self {
+        let code = connect_exit_code(&err);
+        Failure {
+            code,
+            error: err.into(),
+        }
+    }
+}
+
+impl From<JsonConnectError> for Failure {
+    fn from(err: JsonConnectError) -> Self {
+        match err {
+            JsonConnectError::Connect(err) => err.into(),
+            JsonConnectError::UnknownService { .. } => Failure::usage(err),
+            JsonConnectError::Describe(_) | JsonConnectError::SchemaChanged { .. } => {
+                Failure::call(err)
+            }
+        }
+    }
+}
+
+/// 3 when the server was not reached, 2 when this client's settings are unusable, 1 when the
+/// server refused.
+fn connect_exit_code(err: &ConnectError) -> u8 {
+    match err {
+        ConnectError::Refused { .. } => 1,
+        ConnectError::MissingToken { .. } | ConnectError::BadEnv { .. } => 2,
+        ConnectError::AllFailed { attempts }
+            if attempts.iter().all(|e| connect_exit_code(e) == 1) =>
+        {
+            1
+        }
+        ConnectError::Handshake { .. } if !err.try_next() => 1,
+        _ => 3,
+    }
+}
+
+impl Settings {
+    fn connector(&self) -> Result<Connector, Failure> {
+        let target = match (&self.endpoint, &self.name) {
+            (Some(endpoint), _) => Target::endpoint(endpoint.clone())?,
+            (None, Some(name)) => Target::Name(
+                ServerLocation::new(self.runtime_dir.clone(), name).map_err(Failure::usage)?,
+            ),
+            (None, None) => Target::from_env_or(
+                ServerLocation::new(self.runtime_dir.clone(), DEFAULT_NAME)
+                    .map_err(Failure::usage)?,
+            )?,
+        };
+        let connector = Connector::new(target)
+            .connect_timeout(self.timeout)
+            .max_frame(self.max_frame.unwrap_or_default());
+        Ok(match self.expect_uid {
+            Some(uid) => connector.expect_server_uid(uid),
+            None => connector,
+        })
+    }
+
+    fn context(&self) -> rpc_core::tarpc::context::Context {
+        let mut ctx = rpc_core::tarpc::context::current();
+        ctx.deadline = Instant::now() + self.timeout;
+        ctx
+    }
+
+    /// Runs `f` on a current-thread runtime.
+    fn run<T>(&self, f: impl AsyncFnOnce(Connector) -> Result<T, Failure>) -> Result<T, Failure> {
+        let connector = self.connector()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the tokio runtime")
+            .map_err(Failure::call)?;
+        runtime.block_on(f(connector))
+    }
+
+    /// Prints `value` as JSON. serde_json escapes C0 controls in strings; [`escape_json`]
+    /// escapes the rest of what a server could use against a terminal (C1 controls, bidi
+    /// overrides).
+    fn print_json(&self, value: &impl Serialize) -> Result<(), Failure> {
+        let text = if self.output.pretty {
+            serde_json::to_string_pretty(value)
+        } else {
+            serde_json::to_string(value)
+        };
+        println!("{}", escape_json(&text.map_err(Failure::call)?));
+        Ok(())
+    }
+}
+
+/// `call SERVICE.METHOD [JSON|-]`.
+pub fn call(settings: &Settings, target: &str, args: &str) -> Result<(), Failure> {
+    let (service, method) = target.rsplit_once('.').ok_or_else(|| {
+        Failure::usage(anyhow!(
+            "`{}` is not SERVICE.METHOD, e.g. kv.get",
+            Untrusted(target)
+        ))
+    })?;
+    let text = if args == "-" {
+        read_stdin(settings.max_frame.unwrap_or_default())?
+    } else {
+        args.to_owned()
+    };
+    let args: Value = serde_json::from_str(&text)
+        .map_err(|err| Failure::usage(anyhow!("the arguments for {target} are not JSON: {err}")))?;
+    settings.run(async |connector| {
+        let client = JsonClient::connect(&connector, service).await?;
+        let result_type = client
+            .schema()
+            .method(method)
+            .map(|(_, m)| m.result.clone());
+        let value = client
+            .call(settings.context(), method, &args)
+            .await
+            .map_err(|err| match err {
+                JsonCallError::Args(_) => Failure::usage(err),
+                _ => Failure::call(err),
+            })?;
+        // A method returning `Result`: print the `Ok` value, or fail with the `Err`.
+        if let (Some(Type::Result { .. }), Value::Object(map)) = (&result_type, &value) {
+            if let Some(ok) = map.get("Ok") {
+                return settings.print_json(ok);
+            }
+            if let Some(err) = map.get("Err") {
+                return Err(Failure::call(anyhow!(
+                    "{target} returned an error: {}",
+                    escape_json(&err.to_string())
+                )));
+            }
+        }
+        settings.print_json(&value)
+    })
+}
+
+/// Reads JSON arguments from stdin, at most a frame's worth.
+fn read_stdin(limit: FrameLimit) -> Result<String, Failure> {
+    let mut text = String::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(limit.bytes() as u64 + 1)
+        .read_to_string(&mut text)
+        .context("cannot read the arguments from stdin")
+        .map_err(Failure::usage)?;
+    if read > limit.bytes() {
+        return Err(Failure::usage(anyhow!(
+            "the arguments on stdin are larger than the frame limit ({} bytes; see --max-frame)",
+            limit.bytes()
+        )));
+    }
+    Ok(text)
+}
+
+/// Every hosted service's schema, from the `introspect` service.
+async fn schemas(
+    settings: &Settings,
+    connector: &Connector,
+) -> Result<Vec<ServiceSchema>, Failure> {
+    let introspect = connector.connect::<IntrospectClient>().await?;
+    introspect
+        .services(settings.context())
+        .await
+        .context("cannot read the server's schemas")
+        .map_err(Failure::call)
+}
+
+/// `list`: every service and its methods' signatures.
+pub fn list(settings: &Settings) -> Result<(), Failure> {
+    settings.run(async |connector| {
+        let schemas = schemas(settings, &connector).await?;
+        if settings.output.schemas_as_json {
+            return settings.print_json(&schemas);
+        }
+        let mut text = String::new();
+        for schema in &schemas {
+            text.push_str(&format!("{}  (schema {})\n", schema.name, schema.hash()));
+            for method in &schema.methods {
+                text.push_str(&format!("  {}.{}\n", schema.name, method.signature()));
+            }
+        }
+        print_lines(&text);
+        Ok(())
+    })
+}
+
+/// Prints text that quotes the server (names from its schemas) a line at a time, each escaped.
+fn print_lines(text: &str) {
+    for line in text.lines() {
+        println!("{}", Untrusted(line));
+    }
+}
+
+/// `describe SERVICE`: its methods and types.
+pub fn describe(settings: &Settings, service: &str) -> Result<(), Failure> {
+    settings.run(async |connector| {
+        let schemas = schemas(settings, &connector).await?;
+        let Some(schema) = schemas.iter().find(|s| s.name == service) else {
+            return Err(Failure::usage(anyhow!(
+                "unknown service `{}`: this server hosts {}",
+                Untrusted(service),
+                schemas
+                    .iter()
+                    .map(|s| Untrusted(&s.name).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        if settings.output.schemas_as_json {
+            return settings.print_json(schema);
+        }
+        print_lines(&schema.to_idl());
+        Ok(())
+    })
+}
+
+/// `health`: the `health` service's info. A server whose `health` is not the one this client
+/// was built with gets a warning (from the connector) before the answer, or the error.
+pub fn health(settings: &Settings) -> Result<(), Failure> {
+    settings.run(async |connector| {
+        let client = connector.connect::<HealthClient>().await?;
+        let info = client
+            .info(settings.context())
+            .await
+            .context("call to health.info failed")
+            .map_err(Failure::call)?;
+        settings.print_json(&info)
+    })
+}
