@@ -107,10 +107,11 @@ async fn root_client_refuses_a_server_run_by_another_uid_unless_told_to_expect_i
     );
     assert_eq!(answer.json(), serde_json::Value::Null, "by name, expected");
 
-    // The refused clients sent nothing: only the two expecting ones got through a handshake.
+    // The refused clients sent nothing: only the two expecting ones got through a handshake,
+    // each twice (one connection reads the schema from `introspect`, one calls `echo`).
     assert_eq!(
         accepted_connections(&server),
-        2,
+        4,
         "stderr:\n{}",
         server.stderr()
     );
