@@ -241,7 +241,7 @@ fn map_keys_are_parsed_as_their_type_and_must_differ() {
     );
     assert_eq!(
         echo_error("by_id", json!({ "1": "a", "01": "b" })),
-        "argument `all.by_id`: the keys \"01\" and \"1\" are the same u64"
+        "argument `all.by_id`: the keys \"1\" and \"01\" are the same u64"
     );
     assert_eq!(
         echo_error("by_note", json!({ "-3": true })),
