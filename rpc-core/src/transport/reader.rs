@@ -377,12 +377,25 @@ impl LargeFrame {
 /// program that turns huge pages off does so at start, as `rpc-server` does.
 pub fn field_room() -> usize {
     static ROOM: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *ROOM.get_or_init(
-        || match rustix::thread::transparent_huge_pages_are_disabled() {
-            Ok(true) => FIELD_RESERVE,
-            _ => FIELD_STEP,
-        },
-    )
+    *ROOM.get_or_init(|| {
+        if huge_pages_are_off() {
+            FIELD_RESERVE
+        } else {
+            FIELD_STEP
+        }
+    })
+}
+
+/// Whether this process runs with transparent huge pages off (a Linux setting; elsewhere no
+/// huge page is made from room never written, so it counts as off).
+fn huge_pages_are_off() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return matches!(
+        rustix::thread::transparent_huge_pages_are_disabled(),
+        Ok(true)
+    );
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return true;
 }
 
 /// Makes room in `field` (which is to hold `want` bytes) once it is full: for the bytes `arrived`

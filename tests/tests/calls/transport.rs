@@ -125,7 +125,7 @@ fn cli_without_a_server_fails_and_says_to_start_one() {
     let dir = TestDir::new();
     let runtime_dir = dir.runtime_dir();
     let out = run_client_in(&runtime_dir, &["call", "echo.ping"], &[]);
-    assert_eq!(out.status.code(), Some(1), "stderr: {}", out.stderr);
+    assert_eq!(out.status.code(), Some(3), "not reachable: {}", out.stderr);
     assert!(out.stdout.is_empty(), "stdout: {}", out.stdout);
     assert!(
         out.stderr.contains("is rpc-server running"),
@@ -198,7 +198,11 @@ fn cli_reaches_an_explicit_tcp_endpoint_with_rpc_token() {
     assert_eq!(with_token.json(), serde_json::json!([1, 2, 3]));
 
     let without_token = run_client(args, &[]);
-    assert_eq!(without_token.status.code(), Some(1));
+    assert_eq!(
+        without_token.status.code(),
+        Some(2),
+        "a usage error: nothing was sent"
+    );
     assert!(
         without_token.stderr.contains("RPC_TOKEN"),
         "the error should say how to pass a token: {}",
