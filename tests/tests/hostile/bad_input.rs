@@ -195,7 +195,7 @@ async fn refusal_of_an_unknown_service_with_a_long_name_still_reaches_the_client
                 available,
             }) => {
                 assert!(service.starts_with(&requested), "echoed {requested:?}");
-                assert_eq!(available, ["echo", "health", "kv"]);
+                assert_eq!(available, ["echo", "health", "introspect", "kv"]);
             }
             other => panic!("body of {body_len} bytes: unexpected reply {other:?}"),
         }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use bytes::{BufMut, BytesMut};
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
-use rpc_core::services::kv::{KvRequest, KvResponse};
+use rpc_core::Service;
+use rpc_core::services::health::{HealthClient, HealthRequest, HealthResponse};
 use rpc_core::tarpc::{ClientMessage, Response, ServerError};
 use rpc_core::transport::Link;
 use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, Refusal};
@@ -56,12 +57,13 @@ fn start_fake_server(dir: &Path, behaviour: FakeServer) -> PathBuf {
                     .send(HelloReply::Accepted {
                         server_version: "0.0.0-fake".into(),
                         max_frame,
-                        schema_hash: rpc_core::schema::SchemaHash(0),
+                        // The real hash: the client has nothing to warn about.
+                        schema_hash: HealthClient::schema().expect("health traces").hash(),
                     })
                     .await
                     .expect("the acceptance is sent");
                 let mut transport = Link::from_handshake(framed, max_frame)
-                    .transport::<ClientMessage<KvRequest>, Response<KvResponse>>();
+                    .transport::<ClientMessage<HealthRequest>, Response<HealthResponse>>();
                 let Some(Ok(ClientMessage::Request(request))) = transport.next().await else {
                     panic!("the client sends a request");
                 };
@@ -90,9 +92,10 @@ fn start_fake_server(dir: &Path, behaviour: FakeServer) -> PathBuf {
     path
 }
 
-/// Runs `rpc-client --endpoint unix:<socket> call kv.get '{"key":"k"}'` off the runtime, so the
-/// fake server keeps running meanwhile.
-async fn call_kv_get(socket: &Path) -> ClientOutput {
+/// Runs `rpc-client --endpoint unix:<socket> health` off the runtime, so the fake server keeps
+/// running meanwhile. (`health` calls through one connection; `call` would first ask
+/// `introspect`, which the fake does not serve.)
+async fn call_health(socket: &Path) -> ClientOutput {
     let endpoint = format!("unix:{}", socket.display());
     tokio::task::spawn_blocking(move || {
         run_client(
@@ -101,9 +104,7 @@ async fn call_kv_get(socket: &Path) -> ClientOutput {
                 &endpoint,
                 "--timeout-ms",
                 "3000",
-                "call",
-                "kv.get",
-                r#"{"key":"k"}"#,
+                "health",
             ],
             &[],
         )
@@ -140,7 +141,7 @@ async fn a_refusal_from_a_hostile_server_is_printed_with_its_control_characters_
             available: vec!["\x1b]0;pwned\x07".into(), "\u{202e}kv".into()],
         }),
     );
-    let output = call_kv_get(&socket).await;
+    let output = call_health(&socket).await;
     assert_failed_with_escaped_text(
         &output,
         &[
@@ -164,7 +165,7 @@ async fn a_server_errors_detail_is_printed_with_its_control_characters_escaped()
         dir.path(),
         FakeServer::FailCall("\x1b[31mred\x1b[0m\r\nrpc-client: all is well\u{9b}2J".into()),
     );
-    let output = call_kv_get(&socket).await;
+    let output = call_health(&socket).await;
     assert_failed_with_escaped_text(
         &output,
         &[r"\u{1b}[31mred\u{1b}[0m\u{d}\u{a}rpc-client: all is well\u{9b}2J"],
@@ -186,7 +187,7 @@ async fn a_server_announcing_a_frame_limit_out_of_range_fails_the_handshake() {
         ]
         .concat();
         let socket = start_fake_server(dir.path(), FakeServer::RawReply(body));
-        let output = call_kv_get(&socket).await;
+        let output = call_health(&socket).await;
         assert!(!output.status.success(), "limit {limit}: {output:?}");
         assert!(
             output.stderr.contains("handshake with")

@@ -29,9 +29,10 @@ use wire_value::WireValue;
 /// serde_json's own limit when parsing text.
 pub const MAX_JSON_DEPTH: u32 = 128;
 
-/// How many items a sequence, map or array of a type that takes no bytes on the wire may hold
-/// when read from the wire: 65,536. Any other item takes at least a byte, so the frame limit
-/// bounds how many there can be; these the bytes do not bound.
+/// How many values of types that take no bytes on the wire (`()`, unit structs, structs of
+/// those) one message read from the wire may hold, all sequences and fields together: 65,536.
+/// Any other value takes at least a byte, so the frame limit bounds how many there can be;
+/// these the bytes do not bound.
 pub const MAX_ZERO_SIZED_ITEMS: usize = 1 << 16;
 
 /// A request built from JSON arguments, ready for the wire.
@@ -82,8 +83,8 @@ pub const MAX_ZERO_SIZED_ITEMS: usize = 1 << 16;
 /// through (an `Option`, a struct, a newtype, a sequence, ...), so a recursive type with deep
 /// data, or a newtype the peer's schema says wraps itself, fails instead of exhausting the
 /// stack. Reading from the wire never reserves room for more than a few items whatever length
-/// the bytes claim, and a sequence, map or array of values that take no bytes on the wire (`()`,
-/// unit structs) holds at most [`MAX_ZERO_SIZED_ITEMS`], since no frame size bounds those.
+/// the bytes claim, and a message holds at most [`MAX_ZERO_SIZED_ITEMS`] values that take no
+/// bytes on the wire (`()`, unit structs), since no frame size bounds those.
 ///
 /// # Example
 ///

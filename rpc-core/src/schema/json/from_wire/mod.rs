@@ -138,11 +138,16 @@ impl<'de> DeserializeSeed<'de> for TypeSeed<'_> {
     }
 }
 
-/// What one read shares: the schema, and which named types take no bytes on the wire.
+/// What one read shares: the schema, which named types take no bytes on the wire, and how many
+/// values of those it has made.
 struct Reader<'s> {
     schema: &'s ServiceSchema,
     /// Per named type: `Some(answer)`, or `None` while it is being worked out.
     zero_sized: RefCell<HashMap<&'s str, Option<bool>>>,
+    /// Values made so far that took no bytes: at most [`MAX_ZERO_SIZED_ITEMS`] per message, for
+    /// nothing else bounds them (a struct of two fields of a struct of two fields ... of `()`
+    /// doubles at each level and reads nothing).
+    free_values: std::cell::Cell<usize>,
 }
 
 impl<'s> Reader<'s> {
@@ -150,7 +155,23 @@ impl<'s> Reader<'s> {
         Reader {
             schema,
             zero_sized: RefCell::new(HashMap::new()),
+            free_values: std::cell::Cell::new(0),
         }
+    }
+
+    /// Counts one value of `ty` if it takes no bytes; an error past [`MAX_ZERO_SIZED_ITEMS`].
+    fn count_free_value<E: serde::de::Error>(&self, ty: &'s Type) -> Result<(), E> {
+        if !self.takes_no_bytes(ty) {
+            return Ok(());
+        }
+        let made = self.free_values.get() + 1;
+        if made > MAX_ZERO_SIZED_ITEMS {
+            return Err(E::custom(format_args!(
+                "the message holds more than {MAX_ZERO_SIZED_ITEMS} values that take no bytes"
+            )));
+        }
+        self.free_values.set(made);
+        Ok(())
     }
 
     fn seed<'r>(&'r self, ty: &'s Type, depth: u32) -> ValueSeed<'r, 's> {
@@ -240,6 +261,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
             )));
         }
         let reader = self.reader;
+        reader.count_free_value::<D::Error>(self.ty)?;
         let depth = self.depth + 1;
         let items = |items| ItemsVisitor {
             reader,

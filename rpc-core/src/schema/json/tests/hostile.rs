@@ -236,7 +236,10 @@ fn items_that_take_no_bytes_are_limited() {
         },
     ] {
         let seq = Type::Seq(Box::new(item.clone()));
-        for count in [MAX_ZERO_SIZED_ITEMS - 1, MAX_ZERO_SIZED_ITEMS] {
+        // An `Empty` is 12 values that take no bytes (itself, its `a`, its array of 9): the
+        // limit counts them all, so fewer `Empty`s fit.
+        let each = if item == Type::Named("Empty".into()) { 12 } else { 1 };
+        for count in [MAX_ZERO_SIZED_ITEMS / each - 1, MAX_ZERO_SIZED_ITEMS / each] {
             let value =
                 read_type(&schema, &seq, &(count as u64).to_le_bytes()).expect("at the limit");
             assert_eq!(value.as_array().map(Vec::len), Some(count));
@@ -259,6 +262,15 @@ fn items_that_take_no_bytes_are_limited() {
         };
         read_type(&schema, &map, &u64::MAX.to_le_bytes()).expect_err("past the limit");
     }
+    // The limit is per message, not per sequence: a sequence of sequences of `()` at 8 bytes
+    // each cannot make 65,536 values per 8 bytes.
+    let nested = Type::Seq(Box::new(Type::Seq(Box::new(Type::Unit))));
+    let mut bytes = 100u64.to_le_bytes().to_vec();
+    for _ in 0..100 {
+        bytes.extend((MAX_ZERO_SIZED_ITEMS as u64).to_le_bytes());
+    }
+    let err = read_type(&schema, &nested, &bytes).expect_err("100 x 65,536 values");
+    assert!(err.to_string().contains("values that take no bytes"), "{err}");
     // Items that take bytes are not limited by count, only by the bytes.
     let seq = Type::Seq(Box::new(Type::Bool));
     let mut bytes = (MAX_ZERO_SIZED_ITEMS as u64 + 1).to_le_bytes().to_vec();
@@ -401,4 +413,30 @@ fn values_at_the_depth_limit_fit_half_a_threads_stack_either_way() {
     assert!(encoded.expect("deep enough") > 500);
     let err = read.expect_err("too deep");
     assert!(err.to_string().contains("nests deeper"), "{err}");
+}
+
+#[test]
+fn a_struct_that_doubles_at_each_level_and_reads_nothing_stops_at_the_limit() {
+    // T0 { a: T1, b: T1 }, T1 { a: T2, b: T2 }, ... T39 a unit struct: 2^40 values from no bytes.
+    let levels = 40;
+    let mut types = vec![(format!("T{levels}"), TypeDef::Struct(Shape::Unit))];
+    for level in 0..levels {
+        let next = Type::Named(format!("T{}", level + 1));
+        let field = |name: &str| Field {
+            name: name.into(),
+            ty: next.clone(),
+        };
+        types.push((
+            format!("T{level}"),
+            TypeDef::Struct(Shape::Struct(vec![field("a"), field("b")])),
+        ));
+    }
+    let schema = ServiceSchema {
+        name: "doubling".into(),
+        methods: vec![],
+        types: types.into_iter().collect(),
+    };
+    // Without the limit this would not return: 2^40 values.
+    let err = read_type(&schema, &Type::Named("T0".into()), &[]).expect_err("2^40 values");
+    assert!(err.to_string().contains("values that take no bytes"), "{err}");
 }
