@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p examples --example notes_daemon -- --runtime-dir /tmp/notes &
-//! cargo run -p examples --example notes_client -- /tmp/notes
+//! cargo run -p examples --example notes_client -- --runtime-dir /tmp/notes
 //! ```
 
 use examples::notes::{Filter, NotesClient, NotesError};
@@ -12,8 +12,18 @@ use rpc_core::tarpc::context;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let runtime_dir = std::env::args_os().nth(1).map(Into::into);
-    let location = ServerLocation::new(runtime_dir, "notes")?;
+    // `--runtime-dir DIR` and `--name NAME`, as notes_daemon takes them.
+    let mut runtime_dir = None;
+    let mut name = "notes".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match (flag.as_str(), args.next()) {
+            ("--runtime-dir", Some(dir)) => runtime_dir = Some(dir.into()),
+            ("--name", Some(value)) => name = value,
+            _ => anyhow::bail!("usage: notes_client [--runtime-dir DIR] [--name NAME]"),
+        }
+    }
+    let location = ServerLocation::new(runtime_dir, &name)?;
     // The service's name comes with its type: no string to mistype.
     let notes = Connector::new(Target::Name(location))
         .connect::<NotesClient>()

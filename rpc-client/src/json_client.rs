@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use rpc_core::schema::{
     JsonError, JsonRequest, JsonResponse, JsonResponseSeed, SchemaHash, ServiceSchema,
+    UnprintableName,
 };
 use rpc_core::services::introspect::IntrospectClient;
 use rpc_core::tarpc::client::RpcError;
@@ -64,6 +65,15 @@ pub enum JsonConnectError {
         described: SchemaHash,
         /// The hash the server announced when connecting.
         hosted: SchemaHash,
+    },
+    /// The server described the service with a name that cannot be printed on one line.
+    #[error("the server's schema of `{}` cannot be used", Untrusted(service))]
+    Unprintable {
+        /// The service.
+        service: String,
+        /// The name at fault.
+        #[source]
+        source: UnprintableName,
     },
     /// The server hosts no service of that name.
     #[error("unknown service `{}`: this server hosts {}", Untrusted(requested), available.iter().map(|n| Untrusted(n).to_string()).collect::<Vec<_>>().join(", "))]
@@ -122,6 +132,12 @@ impl JsonClient {
                 available: schemas.into_iter().map(|s| s.name).collect(),
             });
         };
+        schema
+            .check_names()
+            .map_err(|source| JsonConnectError::Unprintable {
+                service: service.to_owned(),
+                source,
+            })?;
         Self::with_schema(connector, Arc::new(schema)).await
     }
 

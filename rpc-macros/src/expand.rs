@@ -267,6 +267,7 @@ fn client(service: &ServiceTrait, names: &Names) -> TokenStream {
         let params = method.args.iter().map(|(arg, ty)| quote!(#arg: #ty));
         let args = method.args.iter().map(|(arg, _)| arg);
         let output = &method.output;
+        let wrong_answer = format!("the server answered {name} with another method's response");
         quote! {
             #[allow(unused)]
             #( #attrs )*
@@ -279,7 +280,16 @@ fn client(service: &ServiceTrait, names: &Names) -> TokenStream {
                 async move {
                     match answer.await? {
                         #response::#variant(value) => ::core::result::Result::Ok(value),
-                        _ => ::core::unreachable!(),
+                        // Another method's answer: a broken or hostile server, never a panic.
+                        #[allow(unreachable_patterns)]
+                        _ => ::core::result::Result::Err(
+                            ::rpc_core::tarpc::client::RpcError::Server(
+                                ::rpc_core::tarpc::ServerError::new(
+                                    ::std::io::ErrorKind::InvalidData,
+                                    #wrong_answer.to_owned(),
+                                ),
+                            ),
+                        ),
                     }
                 }
             }

@@ -183,6 +183,17 @@ impl Parse for ServiceTrait {
 impl Parse for Method {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let attrs = input.call(Attribute::parse_outer)?;
+        if let Some(cfg) = attrs.iter().find(|attr| attr.path().is_ident("cfg")) {
+            // A method compiled out would leave the schema's method positions and the response
+            // enum's variants out of step, and a build with and one without it would number
+            // the methods after it differently on the wire.
+            return Err(syn::Error::new_spanned(
+                cfg,
+                "#[cfg] on a service method is not supported: a method's position is its number \
+                 on the wire, so every build must declare the same methods; declare it always \
+                 (its implementation may still answer an error where the feature is off)",
+            ));
+        }
         input.parse::<Token![async]>()?;
         input.parse::<Token![fn]>()?;
         let ident: Ident = input.parse()?;

@@ -1,5 +1,5 @@
 //! What does not compile: a misspelt client type, a type that is not a service, a service name
-//! the server would not accept. Each case in `tests/compile-fail/` is checked against the
+//! the server would not accept, a method behind `#[cfg]`. Each case in `tests/compile-fail/` is checked against the
 //! compiler's message beside it (`TRYBUILD=overwrite` rewrites them; read the diff).
 
 #[test]

@@ -125,9 +125,9 @@ impl From<JsonConnectError> for Failure {
         match err {
             JsonConnectError::Connect(err) => err.into(),
             JsonConnectError::UnknownService { .. } => Failure::usage(err),
-            JsonConnectError::Describe(_) | JsonConnectError::SchemaChanged { .. } => {
-                Failure::call(err)
-            }
+            JsonConnectError::Describe(_)
+            | JsonConnectError::SchemaChanged { .. }
+            | JsonConnectError::Unprintable { .. } => Failure::call(err),
         }
     }
 }
@@ -268,11 +268,16 @@ async fn schemas(
     connector: &Connector,
 ) -> Result<Vec<ServiceSchema>, Failure> {
     let introspect = connector.connect::<IntrospectClient>().await?;
-    introspect
+    let schemas = introspect
         .services(settings.context())
         .await
         .context("cannot read the server's schemas")
-        .map_err(Failure::call)
+        .map_err(Failure::call)?;
+    // Names are printed as text: none may forge a line.
+    for schema in &schemas {
+        schema.check_names().map_err(Failure::call)?;
+    }
+    Ok(schemas)
 }
 
 /// `list`: every service and its methods' signatures.
@@ -304,20 +309,27 @@ fn print_lines(text: &str) {
 /// `describe SERVICE`: its methods and types.
 pub fn describe(settings: &Settings, service: &str) -> Result<(), Failure> {
     settings.run(async |connector| {
-        let schemas = schemas(settings, &connector).await?;
-        let Some(schema) = schemas.iter().find(|s| s.name == service) else {
+        let introspect = connector.connect::<IntrospectClient>().await?;
+        let described = introspect
+            .describe(settings.context(), service.to_owned())
+            .await
+            .context("cannot read the server's schemas")
+            .map_err(Failure::call)?;
+        let Some(schema) = described else {
+            let hosted = schemas(settings, &connector).await?;
             return Err(Failure::usage(anyhow!(
                 "unknown service `{}`: this server hosts {}",
                 Untrusted(service),
-                schemas
+                hosted
                     .iter()
-                    .map(|s| Untrusted(&s.name).to_string())
+                    .map(|s| s.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
         };
+        schema.check_names().map_err(Failure::call)?;
         if settings.output.schemas_as_json {
-            return settings.print_json(schema);
+            return settings.print_json(&schema);
         }
         print_lines(&schema.to_idl());
         Ok(())

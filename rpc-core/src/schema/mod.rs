@@ -199,6 +199,51 @@ impl ServiceSchema {
         self.methods.iter().map(|m| m.name.as_str()).collect()
     }
 
+    /// Checks that every name in the schema (service, methods, arguments, types, fields,
+    /// variants) is printable on one line: no control, bidi or line-separator characters (see
+    /// [`crate::untrusted::needs_escape`]). A schema read from a server is untrusted; a client
+    /// checks it before printing it as text, so that no name can forge a line of `rpc-client
+    /// list` or `describe`. Doc comments may hold newlines; they are escaped where printed.
+    pub fn check_names(&self) -> Result<(), UnprintableName> {
+        let check = |name: &str| {
+            if name.is_empty() || crate::untrusted::has_unsafe_chars(name) {
+                Err(UnprintableName(
+                    crate::untrusted::Untrusted(name).to_string(),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let check_type = |ty: &Type| ty.named_types().try_for_each(&check);
+        let check_fields = |fields: &[Field]| {
+            fields
+                .iter()
+                .try_for_each(|f| check(&f.name).and_then(|()| check_type(&f.ty)))
+        };
+        let check_shape = |shape: &Shape| match shape {
+            Shape::Unit => Ok(()),
+            Shape::Newtype(ty) => check_type(ty),
+            Shape::Tuple(types) => types.iter().try_for_each(check_type),
+            Shape::Struct(fields) => check_fields(fields),
+        };
+        check(&self.name)?;
+        for method in &self.methods {
+            check(&method.name)?;
+            check_fields(&method.args)?;
+            check_type(&method.result)?;
+        }
+        for (name, def) in &self.types {
+            check(name)?;
+            match def {
+                TypeDef::Struct(shape) => check_shape(shape)?,
+                TypeDef::Enum(variants) => variants
+                    .iter()
+                    .try_for_each(|v| check(&v.name).and_then(|()| check_shape(&v.shape)))?,
+            }
+        }
+        Ok(())
+    }
+
     /// The schema's [`SchemaHash`]: FNV-1a over its bincode encoding, doc comments left out.
     pub fn hash(&self) -> SchemaHash {
         let mut bare = self.clone();
@@ -211,6 +256,31 @@ impl ServiceSchema {
             (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
         });
         SchemaHash(hash)
+    }
+}
+
+/// A name in a schema that cannot be printed on one line as it is (shown escaped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the schema holds a name that is empty or not printable on one line: `{0}`")]
+pub struct UnprintableName(pub String);
+
+impl Type {
+    /// The names of the types this type refers to, at any depth.
+    pub fn named_types(&self) -> impl Iterator<Item = &str> {
+        let mut names = Vec::new();
+        let mut todo = vec![self];
+        while let Some(ty) = todo.pop() {
+            match ty {
+                Type::Named(name) => names.push(name.as_str()),
+                Type::Option(inner) | Type::Seq(inner) => todo.push(inner),
+                Type::Array { item, .. } => todo.push(item),
+                Type::Map { key, value } => todo.extend([&**key, &**value]),
+                Type::Result { ok, err } => todo.extend([&**ok, &**err]),
+                Type::Tuple(items) => todo.extend(items),
+                _ => {}
+            }
+        }
+        names.into_iter()
     }
 }
 

@@ -241,3 +241,33 @@ fn breaking_changes_name_the_method_and_the_place() {
         "{changes:?}"
     );
 }
+
+#[test]
+fn names_that_could_forge_a_line_are_refused() {
+    let schema = notes();
+    schema.check_names().expect("a traced schema prints");
+    let mut forged = schema.clone();
+    forged.name = "x\n  kv.get(key: string) -> Option<string>".into();
+    let err = forged
+        .check_names()
+        .expect_err("a newline in the service name");
+    assert!(err.to_string().contains("\\u{a}"), "shown escaped: {err}");
+
+    let mut forged = schema.clone();
+    forged.methods[0].args[0].ty = Type::Option(Box::new(Type::Named("A\u{1b}[2J".into())));
+    assert!(forged.check_names().is_err(), "a type named by an argument");
+
+    let mut forged = schema.clone();
+    let Some(TypeDef::Enum(variants)) = forged.types.get_mut("NotesError") else {
+        panic!("NotesError is an enum");
+    };
+    variants[0].name = "Not\u{202e}Found".into();
+    assert!(
+        forged.check_names().is_err(),
+        "a variant with a bidi override"
+    );
+
+    let mut documented = schema;
+    documented.methods[0].doc = "two\nlines".into();
+    documented.check_names().expect("docs may hold newlines");
+}

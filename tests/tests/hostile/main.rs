@@ -5,6 +5,8 @@
 //!
 //! - [`bad_input`]: raw bytes no real client sends, one test per kind of bad input.
 //! - [`faults`]: frames cut short, sizes that lie, a client or the server killed mid-call.
+//! - [`server_answers`]: a hostile server's answers (another method's response, schema names
+//!   that would forge lines) give the client an error, never a panic or a forged line.
 //! - [`untrusted_text`]: control characters in what a peer sends never reach a terminal or a log
 //!   line raw, on either side.
 //!
@@ -12,4 +14,5 @@
 
 mod bad_input;
 mod faults;
+mod server_answers;
 mod untrusted_text;

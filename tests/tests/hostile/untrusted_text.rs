@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, BytesMut};
 use futures::{SinkExt, StreamExt};
-use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
 use rpc_core::Service;
+use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
 use rpc_core::services::health::{HealthClient, HealthRequest, HealthResponse};
 use rpc_core::tarpc::{ClientMessage, Response, ServerError};
 use rpc_core::transport::Link;
@@ -99,13 +99,7 @@ async fn call_health(socket: &Path) -> ClientOutput {
     let endpoint = format!("unix:{}", socket.display());
     tokio::task::spawn_blocking(move || {
         run_client(
-            [
-                "--endpoint",
-                &endpoint,
-                "--timeout-ms",
-                "3000",
-                "health",
-            ],
+            ["--endpoint", &endpoint, "--timeout-ms", "3000", "health"],
             &[],
         )
     })

@@ -238,7 +238,11 @@ fn items_that_take_no_bytes_are_limited() {
         let seq = Type::Seq(Box::new(item.clone()));
         // An `Empty` is 12 values that take no bytes (itself, its `a`, its array of 9): the
         // limit counts them all, so fewer `Empty`s fit.
-        let each = if item == Type::Named("Empty".into()) { 12 } else { 1 };
+        let each = if item == Type::Named("Empty".into()) {
+            12
+        } else {
+            1
+        };
         for count in [MAX_ZERO_SIZED_ITEMS / each - 1, MAX_ZERO_SIZED_ITEMS / each] {
             let value =
                 read_type(&schema, &seq, &(count as u64).to_le_bytes()).expect("at the limit");
@@ -270,7 +274,10 @@ fn items_that_take_no_bytes_are_limited() {
         bytes.extend((MAX_ZERO_SIZED_ITEMS as u64).to_le_bytes());
     }
     let err = read_type(&schema, &nested, &bytes).expect_err("100 x 65,536 values");
-    assert!(err.to_string().contains("values that take no bytes"), "{err}");
+    assert!(
+        err.to_string().contains("values that take no bytes"),
+        "{err}"
+    );
     // Items that take bytes are not limited by count, only by the bytes.
     let seq = Type::Seq(Box::new(Type::Bool));
     let mut bytes = (MAX_ZERO_SIZED_ITEMS as u64 + 1).to_le_bytes().to_vec();
@@ -438,5 +445,8 @@ fn a_struct_that_doubles_at_each_level_and_reads_nothing_stops_at_the_limit() {
     };
     // Without the limit this would not return: 2^40 values.
     let err = read_type(&schema, &Type::Named("T0".into()), &[]).expect_err("2^40 values");
-    assert!(err.to_string().contains("values that take no bytes"), "{err}");
+    assert!(
+        err.to_string().contains("values that take no bytes"),
+        "{err}"
+    );
 }

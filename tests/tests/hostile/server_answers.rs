@@ -1,0 +1,118 @@
+//! A hostile server's answers: another method's response to a typed client, and schemas whose
+//! names would forge lines in `rpc-client list`. The client reports an error; it never panics
+//! and never prints a forged line.
+
+use std::path::{Path, PathBuf};
+
+use futures::{SinkExt, StreamExt};
+use rpc_client::Connector;
+use rpc_core::handshake::HandshakeCodec;
+use rpc_core::schema::ServiceSchema;
+use rpc_core::services::introspect::{IntrospectClient, IntrospectRequest, IntrospectResponse};
+use rpc_core::services::kv::{KvClient, KvRequest, KvResponse};
+use rpc_core::tarpc::{ClientMessage, Response, context};
+use rpc_core::transport::Link;
+use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, Service};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tests::{TestDir, run_client};
+use tokio::net::UnixListener;
+use tokio_util::codec::Framed;
+
+/// Listens on a Unix socket in `dir`, accepts one connection for service `C`, and answers its
+/// first request with `answer(request)`. Returns the socket's path.
+fn fake_server<C: Service>(
+    dir: &Path,
+    answer: impl FnOnce(C::Request) -> C::Response + Send + 'static,
+) -> PathBuf
+where
+    C::Request: DeserializeOwned,
+    C::Response: Serialize,
+{
+    let path = dir.join("fake.sock");
+    let listener = UnixListener::bind(&path).expect("the fake server binds");
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("the client connects");
+        let stream = LocalStream::unix(stream).expect("a unix stream");
+        let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
+        framed
+            .next()
+            .await
+            .expect("a hello")
+            .expect("a valid hello");
+        let max_frame = FrameLimit::default();
+        framed
+            .send(HelloReply::Accepted {
+                server_version: "0.0.0-fake".into(),
+                max_frame,
+                schema_hash: C::schema().expect("traces").hash(),
+            })
+            .await
+            .expect("accepted");
+        let mut transport = Link::from_handshake(framed, max_frame)
+            .transport::<ClientMessage<C::Request>, Response<C::Response>>();
+        let Some(Ok(ClientMessage::Request(request))) = transport.next().await else {
+            panic!("the client sends a request");
+        };
+        let id = request.id;
+        transport
+            .send(Response {
+                request_id: id,
+                message: Ok(answer(request.message)),
+            })
+            .await
+            .expect("the answer is sent");
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    });
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_methods_answer_is_an_error_for_a_typed_client_not_a_panic() {
+    let dir = TestDir::new();
+    let socket = fake_server::<KvClient>(dir.path(), |request| {
+        assert!(matches!(request, KvRequest::Get { .. }), "{request:?}");
+        KvResponse::Delete(Some("not what was asked".into()))
+    });
+    let endpoint = format!("unix:{}", socket.display())
+        .parse()
+        .expect("an endpoint");
+    let connector = Connector::endpoint(endpoint).expect("a unix endpoint");
+    let kv = connector.connect::<KvClient>().await.expect("connects");
+    let err = kv
+        .get(context::current(), "k".into())
+        .await
+        .expect_err("the answer is another method's");
+    assert!(
+        err.to_string().contains("another method's response")
+            || format!("{err:?}").contains("another method's response"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_whose_names_would_forge_lines_is_refused_by_list() {
+    let dir = TestDir::new();
+    let socket = fake_server::<IntrospectClient>(dir.path(), |request| {
+        assert!(
+            matches!(request, IntrospectRequest::Services {}),
+            "{request:?}"
+        );
+        let mut forged: ServiceSchema = IntrospectClient::schema().expect("traces");
+        forged.name = "x\n  kv.get(key: string) -> Option<string>".into();
+        IntrospectResponse::Services(vec![forged])
+    });
+    let endpoint = format!("unix:{}", socket.display());
+    let out =
+        tokio::task::spawn_blocking(move || run_client(["--endpoint", &endpoint, "list"], &[]))
+            .await
+            .expect("rpc-client ran");
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "nothing printed: {}", out.stdout);
+    assert!(
+        out.stderr.contains(r"x\u{a}  kv.get"),
+        "shown escaped: {}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
