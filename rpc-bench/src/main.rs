@@ -3,8 +3,11 @@
 //!
 //! By default it starts the real `rpc-server` (Unix socket and TCP at once) and the two baseline
 //! servers as separate processes, measures sequential latency and throughput for each, prints a
-//! table with the UDS/TCP and rpc/raw ratios, and writes `results.json` and `report.svg`.
+//! table with the UDS/TCP and rpc/raw ratios, and writes `results.json` and `report.svg`. At the
+//! payloads up to 4 KiB it also measures the JSON path (`JsonClient`, what `rpc-client call`
+//! uses) beside the typed call over UDS (see `json_path.rs`).
 
+mod json_path;
 mod machine;
 mod measure;
 mod raw;
@@ -22,6 +25,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rpc_core::Endpoint;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
+use crate::json_path::JsonPathRun;
 use crate::machine::Machine;
 use crate::measure::{Implementation, Subject, Transport};
 use crate::report::{Report, Settings};
@@ -259,7 +263,19 @@ fn run(args: Args) -> anyhow::Result<()> {
             ),
         },
     };
-    let points = subjects.len() * payloads.len() * (1 + IN_FLIGHT.len() * CONNECTIONS.len());
+    // The JSON path is measured beside the typed rpc call over UDS, the first such subject.
+    let typed_uds = subjects
+        .iter()
+        .position(|s| s.implementation == Implementation::Rpc && s.transport == Transport::Uds);
+    let json_payloads = match typed_uds {
+        Some(_) => payloads
+            .iter()
+            .filter(|&&p| p <= json_path::MAX_PAYLOAD)
+            .count(),
+        None => 0,
+    };
+    let points =
+        subjects.len() * payloads.len() * (1 + IN_FLIGHT.len() * CONNECTIONS.len()) + json_payloads;
     let progress = ProgressBar::new(points as u64 * u64::from(ROUNDS)).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -274,6 +290,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let mut latency = Vec::new();
+    let mut json_rows = Vec::new();
     let mut throughput = Vec::new();
     runtime.block_on(async {
         for &payload in &payloads {
@@ -286,7 +303,28 @@ fn run(args: Args) -> anyhow::Result<()> {
                         .with_context(|| format!("{} latency at {payload} B", name(subject)))?,
                 ));
             }
+            let mut json_run = match typed_uds {
+                Some(i) if payload <= json_path::MAX_PAYLOAD => Some(
+                    JsonPathRun::start(&subjects[i], payload)
+                        .await
+                        .with_context(|| format!("rpc JSON path latency at {payload} B"))?,
+                ),
+                _ => None,
+            };
             for _ in 0..ROUNDS {
+                // First in each round: the typed rpc UDS round follows it (when the bench
+                // starts the server), so that the two rounds compared are next to each other.
+                if let Some(mut run) = json_run.take() {
+                    let (run, result) = tokio::spawn(async move {
+                        let result = run.round(round).await;
+                        (run, result)
+                    })
+                    .await
+                    .context("latency task panicked")?;
+                    result.with_context(|| format!("rpc JSON path latency at {payload} B"))?;
+                    json_run = Some(run);
+                    progress.inc(1);
+                }
                 for (subject, slot) in subjects.iter().zip(&mut runs) {
                     let Some(mut run) = slot.take() else {
                         continue;
@@ -303,6 +341,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                     *slot = Some(run);
                     progress.inc(1);
                 }
+            }
+            if let (Some(json), Some(Some(typed))) = (&json_run, typed_uds.map(|i| &runs[i])) {
+                json_rows.push(json.finish(typed));
             }
             latency.extend(runs.iter().flatten().map(measure::LatencyRun::finish));
             for &connections in &CONNECTIONS {
@@ -342,6 +383,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         machine: Machine::detect(),
         settings,
         latency,
+        json_path: json_rows,
         throughput,
         targets: Vec::new(),
     };

@@ -179,7 +179,66 @@ impl Throughput {
 }
 
 /// Calls made before timing starts, to settle buffers and caches.
-const WARMUP_CALLS: usize = 20;
+pub const WARMUP_CALLS: usize = 20;
+
+/// The percentiles of one round of sequential calls, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RoundLatency {
+    /// Calls timed in the round.
+    pub samples: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+}
+
+/// Call times of one run of sequential calls: all rounds in one histogram (the run's
+/// percentiles), and each round's own percentiles, so that two runs measured in the same rounds
+/// can be compared round by round.
+pub struct Recorder {
+    all: Histogram<u64>,
+    round: Histogram<u64>,
+    rounds: Vec<RoundLatency>,
+}
+
+impl Recorder {
+    /// An empty recorder: 1 ns to 120 s, three significant digits.
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Recorder {
+            all: Histogram::new_with_bounds(1, 120_000_000_000, 3)?,
+            round: Histogram::new_with_bounds(1, 120_000_000_000, 3)?,
+            rounds: Vec::new(),
+        })
+    }
+
+    /// Records one call's time.
+    pub fn record(&mut self, elapsed: Duration) {
+        let ns = elapsed.as_nanos().max(1) as u64;
+        let _ = self.all.record(ns);
+        let _ = self.round.record(ns);
+    }
+
+    /// Closes the current round: keeps its percentiles and starts the next one empty.
+    pub fn end_round(&mut self) {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        self.rounds.push(RoundLatency {
+            samples: self.round.len(),
+            p50_us: us(self.round.value_at_quantile(0.5)),
+            p99_us: us(self.round.value_at_quantile(0.99)),
+        });
+        self.round.reset();
+    }
+
+    /// Every call of every round.
+    pub fn all(&self) -> &Histogram<u64> {
+        &self.all
+    }
+
+    /// Each closed round's percentiles, in order.
+    pub fn rounds(&self) -> &[RoundLatency] {
+        &self.rounds
+    }
+}
 
 fn payload(len: usize) -> ByteBuf {
     ByteBuf::from((0..len).map(|i| i as u8).collect::<Vec<u8>>())
@@ -201,7 +260,7 @@ pub struct LatencyRun {
     subject: Subject,
     size: usize,
     connection: Connection,
-    histogram: Histogram<u64>,
+    recorder: Recorder,
     /// The payload, sent and echoed back call after call (`rpc` and `tarpc`).
     bytes: ByteBuf,
     /// The request frame and the reply buffer (`raw`).
@@ -216,7 +275,7 @@ impl LatencyRun {
             subject: subject.clone(),
             size,
             connection: subject.connect().await?,
-            histogram: Histogram::<u64>::new_with_bounds(1, 120_000_000_000, 3)?,
+            recorder: Recorder::new()?,
             bytes: ByteBuf::new(),
             frame: Vec::new(),
             reply: Vec::new(),
@@ -236,8 +295,9 @@ impl LatencyRun {
         let until = Instant::now() + duration;
         loop {
             let elapsed = self.call().await?;
-            let _ = self.histogram.record(elapsed.as_nanos().max(1) as u64);
+            self.recorder.record(elapsed);
             if Instant::now() >= until {
+                self.recorder.end_round();
                 return Ok(());
             }
         }
@@ -265,15 +325,41 @@ impl LatencyRun {
 
     /// The percentiles of every round.
     pub fn finish(&self) -> Latency {
-        summarize(&self.subject, self.size, &self.histogram)
+        summarize(
+            self.subject.implementation,
+            self.subject.transport,
+            self.size,
+            self.recorder.all(),
+        )
+    }
+
+    /// The subject measured.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// The payload size, bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Each round's percentiles.
+    pub fn rounds(&self) -> &[RoundLatency] {
+        self.recorder.rounds()
     }
 }
 
-fn summarize(subject: &Subject, size: usize, h: &Histogram<u64>) -> Latency {
+/// The percentiles of a run's calls, all rounds together.
+fn summarize(
+    implementation: Implementation,
+    transport: Transport,
+    size: usize,
+    h: &Histogram<u64>,
+) -> Latency {
     let us = |ns: u64| ns as f64 / 1000.0;
     Latency {
-        implementation: subject.implementation,
-        transport: subject.transport,
+        implementation,
+        transport,
         payload: size,
         samples: h.len(),
         p50_us: us(h.value_at_quantile(0.5)),

@@ -7,6 +7,7 @@ use anyhow::Context;
 use plotters::prelude::*;
 use serde::Serialize;
 
+use crate::json_path::{self, JsonPath};
 use crate::machine::Machine;
 use crate::measure::{Implementation, Latency, Throughput, Transport};
 
@@ -56,13 +57,16 @@ pub struct Report {
     pub settings: Settings,
     /// Sequential latency rows.
     pub latency: Vec<Latency>,
+    /// The JSON path beside the typed call, rpc over UDS, at the small payloads.
+    pub json_path: Vec<JsonPath>,
     /// Throughput rows.
     pub throughput: Vec<Throughput>,
     /// The targets.
     pub targets: Vec<TargetCheck>,
 }
 
-fn size_label(bytes: usize) -> String {
+/// A payload size as the tables show it: `64 B`, `4 KiB`, `1 MiB`.
+pub fn size_label(bytes: usize) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{} MiB", b >> 20),
         b if b >= 1 << 10 => format!("{} KiB", b >> 10),
@@ -241,6 +245,7 @@ impl Report {
                 f(self.p50(Tarpc, Tcp, p), 1),
             );
         }
+        json_path::write_text(&self.json_path, &mut out);
         let _ = writeln!(
             out,
             "\nlatency percentiles in us (p50 / p90 / p99 / p99.9 / max)"
