@@ -7,11 +7,13 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
+use rpc_core::schema::SchemaHash;
 use rpc_core::services::echo::{EchoRequest, EchoResponse};
 use rpc_core::services::kv::KvRequest;
 use rpc_core::tarpc::{self, ClientMessage, Response, context};
+use rpc_core::transport::{Link, WireTransport};
 use rpc_core::wire::WireFormat;
-use rpc_core::{FrameLimit, Hello, HelloReply};
+use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::UnixStream;
@@ -189,6 +191,26 @@ pub fn decode_echo_response(body: &[u8]) -> Response<EchoResponse> {
     WireFormat::new(FrameLimit::new(u32::MAX as usize).expect("in range"))
         .decode(body)
         .expect("the body is an echo response")
+}
+
+/// A fake server's side of a handshake it accepts: answers `Accepted` (the default frame limit,
+/// `schema_hash`) on `framed`, whose hello has been read, and returns the connection as the
+/// transport a server of `Req` and `Resp` speaks. For tests of what a client does with a hostile
+/// server's answers.
+pub async fn accept_as_fake_server<Req, Resp>(
+    mut framed: Framed<LocalStream, HandshakeCodec<Hello, HelloReply>>,
+    schema_hash: SchemaHash,
+) -> WireTransport<LocalStream, ClientMessage<Req>, Response<Resp>> {
+    let max_frame = FrameLimit::default();
+    framed
+        .send(HelloReply::Accepted {
+            server_version: "0.0.0-fake".into(),
+            max_frame,
+            schema_hash,
+        })
+        .await
+        .expect("the acceptance is sent");
+    Link::from_handshake(framed, max_frame).transport()
 }
 
 #[cfg(test)]

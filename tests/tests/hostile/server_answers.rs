@@ -11,10 +11,10 @@ use rpc_core::schema::ServiceSchema;
 use rpc_core::services::introspect::{IntrospectClient, IntrospectRequest, IntrospectResponse};
 use rpc_core::services::kv::{KvClient, KvRequest, KvResponse};
 use rpc_core::tarpc::{ClientMessage, Response, context};
-use rpc_core::transport::Link;
-use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, Service};
+use rpc_core::{Hello, HelloReply, LocalStream, Service};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tests::raw::accept_as_fake_server;
 use tests::{TestDir, run_client};
 use tokio::net::UnixListener;
 use tokio_util::codec::Framed;
@@ -40,17 +40,8 @@ where
             .await
             .expect("a hello")
             .expect("a valid hello");
-        let max_frame = FrameLimit::default();
-        framed
-            .send(HelloReply::Accepted {
-                server_version: "0.0.0-fake".into(),
-                max_frame,
-                schema_hash: C::schema().expect("traces").hash(),
-            })
-            .await
-            .expect("accepted");
-        let mut transport = Link::from_handshake(framed, max_frame)
-            .transport::<ClientMessage<C::Request>, Response<C::Response>>();
+        let hash = C::schema().expect("traces").hash();
+        let mut transport = accept_as_fake_server::<C::Request, C::Response>(framed, hash).await;
         let Some(Ok(ClientMessage::Request(request))) = transport.next().await else {
             panic!("the client sends a request");
         };

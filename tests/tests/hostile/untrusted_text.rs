@@ -9,9 +9,8 @@ use rpc_core::Service;
 use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
 use rpc_core::services::health::{HealthClient, HealthRequest, HealthResponse};
 use rpc_core::tarpc::{ClientMessage, Response, ServerError};
-use rpc_core::transport::Link;
-use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, Refusal};
-use tests::raw::{connect, handshake, read_until_closed};
+use rpc_core::{Hello, HelloReply, LocalStream, Refusal};
+use tests::raw::{accept_as_fake_server, connect, handshake, read_until_closed};
 use tests::{ClientOutput, TestDir, assert_serves_calls, run_client};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
@@ -52,18 +51,10 @@ fn start_fake_server(dir: &Path, behaviour: FakeServer) -> PathBuf {
                     .expect("the refusal is sent");
             }
             FakeServer::FailCall(detail) => {
-                let max_frame = FrameLimit::default();
-                framed
-                    .send(HelloReply::Accepted {
-                        server_version: "0.0.0-fake".into(),
-                        max_frame,
-                        // The real hash: the client has nothing to warn about.
-                        schema_hash: HealthClient::schema().expect("health traces").hash(),
-                    })
-                    .await
-                    .expect("the acceptance is sent");
-                let mut transport = Link::from_handshake(framed, max_frame)
-                    .transport::<ClientMessage<HealthRequest>, Response<HealthResponse>>();
+                // The real hash: the client has nothing to warn about.
+                let hash = HealthClient::schema().expect("health traces").hash();
+                let mut transport =
+                    accept_as_fake_server::<HealthRequest, HealthResponse>(framed, hash).await;
                 let Some(Ok(ClientMessage::Request(request))) = transport.next().await else {
                     panic!("the client sends a request");
                 };
