@@ -125,9 +125,27 @@ impl Connector {
     /// hash of `C`'s schema (the server runs another version of the service), a warning is
     /// logged (`tracing`, target `rpc_client`): calls may then fail to decode, or be misread.
     pub async fn connect<C: Service>(&self) -> Result<Client<C>, ConnectError> {
-        let (link, server_schema) = self.link(C::NAME).await?;
-        warn_if_schema_differs::<C>(server_schema);
-        Ok(C::from_stub(Channel::new(link.transport())))
+        self.checked_channel(C::NAME, schema_hash::<C>())
+            .await
+            .map(C::from_stub)
+    }
+
+    /// [`Connector::channel`], warning when the server's schema hash for `service` is not
+    /// `expected` (the hash of the schema the client was built with, if known).
+    pub(crate) async fn checked_channel<Req, Resp>(
+        &self,
+        service: &str,
+        expected: Option<SchemaHash>,
+    ) -> Result<Channel<Req, Resp>, ConnectError>
+    where
+        Req: Serialize + RequestName + Send + 'static,
+        Resp: DeserializeOwned + Send + 'static,
+    {
+        let (link, server_schema) = self.link(service).await?;
+        if let Some(ours) = expected {
+            warn_if_schema_differs(service, ours, server_schema);
+        }
+        Ok(Channel::new(link.transport()))
     }
 
     /// Connects a [`Channel`] to the service named `service`, for requests and responses
@@ -217,7 +235,7 @@ impl Connector {
     /// is not there fails here. A call in flight when a connection breaks fails with
     /// [`CallInterrupted`](crate::CallInterrupted); see [`ReconnectingChannel`].
     pub async fn reconnecting<C: Service>(&self) -> Result<Reconnecting<C>, ConnectError> {
-        ReconnectingChannel::connect(self.clone(), C::NAME, None)
+        ReconnectingChannel::connect(self.clone(), C::NAME, schema_hash::<C>(), None)
             .await
             .map(C::from_stub)
     }
@@ -229,7 +247,7 @@ impl Connector {
         &self,
         idempotent: fn(&C::Request) -> bool,
     ) -> Result<Reconnecting<C>, ConnectError> {
-        ReconnectingChannel::connect(self.clone(), C::NAME, Some(idempotent))
+        ReconnectingChannel::connect(self.clone(), C::NAME, schema_hash::<C>(), Some(idempotent))
             .await
             .map(C::from_stub)
     }
@@ -323,20 +341,23 @@ async fn connect_socket(endpoint: &Endpoint) -> Result<LocalStream, ConnectError
     })
 }
 
-/// Logs a warning when the server's schema for `C`'s service is not `C`'s: the server runs
+/// The hash of `C`'s schema, if it traces (a service whose schema does not trace cannot be
+/// hosted either, so there is nothing to compare).
+pub(crate) fn schema_hash<C: Service>() -> Option<SchemaHash> {
+    C::schema().ok().map(|schema| schema.hash())
+}
+
+/// Logs a warning when the server's schema for `service` is not the client's: the server runs
 /// another version of the service, and calls may fail to decode or be misread.
-fn warn_if_schema_differs<C: Service>(server_schema: SchemaHash) {
-    match C::schema() {
-        Ok(ours) if ours.hash() != server_schema => tracing::warn!(
-            service = C::NAME,
-            client_schema = %ours.hash(),
+fn warn_if_schema_differs(service: &str, ours: SchemaHash, server_schema: SchemaHash) {
+    if ours != server_schema {
+        tracing::warn!(
+            service,
+            client_schema = %ours,
             server_schema = %server_schema,
-            "the server's `{}` service is not the one this client was built with: calls may fail \
-             to decode or be misread; build the client against the server's version (see \
-             `rpc-client describe {}`)",
-            C::NAME,
-            C::NAME,
-        ),
-        _ => {}
+            "the server's `{service}` service is not the one this client was built with: calls may \
+             fail to decode or be misread; build the client against the server's version (see \
+             `rpc-client describe {service}`)",
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rpc_core::FrameLimit;
+use rpc_core::schema::SchemaHash;
 use rpc_core::wire::WireFormat;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,6 +44,9 @@ pub struct CallInterrupted;
 pub struct ReconnectingChannel<Req, Resp> {
     connector: Connector,
     service: String,
+    /// The hash of the schema the client was built with: each reconnection checks it again,
+    /// since a restarted server may run another version.
+    schema: Option<SchemaHash>,
     live: Arc<Mutex<Channel<Req, Resp>>>,
     idempotent: Option<fn(&Req) -> bool>,
 }
@@ -52,6 +56,7 @@ impl<Req, Resp> Clone for ReconnectingChannel<Req, Resp> {
         ReconnectingChannel {
             connector: self.connector.clone(),
             service: self.service.clone(),
+            schema: self.schema,
             live: self.live.clone(),
             idempotent: self.idempotent,
         }
@@ -77,12 +82,14 @@ where
     pub(crate) async fn connect(
         connector: Connector,
         service: &str,
+        schema: Option<SchemaHash>,
         idempotent: Option<fn(&Req) -> bool>,
     ) -> Result<Self, ConnectError> {
-        let channel = connector.channel(service).await?;
+        let channel = connector.checked_channel(service, schema).await?;
         Ok(ReconnectingChannel {
             connector,
             service: service.to_owned(),
+            schema,
             live: Arc::new(Mutex::new(channel)),
             idempotent,
         })
@@ -96,7 +103,11 @@ where
         }
         let mut delay = FIRST_RECONNECT_DELAY;
         loop {
-            match self.connector.channel(&self.service).await {
+            match self
+                .connector
+                .checked_channel(&self.service, self.schema)
+                .await
+            {
                 Ok(channel) => {
                     tracing::info!(service = %self.service, "reconnected");
                     *live = channel;
