@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rpc_core::schema::ServiceSchema;
+use rpc_core::schema::{SchemaHash, ServiceSchema};
 use rpc_core::services::introspect::Introspect;
 use rpc_core::tarpc::context::Context;
 
@@ -29,5 +29,12 @@ impl Introspect for Introspection {
 
     async fn describe(self, _: Context, service: String) -> Option<ServiceSchema> {
         self.schemas.iter().find(|s| s.name == service).cloned()
+    }
+
+    async fn hashes(self, _: Context) -> Vec<(String, SchemaHash)> {
+        self.schemas
+            .iter()
+            .map(|schema| (schema.name.clone(), schema.hash()))
+            .collect()
     }
 }

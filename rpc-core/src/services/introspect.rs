@@ -1,7 +1,7 @@
 //! `introspect`: the schema of every service a server hosts, so that a client built without a
 //! service's types (`rpc-client describe`, `rpc-client call`) can still call it.
 
-use crate::schema::{Shape, Type, TypeDef};
+use crate::schema::{SchemaHash, Shape, Type, TypeDef};
 
 pub use crate::schema::ServiceSchema;
 
@@ -16,4 +16,7 @@ pub trait Introspect {
     async fn services() -> Vec<ServiceSchema>;
     /// One service's schema, if hosted.
     async fn describe(service: String) -> Option<ServiceSchema>;
+    /// Every hosted service's name and schema hash, in the order they were added: what a
+    /// client that keeps schemas checks them against without fetching them again.
+    async fn hashes() -> Vec<(String, SchemaHash)>;
 }

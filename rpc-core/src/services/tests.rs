@@ -33,7 +33,10 @@ fn built_in_schemas_trace_and_list_the_methods_in_wire_order() {
     assert_eq!(health.methods[0].result, Type::Named("ServerInfo".into()));
 
     let introspect = introspect::IntrospectClient::schema().expect("introspect traces");
-    assert_eq!(introspect.method_names(), ["services", "describe"]);
+    assert_eq!(
+        introspect.method_names(),
+        ["services", "describe", "hashes"]
+    );
     for name in ["ServiceSchema", "MethodSchema", "Type", "TypeDef", "Shape"] {
         assert!(introspect.types.contains_key(name), "{name}");
     }

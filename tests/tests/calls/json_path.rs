@@ -100,6 +100,7 @@ fn built_in_services() {
                 service: "kv".into(),
             },
         ),
+        ("hashes", json!({}), IntrospectRequest::Hashes {}),
     ]);
 }
 

@@ -72,6 +72,20 @@ fn list_and_describe_show_a_service_the_client_has_no_code_for() {
     assert_eq!(json["methods"][0]["name"], "add");
     assert!(json["types"]["Note"].is_object(), "{json}");
 
+    // The hashes `introspect.hashes` answers are those `list` shows.
+    let hashes = notes(&dir, &["call", "introspect.hashes"]).json();
+    let notes_hash = hashes
+        .as_array()
+        .and_then(|pairs| pairs.iter().find(|pair| pair[0] == "notes"))
+        .and_then(|pair| pair[1].as_u64())
+        .unwrap_or_else(|| panic!("no hash for notes in {hashes}"));
+    assert!(
+        list.stdout
+            .contains(&format!("notes  (schema {notes_hash:016x})")),
+        "{}",
+        list.stdout
+    );
+
     let unknown = notes(&dir, &["describe", "nope"]);
     assert_eq!(exit_code(&unknown), Some(2), "{}", unknown.stderr);
     assert!(
