@@ -14,6 +14,8 @@
 //! `ResponseSeed`, the seeded decode of a client that knows its answers only at run time: it
 //! must give the same messages and the same errors as the derived decode.
 
+pub mod schema_json;
+
 use bytes::{BufMut, BytesMut};
 use rpc_core::handshake::{HandshakeCodec, HandshakeError, Hello, HelloReply, MAX_HANDSHAKE_FRAME};
 use rpc_core::services::echo::EchoRequest;
