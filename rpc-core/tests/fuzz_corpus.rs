@@ -31,15 +31,22 @@ use serde::Serialize;
 use serde_bytes::ByteBuf;
 use tokio_util::codec::Encoder;
 
+use decode_loops::schema_json::{SchemaJsonInput, fixed_schemas, fuzz_schema_json, wire_format};
 use decode_loops::{
     FUZZ_FRAME_LIMIT, Outcome, decode_frames, decode_handshake, decode_large_frames,
 };
+use rpc_core::Service;
+use rpc_core::schema::ServiceSchema;
+use rpc_core::services::{echo, health, introspect, kv};
 
 /// The largest committed seed: corpus files stay small so the fuzzer mutates them quickly.
 const MAX_SEED_LEN: usize = 2048;
 
 /// The largest committed `large_frame` seed: a large frame is at least `BIG_FIELD` (32 KiB).
 const MAX_LARGE_SEED_LEN: usize = 160 * 1024;
+
+/// The largest committed `schema_json` seed: the introspect schema describing the kv schema.
+const MAX_SCHEMA_SEED_LEN: usize = 8 * 1024;
 
 /// A count no frame can hold: 2^60 elements or bytes.
 const HUGE_LEN: u64 = 1 << 60;
@@ -285,12 +292,39 @@ fn every_large_frame_corpus_file_decodes_without_panic_and_as_its_name_says() {
 }
 
 #[test]
+fn every_schema_json_corpus_file_runs_its_checks_and_as_its_name_says() {
+    let mut valid = 0;
+    for (name, bytes) in corpus_files("schema_json") {
+        // The schema, response and round-trip checks run inside, on every file.
+        let outcome = fuzz_schema_json(&bytes);
+        if name.starts_with("valid-") {
+            valid += 1;
+            assert!(outcome.schema_decoded, "{name}: the schema does not decode");
+            assert!(outcome.response_read, "{name}: the response does not read");
+            assert!(
+                outcome.request_round_tripped,
+                "{name}: the request is refused"
+            );
+        }
+        if name.starts_with("fallback-") {
+            assert!(!outcome.schema_decoded, "{name}: the schema decodes");
+            assert!(
+                outcome.request_round_tripped,
+                "{name}: the request is refused"
+            );
+        }
+    }
+    assert!(valid >= 4, "too few valid schema_json seeds");
+}
+
+#[test]
 fn committed_corpus_holds_every_generated_seed() {
     let regenerate = std::env::var_os("REGENERATE_CORPUS").is_some_and(|value| value == "1");
     for (target, seeds, max_len) in [
         ("handshake", handshake_seeds(), MAX_SEED_LEN),
         ("frame", frame_seeds(), MAX_SEED_LEN),
         ("large_frame", large_frame_seeds(), MAX_LARGE_SEED_LEN),
+        ("schema_json", schema_json_seeds(), MAX_SCHEMA_SEED_LEN),
     ] {
         let dir = corpus_dir(target);
         for (name, bytes) in seeds {
@@ -739,5 +773,110 @@ fn large_frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         ("empty", Vec::new()),
+    ]
+}
+
+/// A body as the wire encodes it.
+fn body<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut body = BytesMut::new();
+    wire_format()
+        .encode_body(value, &mut body)
+        .expect("encodes");
+    body.to_vec()
+}
+
+/// A `schema_json` seed: a schema, a response of method `method` under it, and JSON arguments
+/// for that method.
+fn schema_seed(schema: &ServiceSchema, method: u8, response: &[u8], json: &str) -> Vec<u8> {
+    SchemaJsonInput {
+        method,
+        ty: method,
+        schema: &body(schema),
+        response,
+        json: json.as_bytes(),
+    }
+    .join()
+}
+
+fn schema_json_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let kv = kv::KvClient::schema().expect("kv traces");
+    let echo = echo::EchoClient::schema().expect("echo traces");
+    let health = health::HealthClient::schema().expect("health traces");
+    let introspect = introspect::IntrospectClient::schema().expect("introspect traces");
+    let info = health::ServerInfo {
+        version: "0.1.0".into(),
+        pid: 4242,
+        uptime_ms: 60_000,
+        endpoints: vec!["unix:/run/user/1000/rpc.sock".parse().expect("an endpoint")],
+        services: vec!["kv".into(), "echo".into()],
+        open_connections: 2,
+        calls_served: 10,
+        calls_cancelled: 1,
+        calls_in_progress: 0,
+    };
+    // A schema that does not decode falls back to the fixed ones, picked by the method selector:
+    // 0 picks the first, notes, and its first method, `add`.
+    assert_eq!(fixed_schemas()[0].name, "notes");
+    let notes = SchemaJsonInput {
+        method: 0,
+        ty: 0,
+        schema: b"not a schema",
+        response: &[],
+        json: br#"{"note": {
+            "id": 7, "title": "t", "tags": ["Pinned", {"Pinned": null}, {"Colour": [1, 2, 3]},
+                {"Named": "n"}, {"Due": {"day": 3}}],
+            "attachment": [0, 255], "scores": {"01": 0.1, "2": "NaN", "3": "-inf"},
+            "links": {"9": "Parent", "10": {"Related": [1, 2]}}, "grid": [[[1, 2], true]],
+            "created": [-5, 6], "checksum": [1, 2, 3],
+            "big": "-170141183460469231731687303715884105728", "huge": "12",
+            "weight": -0.0, "initial": "\u00e9", "reviewed": 3,
+            "outline": {"heading": "h", "children": [{"heading": "i", "children": []}]},
+            "marker": null}}"#,
+    }
+    .join();
+    vec![
+        (
+            "valid-kv-get",
+            schema_seed(
+                &kv,
+                0,
+                &body(&kv::KvResponse::Get(Some("hello".into()))),
+                r#"{"key": "greeting"}"#,
+            ),
+        ),
+        (
+            "valid-kv-set-full",
+            schema_seed(
+                &kv,
+                1,
+                &body(&kv::KvResponse::Set(Err(kv::KvError::Full {
+                    limit: 100_000,
+                }))),
+                r#"{"key": "k", "value": "v"}"#,
+            ),
+        ),
+        (
+            "valid-echo-echo",
+            schema_seed(
+                &echo,
+                1,
+                &body(&echo::EchoResponse::Echo(ByteBuf::from(vec![1, 2, 3]))),
+                r#"{"bytes": [1, 2, 3]}"#,
+            ),
+        ),
+        (
+            "valid-health-info",
+            schema_seed(&health, 0, &body(&health::HealthResponse::Info(info)), "{}"),
+        ),
+        (
+            "valid-introspect-describe-kv",
+            schema_seed(
+                &introspect,
+                1,
+                &body(&introspect::IntrospectResponse::Describe(Some(kv.clone()))),
+                r#"{"service": "kv"}"#,
+            ),
+        ),
+        ("fallback-notes-add-every-convention", notes),
     ]
 }
