@@ -321,7 +321,7 @@ type HandshakeStream = Framed<LocalStream, HandshakeCodec<HelloReply, Hello>>;
 async fn connect_socket(endpoint: &Endpoint) -> Result<LocalStream, ConnectError> {
     let result = match endpoint {
         Endpoint::Unix(path) => UnixStream::connect(path).await.and_then(LocalStream::unix),
-        Endpoint::Tcp(addr) => TcpStream::connect(addr).await.map(LocalStream::Tcp),
+        Endpoint::Tcp(addr) => TcpStream::connect(addr).await.and_then(LocalStream::tcp),
     };
     result.map_err(|source| {
         let reason = match source.kind() {

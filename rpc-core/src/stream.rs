@@ -1,6 +1,6 @@
 //! [`LocalStream`]: one connected socket, Unix or TCP, behind one type.
 
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -51,8 +51,17 @@ pub struct UnixConnection {
 impl LocalStream {
     /// Wraps a connected Unix socket (see [`UnixConnection`]). Needs a tokio runtime.
     pub fn unix(stream: UnixStream) -> io::Result<Self> {
-        let io = register(stream.into_std()?, Interest::READABLE)?;
+        let std = stream.into_std()?;
+        no_sigpipe(&std)?;
+        let io = register(std, Interest::READABLE)?;
         Ok(LocalStream::Unix(UnixConnection { io, writable: None }))
+    }
+
+    /// Wraps a connected TCP socket. Prefer it to building [`LocalStream::Tcp`] directly: on
+    /// Apple systems it also marks the socket `SO_NOSIGPIPE` (see [`send_vectored`]).
+    pub fn tcp(stream: TcpStream) -> io::Result<Self> {
+        no_sigpipe(&stream)?;
+        Ok(LocalStream::Tcp(stream))
     }
 
     /// Tunes a freshly connected socket for RPC: no Nagle delay on TCP, and buffers large enough
@@ -187,7 +196,7 @@ impl UnixConnection {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         loop {
-            match self.io.get_ref().write_vectored(bufs) {
+            match send_vectored(self.io.get_ref(), bufs) {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 result => {
                     self.writable = None;
@@ -240,7 +249,7 @@ impl AsyncWrite for LocalStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             LocalStream::Unix(unix) => unix.poll_write_vectored(cx, &[io::IoSlice::new(buf)]),
-            LocalStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            LocalStream::Tcp(s) => poll_send_tcp(s, cx, &[io::IoSlice::new(buf)]),
         }
     }
 
@@ -251,15 +260,12 @@ impl AsyncWrite for LocalStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             LocalStream::Unix(unix) => unix.poll_write_vectored(cx, bufs),
-            LocalStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            LocalStream::Tcp(s) => poll_send_tcp(s, cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            LocalStream::Unix(_) => true,
-            LocalStream::Tcp(s) => s.is_write_vectored(),
-        }
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -275,6 +281,43 @@ impl AsyncWrite for LocalStream {
                 Poll::Ready(unix.io.get_ref().shutdown(std::net::Shutdown::Write))
             }
             LocalStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Writes `bufs` to a socket as one `sendmsg` with `MSG_NOSIGNAL`: a peer that has gone makes
+/// it fail with `EPIPE`, never raise SIGPIPE. std's and tokio's `write_vectored` are a plain
+/// `writev`, whose SIGPIPE kills a host that keeps the signal's default action (a C, C++ or Go
+/// program embedding this client) on the first write after its server died. Apple systems have
+/// no `MSG_NOSIGNAL`; their sockets are marked `SO_NOSIGPIPE` when wrapped instead.
+pub fn send_vectored(socket: impl AsFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    #[cfg(not(any(target_vendor = "apple", windows)))]
+    let flags = rustix::net::SendFlags::NOSIGNAL;
+    #[cfg(any(target_vendor = "apple", windows))]
+    let flags = rustix::net::SendFlags::empty();
+    let mut control = rustix::net::SendAncillaryBuffer::default();
+    Ok(rustix::net::sendmsg(socket, bufs, &mut control, flags)?)
+}
+
+/// Marks a socket `SO_NOSIGPIPE` where `MSG_NOSIGNAL` does not exist (Apple systems).
+fn no_sigpipe(socket: impl AsFd) -> io::Result<()> {
+    #[cfg(target_vendor = "apple")]
+    rustix::net::sockopt::set_socket_nosigpipe(&socket, true)?;
+    let _ = socket;
+    Ok(())
+}
+
+/// [`send_vectored`] on a tokio TCP stream, waiting for room when the socket is full.
+fn poll_send_tcp(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(stream.poll_write_ready(cx))?;
+        match stream.try_io(Interest::WRITABLE, || send_vectored(stream, bufs)) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
         }
     }
 }

@@ -197,7 +197,7 @@ impl Listener {
             }
             Listener::Tcp { listener, .. } => {
                 let (stream, _) = listener.accept().await?;
-                Ok((LocalStream::Tcp(stream), None))
+                Ok((LocalStream::tcp(stream)?, None))
             }
         }
     }

@@ -15,12 +15,15 @@
 //!   `describe`, `call` with JSON, stdin, exit codes, completions.
 //! - [`json_path`]: the bytes `rpc-client call` sends are a compiled client's, for every method.
 //!
+//! - [`no_sigpipe`]: every socket write is a `sendmsg` with `MSG_NOSIGNAL`, seen under strace.
+//!
 //! A new test of what a well-behaved client gets goes here.
 
 mod channel;
 mod concurrency;
 mod declared;
 mod json_path;
+mod no_sigpipe;
 mod reconnect;
 mod shell;
 mod transport;
