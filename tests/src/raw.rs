@@ -16,7 +16,7 @@ use rpc_core::wire::WireFormat;
 use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::UnixStream;
+use tokio::net::{UnixListener, UnixStream};
 use tokio_util::codec::{Decoder, Framed};
 
 use crate::ServerProcess;
@@ -191,6 +191,22 @@ pub fn decode_echo_response(body: &[u8]) -> Response<EchoResponse> {
     WireFormat::new(FrameLimit::new(u32::MAX as usize).expect("in range"))
         .decode(body)
         .expect("the body is an echo response")
+}
+
+/// A fake server's first steps: accepts one connection on `listener` and reads its hello,
+/// returning the connection still framed for the handshake, so the fake can answer as it likes.
+pub async fn accept_hello(
+    listener: &UnixListener,
+) -> Framed<LocalStream, HandshakeCodec<Hello, HelloReply>> {
+    let (stream, _) = listener.accept().await.expect("the client connects");
+    let stream = LocalStream::unix(stream).expect("a unix stream");
+    let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
+    framed
+        .next()
+        .await
+        .expect("the client says hello")
+        .expect("the hello is valid");
+    framed
 }
 
 /// A fake server's side of a handshake it accepts: answers `Accepted` (the default frame limit,

@@ -6,18 +6,16 @@ use std::path::{Path, PathBuf};
 
 use futures::{SinkExt, StreamExt};
 use rpc_client::Connector;
-use rpc_core::handshake::HandshakeCodec;
+use rpc_core::Service;
 use rpc_core::schema::ServiceSchema;
 use rpc_core::services::introspect::{IntrospectClient, IntrospectRequest, IntrospectResponse};
 use rpc_core::services::kv::{KvClient, KvRequest, KvResponse};
 use rpc_core::tarpc::{ClientMessage, Response, context};
-use rpc_core::{Hello, HelloReply, LocalStream, Service};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tests::raw::accept_as_fake_server;
+use tests::raw::{accept_as_fake_server, accept_hello};
 use tests::{TestDir, run_client};
 use tokio::net::UnixListener;
-use tokio_util::codec::Framed;
 
 /// Listens on a Unix socket in `dir`, accepts one connection for service `C`, and answers its
 /// first request with `answer(request)`. Returns the socket's path.
@@ -32,14 +30,7 @@ where
     let path = dir.join("fake.sock");
     let listener = UnixListener::bind(&path).expect("the fake server binds");
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.expect("the client connects");
-        let stream = LocalStream::unix(stream).expect("a unix stream");
-        let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
-        framed
-            .next()
-            .await
-            .expect("a hello")
-            .expect("a valid hello");
+        let framed = accept_hello(&listener).await;
         let hash = C::schema().expect("traces").hash();
         let mut transport = accept_as_fake_server::<C::Request, C::Response>(framed, hash).await;
         let Some(Ok(ClientMessage::Request(request))) = transport.next().await else {

@@ -6,15 +6,14 @@ use std::path::{Path, PathBuf};
 use bytes::{BufMut, BytesMut};
 use futures::{SinkExt, StreamExt};
 use rpc_core::Service;
-use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
+use rpc_core::handshake::{MAGIC, PROTOCOL_VERSION};
 use rpc_core::services::health::{HealthClient, HealthRequest, HealthResponse};
 use rpc_core::tarpc::{ClientMessage, Response, ServerError};
-use rpc_core::{Hello, HelloReply, LocalStream, Refusal};
-use tests::raw::{accept_as_fake_server, connect, handshake, read_until_closed};
+use rpc_core::{Hello, HelloReply, Refusal};
+use tests::raw::{accept_as_fake_server, accept_hello, connect, handshake, read_until_closed};
 use tests::{ClientOutput, TestDir, assert_serves_calls, run_client};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
-use tokio_util::codec::Framed;
 
 /// The terminal control bytes a hostile peer would like printed: ESC and BEL.
 const CONTROL_BYTES: [char; 2] = ['\x1b', '\x07'];
@@ -35,14 +34,7 @@ fn start_fake_server(dir: &Path, behaviour: FakeServer) -> PathBuf {
     let path = dir.join("fake.sock");
     let listener = UnixListener::bind(&path).expect("the fake server binds");
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.expect("the client connects");
-        let stream = LocalStream::unix(stream).expect("a unix stream");
-        let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
-        framed
-            .next()
-            .await
-            .expect("the client says hello")
-            .expect("the hello is valid");
+        let mut framed = accept_hello(&listener).await;
         match behaviour {
             FakeServer::Refuse(refusal) => {
                 framed
