@@ -7,7 +7,8 @@
 //! generated ([`rpc_core::Service`]: `connect::<KvClient>()` names the service by its type),
 //! calling through a [`Channel`] (each call does its own I/O; no dispatch task sits between
 //! caller and socket). [`BlockingClient`] does the same for code without a runtime, and
-//! [`Connector::reconnecting`] gives a client that survives server restarts
+//! [`Connector::reconnecting`] gives a client that survives server restarts (as do
+//! [`BlockingClient`] and [`JsonClient`])
 //! ([`ReconnectingChannel`]: in-flight calls fail with [`CallInterrupted`] unless marked
 //! idempotent).
 //!
