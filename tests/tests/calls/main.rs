@@ -27,3 +27,4 @@ mod no_sigpipe;
 mod reconnect;
 mod shell;
 mod transport;
+mod wire_spec;
