@@ -7,6 +7,7 @@
 //! payloads up to 4 KiB it also measures the JSON path (`JsonClient`, what `rpc-client call`
 //! uses) beside the typed call over UDS (see `json_path.rs`).
 
+mod dedicated;
 mod json_path;
 mod machine;
 mod measure;
@@ -19,6 +20,7 @@ mod spread;
 mod stock;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,6 +29,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rpc_core::Endpoint;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
+use crate::dedicated::Dedicated;
 use crate::machine::Machine;
 use crate::measure::{Implementation, Subject, Transport};
 use crate::report::{Report, Settings};
@@ -46,7 +49,7 @@ const CONNECTIONS: [usize; 2] = [1, 4];
 /// Seconds per point by default.
 const DEFAULT_SECONDS: f64 = 1.0;
 /// Seconds per point with `--quick`.
-const QUICK_SECONDS: f64 = 0.04;
+const QUICK_SECONDS: f64 = 0.025;
 /// Rounds each point's time is split into, spread over the run (see `schedule.rs`): every
 /// figure is the median of its rounds, shown with their range (the same point measured a few
 /// seconds apart varied up to 2x here).
@@ -57,7 +60,7 @@ const ROUNDS: u32 = 5;
 #[command(version, about)]
 struct Args {
     /// Time per measurement point, or the whole run with --soak: `1.5`, `60s`, `500ms`, `2m`
-    /// [default: 1s per point, 0.04s with --quick, 60s with --soak].
+    /// [default: 1s per point, 0.025s with --quick, 60s with --soak].
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     duration: Option<Duration>,
     /// Worker threads for the rpc-server the bench starts [default: rpc-server's, one per core].
@@ -102,6 +105,9 @@ enum Serve {
     ServeTarpc {
         #[arg(long)]
         dir: PathBuf,
+        /// On a current-thread runtime (stock tarpc's fastest configuration here).
+        #[arg(long)]
+        current_thread: bool,
     },
 }
 
@@ -133,10 +139,21 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Serve::ServeTarpc {
+        dir,
+        current_thread: true,
+    }) = &args.serve
+    {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the tokio runtime")?
+            .block_on(stock::serve(dir));
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     match args.serve {
         Some(Serve::ServeRaw { dir }) => return runtime.block_on(raw::serve(&dir)),
-        Some(Serve::ServeTarpc { dir }) => return runtime.block_on(stock::serve(&dir)),
+        Some(Serve::ServeTarpc { dir, .. }) => return runtime.block_on(stock::serve(&dir)),
         None => {}
     }
     if args.soak {
@@ -170,6 +187,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     transport: t,
                     endpoint: server.endpoint(t == Transport::Tcp)?.clone(),
                     token: server.token.clone(),
+                    dedicated: None,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -191,12 +209,31 @@ fn run(args: Args) -> anyhow::Result<()> {
                 },
                 endpoint: e.clone(),
                 token: token.clone(),
+                dedicated: None,
             })
             .collect();
         (None, subjects)
     };
-    let raw_server = servers::start_baseline("serve-raw", dir.path())?;
-    let stock_server = servers::start_baseline("serve-tarpc", dir.path())?;
+    // The framework's current-thread configuration, when the bench starts the server.
+    let rpc_ct_server = match &rpc_server {
+        Some(_) => {
+            let ct_dir = dir.path().join("rpc-ct");
+            std::fs::create_dir(&ct_dir)?;
+            Some(servers::start_rpc_server_binary(
+                &servers::sibling_binary("rpc-server")?,
+                "bench-ct",
+                &ct_dir,
+                Some(1),
+            )?)
+        }
+        None => None,
+    };
+    let raw_server = servers::start_baseline("serve-raw", dir.path(), &[])?;
+    let stock_server = servers::start_baseline("serve-tarpc", dir.path(), &[])?;
+    let stock_ct_dir = dir.path().join("current-thread");
+    std::fs::create_dir(&stock_ct_dir)?;
+    let stock_ct_server =
+        servers::start_baseline("serve-tarpc", &stock_ct_dir, &["--current-thread"])?;
     let mut subjects = rpc_subjects;
     let compared_server = match &args.compare_server {
         Some(binary) => {
@@ -213,6 +250,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     transport,
                     endpoint: server.endpoint(transport == Transport::Tcp)?.clone(),
                     token: server.token.clone(),
+                    dedicated: None,
                 });
             }
             Some(server)
@@ -220,15 +258,26 @@ fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     for (implementation, server) in [
-        (Implementation::Raw, &raw_server),
-        (Implementation::Tarpc, &stock_server),
+        (Implementation::RpcCt, rpc_ct_server.as_ref()),
+        (Implementation::Raw, Some(&raw_server)),
+        (Implementation::Tarpc, Some(&stock_server)),
+        (Implementation::TarpcCt, Some(&stock_ct_server)),
     ] {
+        let Some(server) = server else { continue };
         for transport in [Transport::Uds, Transport::Tcp] {
+            let dedicated = match implementation {
+                // The client on a current-thread runtime too, one thread per subject.
+                Implementation::RpcCt | Implementation::TarpcCt => Some(Arc::new(
+                    Dedicated::start(&format!("{}-{}", implementation.name(), transport.name()))?,
+                )),
+                _ => None,
+            };
             subjects.push(Subject {
                 implementation,
                 transport,
                 endpoint: server.endpoint(transport == Transport::Tcp)?.clone(),
-                token: None,
+                token: server.token.clone(),
+                dedicated,
             });
         }
     }
@@ -284,7 +333,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     );
     let measured = runtime.block_on(plan.run(&progress))?;
     progress.finish_and_clear();
-    drop((rpc_server, raw_server, stock_server, compared_server));
+    drop((
+        rpc_server,
+        rpc_ct_server,
+        raw_server,
+        stock_server,
+        stock_ct_server,
+        compared_server,
+    ));
 
     let mut report = Report {
         machine: Machine::detect(),

@@ -12,6 +12,7 @@ use rpc_core::{Endpoint, Token};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
+use crate::dedicated::Dedicated;
 use crate::raw::{self, RawConnection};
 use crate::spread::Spread;
 use crate::stock;
@@ -24,8 +25,16 @@ pub enum Implementation {
     Rpc,
     /// Length-prefixed echo with no RPC layer.
     Raw,
-    /// Stock tarpc 0.38 serde transport.
+    /// Stock tarpc 0.38 serde transport, as its examples run it: multi-thread runtimes.
     Tarpc,
+    /// Stock tarpc in its fastest configuration here: server and client each on a
+    /// current-thread runtime, so no call crosses a thread.
+    #[serde(rename = "tarpc-ct")]
+    TarpcCt,
+    /// This framework in its current-thread configuration: `rpc-server --threads 1` and a
+    /// client on a current-thread runtime of its own, so no call crosses a thread.
+    #[serde(rename = "rpc-ct")]
+    RpcCt,
     /// Another build of rpc-server (`--compare-server`), called by this build's client: the B
     /// of an A/B comparison measured in the same run.
     #[serde(rename = "rpc-b")]
@@ -37,8 +46,10 @@ impl Implementation {
     pub fn name(self) -> &'static str {
         match self {
             Implementation::Rpc => "rpc",
+            Implementation::RpcCt => "rpc-ct",
             Implementation::Raw => "raw",
             Implementation::Tarpc => "tarpc",
+            Implementation::TarpcCt => "tarpc-ct",
             Implementation::RpcB => "rpc-b",
         }
     }
@@ -75,6 +86,8 @@ pub struct Subject {
     pub endpoint: Endpoint,
     /// The token, for the rpc server over TCP.
     pub token: Option<Token>,
+    /// The thread its connections are opened and driven on, if not the bench's own runtime.
+    pub dedicated: Option<Arc<Dedicated>>,
 }
 
 enum Connection {
@@ -99,9 +112,25 @@ impl Echoer {
 }
 
 impl Subject {
+    /// Runs the future `make` makes where this subject's connections live: its dedicated
+    /// thread, or a worker of the bench's runtime (as an application's own tasks run, not on the
+    /// thread blocked in `block_on`, which would add a cross-thread hop to every call).
+    pub async fn run<F, T>(&self, make: impl FnOnce() -> F + Send + 'static) -> anyhow::Result<T>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &self.dedicated {
+            Some(thread) => thread.run(make).await,
+            None => tokio::spawn(make())
+                .await
+                .context("a measuring task panicked"),
+        }
+    }
+
     async fn connect(&self) -> anyhow::Result<Connection> {
         Ok(match self.implementation {
-            Implementation::Rpc | Implementation::RpcB => {
+            Implementation::Rpc | Implementation::RpcCt | Implementation::RpcB => {
                 let target = Target::Endpoint {
                     endpoint: self.endpoint.clone(),
                     token: self.token.clone(),
@@ -110,7 +139,7 @@ impl Subject {
                     Connector::new(target).connect::<EchoClient>().await?,
                 ))
             }
-            Implementation::Tarpc => {
+            Implementation::Tarpc | Implementation::TarpcCt => {
                 Connection::Echo(Echoer::Stock(stock::connect(&self.endpoint).await?))
             }
             Implementation::Raw => Connection::Raw(RawConnection::connect(&self.endpoint).await?),

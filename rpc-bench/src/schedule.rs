@@ -74,9 +74,12 @@ impl Plan<'_> {
         for &payload in self.payloads {
             let mut runs = Vec::new();
             for subject in self.subjects {
+                let on = subject.clone();
                 runs.push(Some(
-                    LatencyRun::start(subject, payload)
+                    subject
+                        .run(move || async move { LatencyRun::start(&on, payload).await })
                         .await
+                        .and_then(|run| run)
                         .with_context(|| format!("{} latency at {payload} B", name(subject)))?,
                 ));
             }
@@ -117,16 +120,13 @@ impl Plan<'_> {
                 }
                 for (subject, slot) in self.subjects.iter().zip(&mut latency_runs[p]) {
                     let Some(mut run) = slot.take() else { continue };
-                    // On a runtime worker, as an application's own tasks run, not on the
-                    // thread blocked in `block_on` (which would add a cross-thread hop to
-                    // every call).
                     let duration = self.round;
-                    let (run, result) = tokio::spawn(async move {
-                        let result = run.round(duration).await;
-                        (run, result)
-                    })
-                    .await
-                    .context("latency task panicked")?;
+                    let (run, result) = subject
+                        .run(move || async move {
+                            let result = run.round(duration).await;
+                            (run, result)
+                        })
+                        .await?;
                     result.with_context(|| format!("{} latency at {payload} B", name(subject)))?;
                     *slot = Some(run);
                     progress.inc(1);
@@ -139,17 +139,23 @@ impl Plan<'_> {
                             self.rounds
                         ));
                         for subject in self.subjects {
-                            let part = measure::throughput(
-                                subject,
-                                payload,
-                                in_flight,
-                                connections,
-                                self.round,
-                            )
-                            .await
-                            .with_context(|| {
-                                format!("{} throughput at {payload} B", name(subject))
-                            })?;
+                            let (on, duration) = (subject.clone(), self.round);
+                            let part = subject
+                                .run(move || async move {
+                                    measure::throughput(
+                                        &on,
+                                        payload,
+                                        in_flight,
+                                        connections,
+                                        duration,
+                                    )
+                                    .await
+                                })
+                                .await
+                                .and_then(|part| part)
+                                .with_context(|| {
+                                    format!("{} throughput at {payload} B", name(subject))
+                                })?;
                             if rates.len() <= point {
                                 rates.push(Vec::new());
                             }

@@ -119,16 +119,20 @@ pub fn start_rpc_server_binary(
     Ok(server)
 }
 
-/// Starts this binary as a baseline server (`serve-raw` or `serve-tarpc`) in `dir`.
-pub fn start_baseline(subcommand: &str, dir: &Path) -> anyhow::Result<ServerProcess> {
+/// Starts this binary as a baseline server (`serve-raw` or `serve-tarpc`, with `args`) in `dir`.
+pub fn start_baseline(
+    subcommand: &str,
+    dir: &Path,
+    args: &[&str],
+) -> anyhow::Result<ServerProcess> {
     let mut command = Command::new(std::env::current_exe()?);
-    command.arg(subcommand).arg("--dir").arg(dir);
+    command.arg(subcommand).arg("--dir").arg(dir).args(args);
     ServerProcess::start(command, 2)
 }
 
 /// The path of another binary of this workspace, next to this one; built first if missing and
 /// this process runs under cargo (`cargo run -p rpc-bench` does not build `rpc-server`).
-fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+pub fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().context("binary has no directory")?;
     let path = dir.join(name);
