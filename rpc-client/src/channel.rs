@@ -163,12 +163,20 @@ where
 
     /// Whether calls can still be made: false once the connection failed or the server hung up
     /// (which an idle connection notices here, without making a call).
+    ///
+    /// The hang-up is asked of the kernel, not of the runtime's readiness: on a current-thread
+    /// runtime driven only by `block_on` per call (as [`crate::BlockingClient`] and a UI thread
+    /// drive it) nothing has polled the socket since the last call, and the runtime would still
+    /// call a connection to a restarted server live.
     pub fn is_usable(&self) -> bool {
         let mut state = self.shared.lock();
         if state.broken.is_none() && state.calls.is_empty() {
             // No answer is expected, so anything readable is the server hanging up (or a late
             // answer to a cancelled call, which is dropped).
             state.drive(&mut Context::from_waker(Waker::noop()), None);
+            if state.broken.is_none() && state.transport.peer_hung_up() {
+                state.fail(Broken::Closed);
+            }
         }
         state.broken.is_none()
     }

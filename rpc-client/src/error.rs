@@ -169,4 +169,23 @@ impl ConnectError {
             _ => false,
         }
     }
+
+    /// Whether trying again a little later may succeed: the server is not reached now
+    /// ([`ConnectError::try_next`]), is not running (a server that stopped cleanly removed its
+    /// socket and endpoint file, which a restart puts back), or is reached but turned the
+    /// connection away for now (shutting down, at its connection limit). What a client that
+    /// reconnects on its own backs off and retries on, within a call's deadline.
+    pub fn retry_later(&self) -> bool {
+        match self {
+            ConnectError::NotRunning { .. } => true,
+            ConnectError::Refused { refusal, .. } => matches!(
+                refusal,
+                Refusal::ShuttingDown
+                    | Refusal::TooManyConnections { .. }
+                    | Refusal::TooManyForPeer { .. }
+            ),
+            ConnectError::AllFailed { attempts } => attempts.iter().all(Self::retry_later),
+            other => other.try_next(),
+        }
+    }
 }

@@ -7,6 +7,13 @@
 //! schema before sending anything, sends exactly the bytes a compiled client would, and reads
 //! the answer back into JSON (see [`rpc_core::schema`] for the conventions).
 //!
+//! It survives server restarts as [`crate::ReconnectingChannel`] does: a call that finds its
+//! connection broken (the server went away since the last call) reconnects first, with backoff,
+//! within the call's deadline, reading the service's schema again (the restarted server may run
+//! another version; arguments are checked against the new one). A call in flight when the
+//! connection breaks fails with [`JsonCallError::Interrupted`] and is not sent again: it may or
+//! may not have run.
+//!
 //! ```no_run
 //! use rpc_client::{Connector, JsonClient};
 //!
@@ -20,6 +27,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use rpc_core::schema::{
     JsonError, JsonRequest, JsonResponse, JsonResponseSeed, SchemaHash, ServiceSchema,
@@ -35,13 +43,35 @@ use serde_json::Value;
 use crate::channel::Channel;
 use crate::connect::Connector;
 use crate::error::ConnectError;
+use crate::reconnect::{connection_broke, with_backoff};
 
-/// A connection to one service, called with JSON.
+/// A connection to one service, called with JSON; it reconnects on its own (see the module
+/// documentation). Clones share the connection.
 #[derive(Debug, Clone)]
 pub struct JsonClient {
+    connector: Connector,
+    /// Where the schema comes from when reconnecting.
+    source: SchemaSource,
+    live: Arc<tokio::sync::Mutex<Live>>,
+}
+
+/// Where a [`JsonClient`] gets the schema of the service it calls.
+#[derive(Debug, Clone)]
+enum SchemaSource {
+    /// From the server's `introspect` service, read again on each connection.
+    Server { service: String },
+    /// Given by the caller; each connection checks the server still hosts it.
+    Given(Arc<ServiceSchema>),
+}
+
+/// The current connection and the schema it was made for.
+#[derive(Debug, Clone)]
+struct Live {
     schema: Arc<ServiceSchema>,
     channel: Channel<JsonRequest, JsonResponse, JsonResponseSeed>,
 }
+
+type JsonChannel = Channel<JsonRequest, JsonResponse, JsonResponseSeed>;
 
 /// Why a [`JsonClient`] could not connect.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +132,27 @@ pub enum JsonCallError {
         #[source]
         source: RpcError,
     },
+    /// The connection broke while the call was in flight: the call may or may not have run on
+    /// the server, and was not sent again.
+    #[error(
+        "the connection to the server broke while {service}.{method} was in flight: it may or may not have run, and was not retried"
+    )]
+    Interrupted {
+        /// The service.
+        service: String,
+        /// The method.
+        method: String,
+    },
+    /// The connection had broken before the call (the server went away), and no server could
+    /// be reached again within the call's deadline. Nothing was sent.
+    #[error("cannot reach the `{service}` service again")]
+    Unreachable {
+        /// The service.
+        service: String,
+        /// The last reconnection attempt's error.
+        #[source]
+        source: JsonConnectError,
+    },
     /// The server answered with another method's response: its schema is not the one it
     /// described.
     #[error("the server answered {service}.{method} with the response of method {answered}")]
@@ -115,85 +166,170 @@ pub enum JsonCallError {
     },
 }
 
+impl JsonConnectError {
+    /// Whether trying again a little later may succeed (see [`ConnectError::retry_later`]; a
+    /// server that went away during the `introspect` call counts too).
+    pub fn retry_later(&self) -> bool {
+        match self {
+            JsonConnectError::Connect(err) => err.retry_later(),
+            JsonConnectError::Describe(err) => {
+                matches!(err, RpcError::Shutdown | RpcError::Channel(_))
+            }
+            _ => false,
+        }
+    }
+}
+
 impl JsonClient {
     /// Reads the schema of `service` from the server's `introspect` service, then connects to
-    /// `service`.
+    /// `service`. Later connections read it again.
     pub async fn connect(connector: &Connector, service: &str) -> Result<Self, JsonConnectError> {
-        let introspect = connector.connect::<IntrospectClient>().await?;
-        let mut ctx = context::current();
-        ctx.deadline = std::time::Instant::now() + connector.timeout();
-        let schemas = introspect
-            .services(ctx)
-            .await
-            .map_err(JsonConnectError::Describe)?;
-        let Some(schema) = schemas.iter().find(|s| s.name == service).cloned() else {
-            return Err(JsonConnectError::UnknownService {
-                requested: service.to_owned(),
-                available: schemas.into_iter().map(|s| s.name).collect(),
-            });
+        let source = SchemaSource::Server {
+            service: service.to_owned(),
         };
-        schema
-            .check_names()
-            .map_err(|source| JsonConnectError::Unprintable {
-                service: service.to_owned(),
-                source,
-            })?;
-        Self::with_schema(connector, Arc::new(schema)).await
+        let live = open(connector, &source).await?;
+        Ok(JsonClient::new(connector, source, live))
     }
 
     /// Connects to the service `schema` describes, trusting `schema` (e.g. one read earlier with
-    /// [`JsonClient::connect`]'s `introspect` call, or from a file).
+    /// [`JsonClient::connect`]'s `introspect` call, or from a file). Each connection, the first
+    /// and any after a restart, fails with [`JsonConnectError::SchemaChanged`] if the server's
+    /// service is not the one `schema` describes.
     pub async fn with_schema(
         connector: &Connector,
         schema: Arc<ServiceSchema>,
     ) -> Result<Self, JsonConnectError> {
-        let seed = JsonResponseSeed {
-            schema: schema.clone(),
-        };
-        let (channel, server_hash) = connector
-            .seeded_channel::<JsonRequest, _, _>(&schema.name, seed)
-            .await?;
-        if server_hash != schema.hash() {
-            return Err(JsonConnectError::SchemaChanged {
-                service: schema.name.clone(),
-                described: schema.hash(),
-                hosted: server_hash,
-            });
-        }
-        Ok(JsonClient { schema, channel })
+        let source = SchemaSource::Given(schema);
+        let live = open(connector, &source).await?;
+        Ok(JsonClient::new(connector, source, live))
     }
 
-    /// The service's schema.
-    pub fn schema(&self) -> &Arc<ServiceSchema> {
-        &self.schema
+    fn new(connector: &Connector, source: SchemaSource, live: Live) -> Self {
+        JsonClient {
+            connector: connector.clone(),
+            source,
+            live: Arc::new(tokio::sync::Mutex::new(live)),
+        }
+    }
+
+    /// The service's schema, as the current connection's server described it.
+    pub async fn schema(&self) -> Arc<ServiceSchema> {
+        self.live.lock().await.schema.clone()
     }
 
     /// Calls `method` with `args` (a JSON object of named arguments; `null` or `{}` for none)
-    /// and returns its result as JSON.
+    /// and returns its result as JSON. If the connection broke since the last call, it
+    /// reconnects first, within `ctx.deadline`.
     pub async fn call(
         &self,
         ctx: context::Context,
         method: &str,
         args: &Value,
     ) -> Result<Value, JsonCallError> {
-        let request = self.schema.request_from_json(method, args)?;
+        let live = self.live(ctx.deadline).await?;
+        let service = &live.schema.name;
+        let request = live.schema.request_from_json(method, args)?;
         let index = request.index();
-        let response =
-            self.channel
-                .call(ctx, request)
-                .await
-                .map_err(|source| JsonCallError::Rpc {
-                    service: self.schema.name.clone(),
+        let response = match live.channel.call(ctx, request).await {
+            Ok(response) => response,
+            Err(err) if connection_broke(&err, &live.channel) => {
+                return Err(JsonCallError::Interrupted {
+                    service: service.clone(),
+                    method: method.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(JsonCallError::Rpc {
+                    service: service.clone(),
                     method: method.to_owned(),
                     source,
-                })?;
+                });
+            }
+        };
         if response.method != index {
             return Err(JsonCallError::WrongMethod {
-                service: self.schema.name.clone(),
+                service: service.clone(),
                 method: method.to_owned(),
                 answered: response.method,
             });
         }
         Ok(response.value)
     }
+
+    /// The current connection, reconnecting first (with backoff, until `deadline`) if it broke.
+    async fn live(&self, deadline: Instant) -> Result<Live, JsonCallError> {
+        let mut live = self.live.lock().await;
+        if live.channel.is_usable() {
+            return Ok(live.clone());
+        }
+        let fresh = with_backoff(deadline, JsonConnectError::retry_later, || {
+            open(&self.connector, &self.source)
+        })
+        .await
+        .map_err(|source| JsonCallError::Unreachable {
+            service: self.source.service().to_owned(),
+            source,
+        })?;
+        tracing::info!(service = %fresh.schema.name, "reconnected");
+        *live = fresh;
+        Ok(live.clone())
+    }
+}
+
+impl SchemaSource {
+    fn service(&self) -> &str {
+        match self {
+            SchemaSource::Server { service } => service,
+            SchemaSource::Given(schema) => &schema.name,
+        }
+    }
+}
+
+/// Connects to the service, with its schema read from the server or checked against it.
+async fn open(connector: &Connector, source: &SchemaSource) -> Result<Live, JsonConnectError> {
+    let schema = match source {
+        SchemaSource::Server { service } => describe(connector, service).await?,
+        SchemaSource::Given(schema) => schema.clone(),
+    };
+    let seed = JsonResponseSeed {
+        schema: schema.clone(),
+    };
+    let (channel, server_hash): (JsonChannel, _) = connector
+        .seeded_channel::<JsonRequest, _, _>(&schema.name, seed)
+        .await?;
+    if server_hash != schema.hash() {
+        return Err(JsonConnectError::SchemaChanged {
+            service: schema.name.clone(),
+            described: schema.hash(),
+            hosted: server_hash,
+        });
+    }
+    Ok(Live { schema, channel })
+}
+
+/// Reads the schema of `service` from the server's `introspect` service.
+async fn describe(
+    connector: &Connector,
+    service: &str,
+) -> Result<Arc<ServiceSchema>, JsonConnectError> {
+    let introspect = connector.connect::<IntrospectClient>().await?;
+    let mut ctx = context::current();
+    ctx.deadline = Instant::now() + connector.timeout();
+    let schemas = introspect
+        .services(ctx)
+        .await
+        .map_err(JsonConnectError::Describe)?;
+    let Some(schema) = schemas.iter().find(|s| s.name == service).cloned() else {
+        return Err(JsonConnectError::UnknownService {
+            requested: service.to_owned(),
+            available: schemas.into_iter().map(|s| s.name).collect(),
+        });
+    };
+    schema
+        .check_names()
+        .map_err(|source| JsonConnectError::Unprintable {
+            service: service.to_owned(),
+            source,
+        })?;
+    Ok(Arc::new(schema))
 }

@@ -9,7 +9,7 @@
 //! caller and socket). [`BlockingClient`] does the same for code without a runtime, and
 //! [`Connector::reconnecting`] gives a client that survives server restarts
 //! ([`ReconnectingChannel`]: in-flight calls fail with [`CallInterrupted`] unless marked
-//! idempotent).
+//! idempotent); so do [`BlockingClient`] and [`JsonClient`].
 //!
 //! Over a Unix socket the client talks only to a server run by its own uid or root, unless told
 //! to expect another ([`Connector::expect_server_uid`]): a socket another user planted is

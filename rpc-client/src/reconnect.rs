@@ -101,26 +101,61 @@ where
         if live.is_usable() {
             return Ok(live.clone());
         }
-        let mut delay = FIRST_RECONNECT_DELAY;
-        loop {
-            match self
-                .connector
-                .checked_channel(&self.service, self.schema)
-                .await
-            {
-                Ok(channel) => {
-                    tracing::info!(service = %self.service, "reconnected");
-                    *live = channel;
-                    return Ok(live.clone());
-                }
-                Err(err) if Instant::now() + delay < deadline && err.try_next() => {
-                    tracing::debug!(error = %err, retry_ms = delay.as_millis() as u64, "reconnect failed");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(MAX_RECONNECT_DELAY);
-                }
-                Err(err) => return Err(RpcError::Send(Box::new(err))),
+        let channel = with_backoff(deadline, ConnectError::retry_later, || {
+            self.connector.checked_channel(&self.service, self.schema)
+        })
+        .await
+        .map_err(|err| RpcError::Send(Box::new(err)))?;
+        tracing::info!(service = %self.service, "reconnected");
+        *live = channel;
+        Ok(live.clone())
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails in a way `retry` says will not pass, or the next try
+/// would start past `deadline`; waits [`FIRST_RECONNECT_DELAY`] after the first failure, twice
+/// as long after each next one, at most [`MAX_RECONNECT_DELAY`]. Returns the last error.
+pub(crate) async fn with_backoff<T, E, F, Fut>(
+    deadline: Instant,
+    retry: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut delay = FIRST_RECONNECT_DELAY;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) if Instant::now() + delay < deadline && retry(&err) => {
+                tracing::debug!(error = %err, retry_ms = delay.as_millis() as u64, "reconnect failed");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RECONNECT_DELAY);
             }
+            Err(err) => return Err(err),
         }
+    }
+}
+
+/// Whether a call failed because its connection broke (rather than, say, because the request
+/// was too large or the deadline passed): then it may or may not have run on the server.
+pub(crate) fn connection_broke<Req, Resp, D>(
+    err: &RpcError,
+    channel: &Channel<Req, Resp, D>,
+) -> bool
+where
+    Req: Serialize + Send + 'static,
+    Resp: Send + 'static,
+    D: rpc_core::wire::MessageSeed<Resp> + Send + 'static,
+{
+    match err {
+        RpcError::Shutdown | RpcError::Channel(_) => true,
+        // A request refused before it was queued (too large for the frame limit) leaves the
+        // connection usable; a write that failed does not.
+        RpcError::Send(_) => !channel.is_usable(),
+        _ => false,
     }
 }
 
@@ -141,7 +176,7 @@ where
         };
         let channel = self.channel(ctx.deadline).await?;
         match channel.call(ctx, request).await {
-            Err(RpcError::Shutdown | RpcError::Channel(_) | RpcError::Send(_)) => {
+            Err(err) if connection_broke(&err, &channel) => {
                 let Some(copy) = copy else {
                     return Err(RpcError::Send(Box::new(CallInterrupted)));
                 };

@@ -299,6 +299,24 @@ pub fn send_vectored(socket: impl AsFd, bufs: &[io::IoSlice<'_>]) -> io::Result<
     Ok(rustix::net::sendmsg(socket, bufs, &mut control, flags)?)
 }
 
+/// Whether the peer of a connected socket has hung up, asked of the kernel without waiting:
+/// a one-byte `recv` with `MSG_PEEK | MSG_DONTWAIT`, which reads the end of the stream (or a
+/// reset) when the peer closed, and leaves any bytes that did arrive where they are.
+///
+/// It does not depend on the runtime's readiness: a client on a current-thread runtime that
+/// runs only inside `block_on` (a UI thread calling now and then) has no reactor running
+/// between calls to have noticed the hang-up. Bytes still unread before the end of the stream
+/// count as not hung up: they are read first.
+pub fn peer_hung_up(socket: impl AsFd) -> bool {
+    let mut byte = [0u8; 1];
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    match rustix::net::recv(socket, &mut byte[..], flags) {
+        Ok((_, 0)) => true,
+        Ok(_) => false,
+        Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
+    }
+}
+
 /// Marks a socket `SO_NOSIGPIPE` where `MSG_NOSIGNAL` does not exist (Apple systems).
 fn no_sigpipe(socket: impl AsFd) -> io::Result<()> {
     #[cfg(target_vendor = "apple")]

@@ -219,6 +219,7 @@ pub fn call(settings: &Settings, target: &str, args: &str) -> Result<(), Failure
         let client = JsonClient::connect(&connector, service).await?;
         let result_type = client
             .schema()
+            .await
             .method(method)
             .map(|(_, m)| m.result.clone());
         let value = client
@@ -226,6 +227,7 @@ pub fn call(settings: &Settings, target: &str, args: &str) -> Result<(), Failure
             .await
             .map_err(|err| match err {
                 JsonCallError::Args(_) => Failure::usage(err),
+                JsonCallError::Unreachable { source, .. } => source.into(),
                 _ => Failure::call(err),
             })?;
         // A method returning `Result`: print the `Ok` value, or fail with the `Err`.

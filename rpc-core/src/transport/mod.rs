@@ -91,6 +91,12 @@ where
     pub fn has_unsent(&self) -> bool {
         self.writer.has_unsent()
     }
+
+    /// Whether the peer has hung up, asked of the kernel now (see
+    /// [`crate::stream::peer_hung_up`]), whatever the runtime has or has not noticed.
+    pub fn peer_hung_up(&self) -> bool {
+        crate::stream::peer_hung_up(&self.io)
+    }
 }
 
 /// A socket a [`WireTransport`] runs over: readable and writable, with a descriptor (to ask the

@@ -7,6 +7,7 @@
 //!   ones, calls abandoned or left unpolled.
 //! - [`reconnect`]: deadlines, cancellation, the in-flight limit, and reconnection after a
 //!   restart.
+//! - [`restarts`]: every client kind survives its server's restart, killed or stopped.
 //! - [`concurrency`]: many clients at once, each getting its own answers.
 //! - [`declared`]: a service of one's own, declared with `#[rpc_core::service]`: tarpc's bytes on
 //!   the wire, hosted and called by its type.
@@ -25,5 +26,6 @@ mod declared;
 mod json_path;
 mod no_sigpipe;
 mod reconnect;
+mod restarts;
 mod shell;
 mod transport;
