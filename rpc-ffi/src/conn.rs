@@ -16,9 +16,7 @@ use rpc_core::tarpc::context;
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
-use crate::status::{
-    Failure, RPC_ERR_INTERNAL, RPC_ERR_UNREACHABLE, breaks_connection, may_come_back,
-};
+use crate::status::{Failure, RPC_ERR_INTERNAL, RPC_ERR_TIMEOUT, RPC_ERR_UNREACHABLE};
 use crate::target;
 
 /// A handle on one server (`rpc_conn` in C), opaque to callers: how to reach the server, a
@@ -60,8 +58,9 @@ impl Conn {
         })
     }
 
-    /// Calls `service.method` with `args`, all within `timeout`: connecting to the service if
-    /// this handle has no live connection to it, then the call itself.
+    /// Calls `service.method` with `args`, all within `timeout`: connecting to the service on
+    /// its first call, reconnecting (inside [`JsonClient::call`]) if the connection broke since
+    /// the last one, then the call itself.
     pub(crate) fn call(
         &self,
         service: &str,
@@ -74,12 +73,19 @@ impl Conn {
             let client = self.client(service, deadline).await?;
             let mut ctx = context::current();
             ctx.deadline = deadline;
-            client.call(ctx, method, args).await.map_err(|err| {
-                if breaks_connection(&err) {
-                    self.forget(service);
-                }
-                Failure::call(&err)
-            })
+            // The channel fails the call at its deadline; this bounds a reconnection stuck in
+            // a connect or handshake (a stopped server) to the same deadline.
+            let call = client.call(ctx, method, args);
+            match tokio::time::timeout_at(deadline.into(), call).await {
+                Ok(answer) => answer.map_err(|err| Failure::call(&err)),
+                Err(_) => Err(Failure::new(
+                    RPC_ERR_TIMEOUT,
+                    format!(
+                        "no answer to {service}.{method} within {} ms",
+                        timeout.as_millis()
+                    ),
+                )),
+            }
         })
     }
 
@@ -99,7 +105,8 @@ impl Conn {
     }
 
     /// Connects a [`JsonClient`] to `service`, trying again with backoff while the server may
-    /// be coming back (restarting), until `deadline`.
+    /// be coming back (restarting), until `deadline`. The client reconnects on its own after
+    /// that.
     async fn connect_service(
         &self,
         service: &str,
@@ -107,36 +114,25 @@ impl Conn {
     ) -> Result<JsonClient, Failure> {
         let mut delay = FIRST_RECONNECT_DELAY;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let connector = self
-                .connector
-                .clone()
-                .connect_timeout(left.min(self.connector.timeout()));
-            let attempt = JsonClient::connect(&connector, service);
-            let err = match tokio::time::timeout(left, attempt).await {
+            let attempt = JsonClient::connect(&self.connector, service);
+            let err = match tokio::time::timeout_at(deadline.into(), attempt).await {
                 Ok(Ok(client)) => return Ok(client),
                 Ok(Err(err)) => err,
                 Err(_) => {
                     return Err(Failure::new(
                         RPC_ERR_UNREACHABLE,
                         format!(
-                            "cannot reach the server's `{service}` service within {} ms",
-                            left.as_millis()
+                            "cannot reach the server's `{service}` service within the call's timeout"
                         ),
                     ));
                 }
             };
-            if !may_come_back(&err) || Instant::now() + delay >= deadline {
+            if !err.retry_later() || Instant::now() + delay >= deadline {
                 return Err(Failure::connect(&err));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_RECONNECT_DELAY);
         }
-    }
-
-    /// Drops the client of `service`, whose connection broke: the next call connects anew.
-    fn forget(&self, service: &str) {
-        self.clients().remove(service);
     }
 
     /// The clients, even after a panic while the lock was held (see `boundary.rs`).

@@ -8,7 +8,7 @@ use std::error::Error;
 use std::ffi::c_int;
 use std::fmt::Display;
 
-use rpc_client::{ConnectError, JsonCallError, JsonConnectError};
+use rpc_client::{JsonCallError, JsonConnectError};
 use rpc_core::CodecError;
 use rpc_core::tarpc::ChannelError;
 use rpc_core::tarpc::client::RpcError;
@@ -77,22 +77,9 @@ impl Failure {
         Failure::new(code, rpc_core::error_chain(err))
     }
 
-    /// A service could not be connected to (`rpc_connect`, or the first call to a service).
+    /// A service could not be connected to (the first call to a service).
     pub fn connect(err: &JsonConnectError) -> Self {
-        let code = match err {
-            JsonConnectError::Connect(_) => RPC_ERR_UNREACHABLE,
-            JsonConnectError::UnknownService { .. } => RPC_ERR_BAD_REQUEST,
-            JsonConnectError::Describe(source) => match rpc_code(source) {
-                // The schema call is ours, not the caller's: a connection that broke under it
-                // means the server went away before the caller's call was sent.
-                RPC_ERR_INTERRUPTED => RPC_ERR_UNREACHABLE,
-                code => code,
-            },
-            JsonConnectError::SchemaChanged { .. } | JsonConnectError::Unprintable { .. } => {
-                RPC_ERR_PROTOCOL
-            }
-        };
-        Failure::error(code, err)
+        Failure::error(connect_code(err), err)
     }
 
     /// A call failed.
@@ -100,9 +87,31 @@ impl Failure {
         let code = match err {
             JsonCallError::Args(_) => RPC_ERR_BAD_REQUEST,
             JsonCallError::Rpc { source, .. } => rpc_code(source),
+            JsonCallError::Interrupted { .. } => RPC_ERR_INTERRUPTED,
+            // The connection had broken before the call and reconnecting failed: as the first
+            // connection's failure would (a server back with another schema is a protocol
+            // error, one no longer hosting the service a bad request).
+            JsonCallError::Unreachable { source, .. } => connect_code(source),
             JsonCallError::WrongMethod { .. } => RPC_ERR_PROTOCOL,
         };
         Failure::error(code, err)
+    }
+}
+
+/// The code for a service that could not be connected to. Nothing of the caller's was sent.
+fn connect_code(err: &JsonConnectError) -> c_int {
+    match err {
+        JsonConnectError::Connect(_) => RPC_ERR_UNREACHABLE,
+        JsonConnectError::UnknownService { .. } => RPC_ERR_BAD_REQUEST,
+        JsonConnectError::Describe(source) => match rpc_code(source) {
+            // The schema call is ours, not the caller's: a connection that broke under it
+            // means the server went away before the caller's call was sent.
+            RPC_ERR_INTERRUPTED => RPC_ERR_UNREACHABLE,
+            code => code,
+        },
+        JsonConnectError::SchemaChanged { .. } | JsonConnectError::Unprintable { .. } => {
+            RPC_ERR_PROTOCOL
+        }
     }
 }
 
@@ -113,7 +122,8 @@ fn rpc_code(err: &RpcError) -> c_int {
         RpcError::Server(_) => RPC_ERR_SERVER,
         // The request could not be queued (over the frame limit): nothing was sent.
         RpcError::Send(_) => RPC_ERR_BAD_REQUEST,
-        // The server closed the connection before answering.
+        // `JsonClient` reports a broken connection as `Interrupted`; these remain for the
+        // schema call made while connecting.
         RpcError::Shutdown => RPC_ERR_INTERRUPTED,
         RpcError::Channel(channel) => channel_code(channel),
     }
@@ -131,33 +141,4 @@ fn channel_code(err: &ChannelError<dyn Error + Send + Sync + 'static>) -> c_int 
         Some(CodecError::Io(_)) | None => RPC_ERR_INTERRUPTED,
         Some(_) => RPC_ERR_PROTOCOL,
     }
-}
-
-/// Whether a later attempt to connect may succeed where this one failed: nothing listened, the
-/// connection dropped, the server's files are gone for now (it is restarting). A refusal is
-/// final.
-pub(crate) fn may_come_back(err: &JsonConnectError) -> bool {
-    fn connect(err: &ConnectError) -> bool {
-        match err {
-            ConnectError::NotRunning { .. } => true,
-            ConnectError::AllFailed { attempts } => attempts.iter().all(connect),
-            other => other.try_next(),
-        }
-    }
-    match err {
-        JsonConnectError::Connect(err) => connect(err),
-        JsonConnectError::Describe(err) => rpc_code(err) == RPC_ERR_INTERRUPTED,
-        _ => false,
-    }
-}
-
-/// Whether a failed call left its connection broken, so the next call must connect anew.
-pub(crate) fn breaks_connection(err: &JsonCallError) -> bool {
-    matches!(
-        err,
-        JsonCallError::Rpc {
-            source: RpcError::Shutdown | RpcError::Channel(_),
-            ..
-        }
-    )
 }
