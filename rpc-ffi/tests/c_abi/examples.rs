@@ -1,18 +1,17 @@
 //! The examples a user copies, run as the README says, against a real server.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Command;
 
 use tests::TestDir;
 
 use crate::support::{compile_c, crate_dir, library};
 
-fn examples_dir() -> &'static Path {
+fn examples_dir() -> PathBuf {
     crate_dir()
         .parent()
         .expect("rpc-ffi is in the workspace")
         .join("examples")
-        .leak()
 }
 
 #[test]
