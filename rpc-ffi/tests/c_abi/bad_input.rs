@@ -2,18 +2,16 @@
 //! is wrong, nothing crashes, and NULL out-pointers are allowed.
 
 use std::collections::HashMap;
-use std::process::Command;
-
 use tests::TestDir;
 
-use crate::support::test_program;
+use crate::support::{command, test_program};
 
 /// Runs `tests/c/bad_input.c` against a real server: its output, case name → rest of the line.
 fn run_cases() -> HashMap<String, String> {
     let dir = TestDir::new();
     let _server = dir.server().start();
     let program = test_program("bad_input.c", dir.path());
-    let output = Command::new(program)
+    let output = command(&program)
         .arg(dir.runtime_dir())
         .output()
         .expect("bad_input runs");

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use tests::TestDir;
 
-use crate::support::{compile_c, crate_dir, library};
+use crate::support::{command, compile_c, crate_dir, library};
 
 fn examples_dir() -> PathBuf {
     crate_dir()
@@ -19,7 +19,7 @@ fn c_example_sets_and_gets_a_key() {
     let dir = TestDir::new();
     let _server = dir.server().start();
     let program = compile_c(&examples_dir().join("c").join("call.c"), dir.path());
-    let output = Command::new(program)
+    let output = command(&program)
         .arg("rpc")
         .arg(dir.runtime_dir())
         .output()

@@ -2,11 +2,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
-use crate::support::test_program;
+use crate::support::{command, test_program};
 
 /// How long one answer may take: well over any call's own timeout in these tests.
 const ANSWER_WAIT: Duration = Duration::from_secs(30);
@@ -23,7 +23,7 @@ impl Host {
     /// with `timeout_ms` for each call, and waits for it to connect.
     pub fn start(dir: &Path, runtime_dir: &Path, timeout_ms: u32) -> Host {
         let program = test_program("host.c", dir);
-        let mut child = Command::new(program)
+        let mut child = command(&program)
             .arg("rpc")
             .arg(runtime_dir)
             .arg(timeout_ms.to_string())

@@ -13,8 +13,8 @@ pub fn crate_dir() -> &'static Path {
 ///
 /// Cargo builds the library's cdylib before the tests that use the crate, into
 /// `target/<profile>/deps/`, and copies it to `target/<profile>/`, beside `deps/`, where this
-/// test executable lives. Both `cargo test -p rpc-ffi` and `cargo test --workspace` do; the copy
-/// in `deps/` is looked at first, being the one this very build wrote.
+/// test executable lives. Both `cargo test -p rpc-ffi` and `cargo test --workspace` write the
+/// one in `deps/`, looked at first; only `cargo build` refreshes the copy beside it.
 pub fn library() -> &'static Path {
     static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
     LIBRARY.get_or_init(|| {
@@ -62,6 +62,17 @@ pub fn compile_c(source: &Path, out_dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     program
+}
+
+/// A command running a program [`compile_c`] made, loading [`library`] through its rpath.
+///
+/// Without `LD_LIBRARY_PATH`: `cargo test` sets it to `target/<profile>` and `deps/`, and it
+/// takes precedence over the rpath, but `target/<profile>/librpc_ffi.so` is only refreshed by
+/// `cargo build`, so under `cargo test` it may be a stale copy.
+pub fn command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.env_remove("LD_LIBRARY_PATH");
+    command
 }
 
 /// A C program from `rpc-ffi/tests/c/`, compiled into `out_dir`.
