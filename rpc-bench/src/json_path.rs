@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::measure::{LatencyRun, Recorder, RoundLatency, Subject, Transport, WARMUP_CALLS};
 use crate::report::size_label;
+use crate::spread::median;
 
 /// The largest payload the JSON path is measured at: 4 KiB. In JSON each byte is an array item,
 /// a `serde_json::Value` of its own on both ways, so the path's cost grows with every byte; it is
@@ -163,18 +164,6 @@ impl JsonPath {
     }
 }
 
-/// The median; the mean of the middle two for an even count, NaN for none.
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut values: Vec<f64> = values.collect();
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 /// The row, one line per payload, as printed on stdout beside the typed latency table.
 pub fn write_text(rows: &[JsonPath], out: &mut String) {
     let Some(first) = rows.first() else {
@@ -225,13 +214,6 @@ mod tests {
             p50_us,
             p99_us,
         }
-    }
-
-    #[test]
-    fn median_takes_the_middle_of_odd_counts_and_the_mean_of_the_middle_two_of_even_ones() {
-        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
-        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
-        assert!(median(std::iter::empty()).is_nan());
     }
 
     #[test]

@@ -12,8 +12,10 @@ mod machine;
 mod measure;
 mod raw;
 mod report;
+mod schedule;
 mod servers;
 mod soak;
+mod spread;
 mod stock;
 
 use std::path::PathBuf;
@@ -25,10 +27,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rpc_core::Endpoint;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
-use crate::json_path::JsonPathRun;
 use crate::machine::Machine;
 use crate::measure::{Implementation, Subject, Transport};
 use crate::report::{Report, Settings};
+use crate::schedule::Plan;
 
 // The same allocator as rpc-server, for every implementation measured here (clients and the
 // baseline servers alike), so allocator differences do not pass for framework overhead.
@@ -45,9 +47,9 @@ const CONNECTIONS: [usize; 2] = [1, 4];
 const DEFAULT_SECONDS: f64 = 1.0;
 /// Seconds per point with `--quick`.
 const QUICK_SECONDS: f64 = 0.04;
-/// Rounds each point's time is split into. Subjects take turns round by round, so that a burst
-/// of load from elsewhere on a shared machine falls on all of them, not on one subject's figure
-/// (the same point measured a few seconds apart varied up to 2x here).
+/// Rounds each point's time is split into, spread over the run (see `schedule.rs`): every
+/// figure is the median of its rounds, shown with their range (the same point measured a few
+/// seconds apart varied up to 2x here).
 const ROUNDS: u32 = 5;
 
 /// Measure the framework over UDS and TCP loopback, beside raw sockets and stock tarpc.
@@ -267,124 +269,29 @@ fn run(args: Args) -> anyhow::Result<()> {
     let typed_uds = subjects
         .iter()
         .position(|s| s.implementation == Implementation::Rpc && s.transport == Transport::Uds);
-    let json_payloads = match typed_uds {
-        Some(_) => payloads
-            .iter()
-            .filter(|&&p| p <= json_path::MAX_PAYLOAD)
-            .count(),
-        None => 0,
+    let plan = Plan {
+        subjects: &subjects,
+        payloads: &payloads,
+        in_flight: &IN_FLIGHT,
+        connections: &CONNECTIONS,
+        rounds: ROUNDS,
+        round: per_point / ROUNDS,
+        typed_uds,
     };
-    let points =
-        subjects.len() * payloads.len() * (1 + IN_FLIGHT.len() * CONNECTIONS.len()) + json_payloads;
-    let progress = ProgressBar::new(points as u64 * u64::from(ROUNDS)).with_style(
+    let progress = ProgressBar::new(plan.points_per_round() as u64 * u64::from(ROUNDS)).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let round = per_point / ROUNDS;
-    let name = |subject: &Subject| {
-        format!(
-            "{} {}",
-            subject.implementation.name(),
-            subject.transport.name()
-        )
-    };
-
-    let mut latency = Vec::new();
-    let mut json_rows = Vec::new();
-    let mut throughput = Vec::new();
-    runtime.block_on(async {
-        for &payload in &payloads {
-            progress.set_message(format!("latency {payload} B"));
-            let mut runs = Vec::new();
-            for subject in &subjects {
-                runs.push(Some(
-                    measure::LatencyRun::start(subject, payload)
-                        .await
-                        .with_context(|| format!("{} latency at {payload} B", name(subject)))?,
-                ));
-            }
-            let mut json_run = match typed_uds {
-                Some(i) if payload <= json_path::MAX_PAYLOAD => Some(
-                    JsonPathRun::start(&subjects[i], payload)
-                        .await
-                        .with_context(|| format!("rpc JSON path latency at {payload} B"))?,
-                ),
-                _ => None,
-            };
-            for _ in 0..ROUNDS {
-                // First in each round: the typed rpc UDS round follows it (when the bench
-                // starts the server), so that the two rounds compared are next to each other.
-                if let Some(mut run) = json_run.take() {
-                    let (run, result) = tokio::spawn(async move {
-                        let result = run.round(round).await;
-                        (run, result)
-                    })
-                    .await
-                    .context("latency task panicked")?;
-                    result.with_context(|| format!("rpc JSON path latency at {payload} B"))?;
-                    json_run = Some(run);
-                    progress.inc(1);
-                }
-                for (subject, slot) in subjects.iter().zip(&mut runs) {
-                    let Some(mut run) = slot.take() else {
-                        continue;
-                    };
-                    // On a runtime worker, as an application's own tasks run, not on the thread
-                    // blocked in `block_on` (which would add a cross-thread hop to every call).
-                    let (run, result) = tokio::spawn(async move {
-                        let result = run.round(round).await;
-                        (run, result)
-                    })
-                    .await
-                    .context("latency task panicked")?;
-                    result.with_context(|| format!("{} latency at {payload} B", name(subject)))?;
-                    *slot = Some(run);
-                    progress.inc(1);
-                }
-            }
-            if let (Some(json), Some(Some(typed))) = (&json_run, typed_uds.map(|i| &runs[i])) {
-                json_rows.push(json.finish(typed));
-            }
-            latency.extend(runs.iter().flatten().map(measure::LatencyRun::finish));
-            for &connections in &CONNECTIONS {
-                for &in_flight in &IN_FLIGHT {
-                    progress.set_message(format!("{payload} B x{in_flight} on {connections}"));
-                    let mut points: Vec<Option<measure::Throughput>> = vec![None; subjects.len()];
-                    for _ in 0..ROUNDS {
-                        for (subject, point) in subjects.iter().zip(&mut points) {
-                            let part = measure::throughput(
-                                subject,
-                                payload,
-                                in_flight,
-                                connections,
-                                round,
-                            )
-                            .await
-                            .with_context(|| {
-                                format!("{} throughput at {payload} B", name(subject))
-                            })?;
-                            *point = Some(match point.take() {
-                                Some(sum) => sum.add(&part),
-                                None => part,
-                            });
-                            progress.inc(1);
-                        }
-                    }
-                    throughput.extend(points.into_iter().flatten());
-                }
-            }
-        }
-        anyhow::Ok(())
-    })?;
+    let measured = runtime.block_on(plan.run(&progress))?;
     progress.finish_and_clear();
     drop((rpc_server, raw_server, stock_server, compared_server));
 
     let mut report = Report {
         machine: Machine::detect(),
         settings,
-        latency,
-        json_path: json_rows,
-        throughput,
+        latency: measured.latency,
+        json_path: measured.json_path,
+        throughput: measured.throughput,
         targets: Vec::new(),
     };
     report.check_targets();

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_bytes::ByteBuf;
 
 use crate::raw::{self, RawConnection};
+use crate::spread::Spread;
 use crate::stock;
 
 /// What is measured: which code path carries the echo.
@@ -128,9 +129,11 @@ pub struct Latency {
     pub payload: usize,
     /// Calls timed.
     pub samples: u64,
-    /// Median.
+    /// The median call: the median of the rounds' medians (see `p50_rounds`).
     pub p50_us: f64,
-    /// 90th percentile.
+    /// Each round's median call, with their median and range.
+    pub p50_rounds: Spread,
+    /// 90th percentile, of every call of every round (as are the ones below).
     pub p90_us: f64,
     /// 99th percentile.
     pub p99_us: f64,
@@ -153,28 +156,31 @@ pub struct Throughput {
     pub in_flight: usize,
     /// Connections.
     pub connections: usize,
-    /// Calls completed.
+    /// Calls completed, all rounds together.
     pub calls: u64,
-    /// Seconds from the first call to the last answer.
+    /// Seconds from the first call to the last answer, all rounds together.
     pub seconds: f64,
-    /// Calls per second.
+    /// Calls per second: the median of the rounds' rates (see `rounds`).
     pub calls_per_sec: f64,
-    /// Payload megabytes (10^6) echoed per second, counted one way.
+    /// Payload megabytes (10^6) echoed per second, counted one way, at the median rate.
     pub mb_per_sec: f64,
+    /// Each round's calls per second, with their median and range.
+    pub rounds: Spread,
 }
 
 impl Throughput {
-    /// The figures of two rounds at the same point taken together.
-    pub fn add(&self, other: &Throughput) -> Throughput {
-        let calls = self.calls + other.calls;
-        let seconds = self.seconds + other.seconds;
-        Throughput {
-            calls,
-            seconds,
-            calls_per_sec: calls as f64 / seconds,
-            mb_per_sec: calls as f64 * self.payload as f64 / seconds / 1e6,
-            ..self.clone()
-        }
+    /// The point's figures from its rounds, in the order measured (at least one).
+    pub fn from_rounds(parts: &[Throughput]) -> Option<Throughput> {
+        let first = parts.first()?;
+        let rounds = Spread::new(parts.iter().map(|t| t.calls_per_sec).collect());
+        Some(Throughput {
+            calls: parts.iter().map(|t| t.calls).sum(),
+            seconds: parts.iter().map(|t| t.seconds).sum(),
+            calls_per_sec: rounds.median,
+            mb_per_sec: rounds.median * first.payload as f64 / 1e6,
+            rounds,
+            ..first.clone()
+        })
     }
 }
 
@@ -323,13 +329,14 @@ impl LatencyRun {
         }
     }
 
-    /// The percentiles of every round.
+    /// The percentiles: the p50 as the median of the rounds', the others of every call.
     pub fn finish(&self) -> Latency {
         summarize(
             self.subject.implementation,
             self.subject.transport,
             self.size,
             self.recorder.all(),
+            self.recorder.rounds(),
         )
     }
 
@@ -349,20 +356,23 @@ impl LatencyRun {
     }
 }
 
-/// The percentiles of a run's calls, all rounds together.
+/// The percentiles of a run's calls: the p50 from its rounds, the others from all calls.
 fn summarize(
     implementation: Implementation,
     transport: Transport,
     size: usize,
     h: &Histogram<u64>,
+    rounds: &[RoundLatency],
 ) -> Latency {
     let us = |ns: u64| ns as f64 / 1000.0;
+    let p50_rounds = Spread::new(rounds.iter().map(|r| r.p50_us).collect());
     Latency {
         implementation,
         transport,
         payload: size,
         samples: h.len(),
-        p50_us: us(h.value_at_quantile(0.5)),
+        p50_us: p50_rounds.median,
+        p50_rounds,
         p90_us: us(h.value_at_quantile(0.9)),
         p99_us: us(h.value_at_quantile(0.99)),
         p999_us: us(h.value_at_quantile(0.999)),
@@ -414,6 +424,7 @@ pub async fn throughput(
         calls += task.await.context("load task panicked")??;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let calls_per_sec = calls as f64 / seconds;
     Ok(Throughput {
         implementation: subject.implementation,
         transport: subject.transport,
@@ -422,7 +433,8 @@ pub async fn throughput(
         connections,
         calls,
         seconds,
-        calls_per_sec: calls as f64 / seconds,
-        mb_per_sec: calls as f64 * size as f64 / seconds / 1e6,
+        calls_per_sec,
+        mb_per_sec: calls_per_sec * size as f64 / 1e6,
+        rounds: Spread::new(vec![calls_per_sec]),
     })
 }

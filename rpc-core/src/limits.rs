@@ -69,8 +69,8 @@ pub const MAX_DEADLINE_SECS: u64 = 365 * 24 * 60 * 60;
 pub const DEFAULT_SOCKET_BUFFER: usize = 1024 * 1024;
 
 /// The largest handshake frame either side accepts or sends: 4 KiB, the smallest frame limit. A
-/// hello is a service name and a 32-byte token, a reply a version string and a frame limit or a
-/// refusal: all far smaller, so a peer cannot make the other buffer more before it is even
+/// hello is a service name and a 32-byte token, a reply a version string with a frame limit and a
+/// schema hash, or a refusal: all far smaller, so a peer cannot make the other buffer more before it is even
 /// authenticated.
 pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
 

@@ -26,11 +26,13 @@ impl<M, D> MessageSeed<M> for D where D: for<'de> DeserializeSeed<'de, Value = M
 
 /// The serialization format of frame bodies: bincode 1.3 with a size limit.
 ///
-/// Little-endian fixed-width integers and trailing bytes rejected. Values are decoded only from a
-/// complete frame already held in memory, so a string or byte field cannot claim more than its
-/// frame holds (a longer claim fails as "unexpected end"); a sequence claiming 2^60 elements gets
-/// at most serde's cautious pre-allocation (1 MiB) before it fails. (bincode's own byte limit, set
-/// here too, only bounds encoding: bincode 1.3 ignores it when decoding from a slice.)
+/// Little-endian fixed-width integers and trailing bytes rejected. Values are decoded only from
+/// bytes already held in memory and bounded by their frame (a whole frame under 32 KiB; a larger
+/// frame's leading bytes up to its first large field, see `large_field.rs`), so a string or byte
+/// field cannot claim more than its frame holds (a longer claim fails as "unexpected end"); a
+/// sequence claiming 2^60 elements gets at most serde's cautious pre-allocation (1 MiB) before it
+/// fails. (bincode's own byte limit, set here too, only bounds encoding: bincode 1.3 ignores it
+/// when decoding from a slice.)
 #[derive(Debug, Clone, Copy)]
 pub struct WireFormat {
     limit: FrameLimit,

@@ -29,3 +29,4 @@ mod reconnect;
 mod restarts;
 mod shell;
 mod transport;
+mod wire_spec;

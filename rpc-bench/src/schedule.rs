@@ -1,0 +1,182 @@
+//! The order points are measured in: every point once per round, the rounds one after another
+//! over the whole run, so that each figure's rounds are minutes apart rather than back to back
+//! (a burst of load from elsewhere, or a stretch where the vCPUs halt between calls, then lands
+//! on one round of every figure instead of on every round of one figure). Within a round the
+//! subjects take turns at each point, so the figures compared in a ratio are measured seconds
+//! apart.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indicatif::ProgressBar;
+
+use crate::json_path::{self, JsonPath, JsonPathRun};
+use crate::measure::{self, Latency, LatencyRun, Subject, Throughput};
+
+/// What to measure.
+pub struct Plan<'a> {
+    /// The subjects, in the order they take turns.
+    pub subjects: &'a [Subject],
+    /// Payload sizes, bytes.
+    pub payloads: &'a [usize],
+    /// Calls in flight per connection, for throughput.
+    pub in_flight: &'a [usize],
+    /// Connection counts, for throughput.
+    pub connections: &'a [usize],
+    /// Rounds.
+    pub rounds: u32,
+    /// Time per point per round.
+    pub round: Duration,
+    /// The subject the JSON path is measured beside (rpc over UDS), if there is one.
+    pub typed_uds: Option<usize>,
+}
+
+/// Everything measured, each figure from its rounds.
+pub struct Measured {
+    /// Sequential latency, per subject and payload.
+    pub latency: Vec<Latency>,
+    /// The JSON path beside the typed call.
+    pub json_path: Vec<JsonPath>,
+    /// Throughput, per subject, payload, calls in flight and connections.
+    pub throughput: Vec<Throughput>,
+}
+
+impl Plan<'_> {
+    /// How many points one round measures (for the progress bar).
+    pub fn points_per_round(&self) -> usize {
+        let json = match self.typed_uds {
+            Some(_) => self
+                .payloads
+                .iter()
+                .filter(|&&p| p <= json_path::MAX_PAYLOAD)
+                .count(),
+            None => 0,
+        };
+        self.subjects.len()
+            * self.payloads.len()
+            * (1 + self.in_flight.len() * self.connections.len())
+            + json
+    }
+
+    /// Runs every round. Latency runs keep their connection from round to round (one per
+    /// subject and payload); throughput points open theirs anew each round.
+    pub async fn run(&self, progress: &ProgressBar) -> anyhow::Result<Measured> {
+        let name = |subject: &Subject| {
+            format!(
+                "{} {}",
+                subject.implementation.name(),
+                subject.transport.name()
+            )
+        };
+        // [payload][subject]
+        let mut latency_runs: Vec<Vec<Option<LatencyRun>>> = Vec::new();
+        let mut json_runs: Vec<Option<JsonPathRun>> = Vec::new();
+        for &payload in self.payloads {
+            let mut runs = Vec::new();
+            for subject in self.subjects {
+                runs.push(Some(
+                    LatencyRun::start(subject, payload)
+                        .await
+                        .with_context(|| format!("{} latency at {payload} B", name(subject)))?,
+                ));
+            }
+            latency_runs.push(runs);
+            json_runs.push(match self.typed_uds {
+                Some(i) if payload <= json_path::MAX_PAYLOAD => Some(
+                    JsonPathRun::start(&self.subjects[i], payload)
+                        .await
+                        .with_context(|| format!("rpc JSON path latency at {payload} B"))?,
+                ),
+                _ => None,
+            });
+        }
+        // [payload][connections][in flight][subject] -> one Throughput per round
+        let mut rates: Vec<Vec<Throughput>> = Vec::new();
+        for round in 0..self.rounds {
+            // The throughput point's index in `rates`, counted afresh each round.
+            let mut point = 0;
+            for (p, &payload) in self.payloads.iter().enumerate() {
+                progress.set_message(format!(
+                    "round {}/{}: latency {payload} B",
+                    round + 1,
+                    self.rounds
+                ));
+                // First: the typed rpc UDS round follows it, so that the two rounds compared
+                // are next to each other.
+                if let Some(mut run) = json_runs[p].take() {
+                    let duration = self.round;
+                    let (run, result) = tokio::spawn(async move {
+                        let result = run.round(duration).await;
+                        (run, result)
+                    })
+                    .await
+                    .context("latency task panicked")?;
+                    result.with_context(|| format!("rpc JSON path latency at {payload} B"))?;
+                    json_runs[p] = Some(run);
+                    progress.inc(1);
+                }
+                for (subject, slot) in self.subjects.iter().zip(&mut latency_runs[p]) {
+                    let Some(mut run) = slot.take() else { continue };
+                    // On a runtime worker, as an application's own tasks run, not on the
+                    // thread blocked in `block_on` (which would add a cross-thread hop to
+                    // every call).
+                    let duration = self.round;
+                    let (run, result) = tokio::spawn(async move {
+                        let result = run.round(duration).await;
+                        (run, result)
+                    })
+                    .await
+                    .context("latency task panicked")?;
+                    result.with_context(|| format!("{} latency at {payload} B", name(subject)))?;
+                    *slot = Some(run);
+                    progress.inc(1);
+                }
+                for &connections in self.connections {
+                    for &in_flight in self.in_flight {
+                        progress.set_message(format!(
+                            "round {}/{}: {payload} B x{in_flight} on {connections}",
+                            round + 1,
+                            self.rounds
+                        ));
+                        for subject in self.subjects {
+                            let part = measure::throughput(
+                                subject,
+                                payload,
+                                in_flight,
+                                connections,
+                                self.round,
+                            )
+                            .await
+                            .with_context(|| {
+                                format!("{} throughput at {payload} B", name(subject))
+                            })?;
+                            if rates.len() <= point {
+                                rates.push(Vec::new());
+                            }
+                            rates[point].push(part);
+                            point += 1;
+                            progress.inc(1);
+                        }
+                    }
+                }
+            }
+        }
+        let mut latency = Vec::new();
+        let mut json_rows = Vec::new();
+        for (runs, json) in latency_runs.iter().zip(&json_runs) {
+            if let (Some(json), Some(Some(typed))) = (json, self.typed_uds.map(|i| &runs[i])) {
+                json_rows.push(json.finish(typed));
+            }
+            latency.extend(runs.iter().flatten().map(LatencyRun::finish));
+        }
+        let throughput = rates
+            .iter()
+            .filter_map(|parts| Throughput::from_rounds(parts))
+            .collect();
+        Ok(Measured {
+            latency,
+            json_path: json_rows,
+            throughput,
+        })
+    }
+}
