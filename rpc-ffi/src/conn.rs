@@ -1,0 +1,142 @@
+//! [`Conn`], what an `rpc_conn *` points to: a server to call, its clients, and the runtime the
+//! calls run on.
+//!
+//! Calls run on the caller's own thread: each `rpc_call` is a `block_on` on the handle's
+//! current-thread runtime, so there is no extra thread and no cross-thread wake-up per call.
+//! Several threads may `block_on` at once: one drives the socket and the timers while the others
+//! wait for their answers, which tokio supports on a current-thread runtime.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use rpc_client::{Connector, FIRST_RECONNECT_DELAY, JsonClient, MAX_RECONNECT_DELAY};
+use rpc_core::services::introspect::IntrospectClient;
+use rpc_core::tarpc::context;
+use serde_json::Value;
+use tokio::runtime::Runtime;
+
+use crate::status::{Failure, RPC_ERR_INTERNAL, RPC_ERR_TIMEOUT, RPC_ERR_UNREACHABLE};
+use crate::target;
+
+/// A handle on one server (`rpc_conn` in C), opaque to callers: how to reach the server, a
+/// connection per service called so far, and the runtime the calls on it run on.
+pub struct Conn {
+    /// The clients, by service, connected on each service's first call. Declared before
+    /// `runtime` so they are dropped while it still exists.
+    clients: Mutex<HashMap<String, JsonClient>>,
+    connector: Connector,
+    runtime: Runtime,
+}
+
+impl Conn {
+    /// Resolves `target` and connects once, to the server's `introspect` service, so that a
+    /// mistyped target or an absent server fails here with a clear error rather than at the
+    /// first call.
+    pub(crate) fn connect(
+        target: &str,
+        runtime_dir: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Conn, Failure> {
+        let connector = target::connector(target, runtime_dir)?.connect_timeout(timeout);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| {
+                Failure::new(
+                    RPC_ERR_INTERNAL,
+                    format!("cannot start a tokio runtime: {err}"),
+                )
+            })?;
+        runtime
+            .block_on(connector.connect::<IntrospectClient>())
+            .map_err(|err| Failure::error(RPC_ERR_UNREACHABLE, &err))?;
+        Ok(Conn {
+            clients: Mutex::new(HashMap::new()),
+            connector,
+            runtime,
+        })
+    }
+
+    /// Calls `service.method` with `args`, all within `timeout`: connecting to the service on
+    /// its first call, reconnecting (inside [`JsonClient::call`]) if the connection broke since
+    /// the last one, then the call itself.
+    pub(crate) fn call(
+        &self,
+        service: &str,
+        method: &str,
+        args: &Value,
+        timeout: Duration,
+    ) -> Result<Value, Failure> {
+        let deadline = Instant::now() + timeout;
+        self.runtime.block_on(async {
+            let client = self.client(service, deadline).await?;
+            let mut ctx = context::current();
+            ctx.deadline = deadline;
+            // The channel fails the call at its deadline; this bounds a reconnection stuck in
+            // a connect or handshake (a stopped server) to the same deadline.
+            let call = client.call(ctx, method, args);
+            match tokio::time::timeout_at(deadline.into(), call).await {
+                Ok(answer) => answer.map_err(|err| Failure::call(&err)),
+                Err(_) => Err(Failure::new(
+                    RPC_ERR_TIMEOUT,
+                    format!(
+                        "no answer to {service}.{method} within {} ms",
+                        timeout.as_millis()
+                    ),
+                )),
+            }
+        })
+    }
+
+    /// The client for `service`, connected now if there is none. The lock is held only to look
+    /// up or insert: a client is an `Arc` inside, cloned out and called without it.
+    async fn client(&self, service: &str, deadline: Instant) -> Result<JsonClient, Failure> {
+        if let Some(client) = self.clients().get(service) {
+            return Ok(client.clone());
+        }
+        let client = self.connect_service(service, deadline).await?;
+        // Two threads may have connected at once; the first one in is kept.
+        Ok(self
+            .clients()
+            .entry(service.to_owned())
+            .or_insert(client)
+            .clone())
+    }
+
+    /// Connects a [`JsonClient`] to `service`, trying again with backoff while the server may
+    /// be coming back (restarting), until `deadline`. The client reconnects on its own after
+    /// that.
+    async fn connect_service(
+        &self,
+        service: &str,
+        deadline: Instant,
+    ) -> Result<JsonClient, Failure> {
+        let mut delay = FIRST_RECONNECT_DELAY;
+        loop {
+            let attempt = JsonClient::connect(&self.connector, service);
+            let err = match tokio::time::timeout_at(deadline.into(), attempt).await {
+                Ok(Ok(client)) => return Ok(client),
+                Ok(Err(err)) => err,
+                Err(_) => {
+                    return Err(Failure::new(
+                        RPC_ERR_UNREACHABLE,
+                        format!(
+                            "cannot reach the server's `{service}` service within the call's timeout"
+                        ),
+                    ));
+                }
+            };
+            if !err.retry_later() || Instant::now() + delay >= deadline {
+                return Err(Failure::connect(&err));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+        }
+    }
+
+    /// The clients, even after a panic while the lock was held (see `boundary.rs`).
+    fn clients(&self) -> MutexGuard<'_, HashMap<String, JsonClient>> {
+        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
