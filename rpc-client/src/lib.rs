@@ -43,6 +43,6 @@ pub use connect::{Client, Connector, DEFAULT_CONNECT_TIMEOUT, Reconnecting};
 pub use error::ConnectError;
 pub use json_client::{JsonCallError, JsonClient, JsonConnectError};
 pub use reconnect::{
-    CallInterrupted, FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY, ReconnectingChannel,
+    CallInterrupted, FIRST_RECONNECT_DELAY, MAX_RECONNECT_DELAY, ReconnectingChannel, with_backoff,
 };
 pub use target::{RPC_ENDPOINT, RPC_TOKEN, Target, read_endpoint_file};

@@ -115,7 +115,26 @@ where
 /// Runs `attempt` until it succeeds, fails in a way `retry` says will not pass, or the next try
 /// would start past `deadline`; waits [`FIRST_RECONNECT_DELAY`] after the first failure, twice
 /// as long after each next one, at most [`MAX_RECONNECT_DELAY`]. Returns the last error.
-pub(crate) async fn with_backoff<T, E, F, Fut>(
+///
+/// The backoff every reconnecting client here uses, for code that connects on its own terms
+/// (e.g. [`crate::JsonClient::connect`] to a server that may be restarting), with `retry` being
+/// [`ConnectError::retry_later`] or [`crate::JsonConnectError::retry_later`]. It does not bound
+/// one attempt: wrap it in a timeout for that.
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// use rpc_client::{Connector, JsonClient, JsonConnectError, with_backoff};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let connector = Connector::from_env("rpc")?;
+/// let deadline = Instant::now() + Duration::from_secs(5);
+/// let kv = with_backoff(deadline, JsonConnectError::retry_later, || {
+///     JsonClient::connect(&connector, "kv")
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn with_backoff<T, E, F, Fut>(
     deadline: Instant,
     retry: impl Fn(&E) -> bool,
     mut attempt: F,

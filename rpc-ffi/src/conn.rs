@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rpc_client::{Connector, FIRST_RECONNECT_DELAY, JsonClient, MAX_RECONNECT_DELAY};
+use rpc_client::{Connector, JsonClient, JsonConnectError, with_backoff};
 use rpc_core::services::introspect::IntrospectClient;
 use rpc_core::tarpc::context;
 use serde_json::Value;
@@ -112,26 +112,16 @@ impl Conn {
         service: &str,
         deadline: Instant,
     ) -> Result<JsonClient, Failure> {
-        let mut delay = FIRST_RECONNECT_DELAY;
-        loop {
-            let attempt = JsonClient::connect(&self.connector, service);
-            let err = match tokio::time::timeout_at(deadline.into(), attempt).await {
-                Ok(Ok(client)) => return Ok(client),
-                Ok(Err(err)) => err,
-                Err(_) => {
-                    return Err(Failure::new(
-                        RPC_ERR_UNREACHABLE,
-                        format!(
-                            "cannot reach the server's `{service}` service within the call's timeout"
-                        ),
-                    ));
-                }
-            };
-            if !err.retry_later() || Instant::now() + delay >= deadline {
-                return Err(Failure::connect(&err));
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_RECONNECT_DELAY);
+        let attempts = with_backoff(deadline, JsonConnectError::retry_later, || {
+            JsonClient::connect(&self.connector, service)
+        });
+        // The backoff stops trying at the deadline; this bounds an attempt in progress then.
+        match tokio::time::timeout_at(deadline.into(), attempts).await {
+            Ok(connected) => connected.map_err(|err| Failure::connect(&err)),
+            Err(_) => Err(Failure::new(
+                RPC_ERR_UNREACHABLE,
+                format!("cannot reach the server's `{service}` service within the call's timeout"),
+            )),
         }
     }
 
