@@ -24,6 +24,7 @@
 //!   once, dropping the calls it runs.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -240,6 +241,10 @@ where
 /// connection stops tracking it (the client cancelled, or its deadline passed). `None` when
 /// aborted: nobody waits for that answer. The handler is called when the call is first polled,
 /// not before.
+///
+/// A handler that panics fails its own call with a `ServerError` ("the handler panicked"); the
+/// panic is caught here, so the connection and the other calls on it go on (the process's panic
+/// hook has reported it: `rpc-server` logs it, escaped, through `tracing`).
 pub(crate) fn call<H, Req, Resp, Fut>(
     handler: H,
     status: Arc<ServerStatus>,
@@ -254,8 +259,12 @@ where
     Abortable::new(
         async move {
             let call = status.call_started();
-            let message = handler(request.context, request.message).await;
+            let handled =
+                AssertUnwindSafe(async { handler(request.context, request.message).await })
+                    .catch_unwind()
+                    .await;
             call.finish();
+            let message = handled.unwrap_or_else(|_| Err(panicked()));
             Response {
                 request_id,
                 message,
@@ -278,6 +287,15 @@ fn admit<Req>(in_flight: &mut InFlight, request: &mut Request<Req>) -> Option<Ab
     let registration = in_flight.start(request.id, deadline)?;
     request.context.trace_context = rpc_core::trace::child_context(&request.context.trace_context);
     Some(registration)
+}
+
+/// The error a call whose handler panicked gets. The panic's own message is not sent: it may say
+/// more about the server than its clients should see.
+fn panicked() -> ServerError {
+    ServerError::new(
+        std::io::ErrorKind::Other,
+        "the handler panicked (see the server's log)".into(),
+    )
 }
 
 /// The answer to a call over the in-flight limit: tarpc's own, so clients can tell it apart.

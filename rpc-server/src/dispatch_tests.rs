@@ -49,6 +49,9 @@ fn job(tag: u32, millis: u64) -> Job {
     }
 }
 
+/// The tag of a job whose handler panics.
+const PANICS: u32 = u32::MAX;
+
 /// A job whose handler never finishes.
 fn hanging(tag: u32) -> Job {
     Job {
@@ -129,6 +132,9 @@ fn serve(max_in_flight: usize, frame_limit: usize) -> Served {
             let probe = probe.clone();
             async move {
                 probe.started.fetch_add(1, Ordering::SeqCst);
+                if job.tag == PANICS {
+                    panic!("the test handler panics, as asked");
+                }
                 let mut running = Running {
                     probe: probe.clone(),
                     finished: false,
@@ -275,6 +281,33 @@ async fn calls_run_side_by_side_and_are_answered_by_id_as_each_finishes() {
         "calls of 300, 100 and 200 ms took {took:?}: they did not run at once"
     );
     assert_eq!(served.status.calls_served(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_panics_fails_its_call_alone_and_the_connection_goes_on() {
+    let mut served = serve(MAX_IN_FLIGHT, FRAME);
+    send(
+        &mut served.client,
+        [request(1, job(10, 200)), request(2, job(PANICS, 0))],
+    )
+    .await;
+    let first = next_response(&mut served.client).await;
+    assert_eq!(first.request_id, 2, "the panicking call is answered first");
+    match &first.message {
+        Err(err) => assert!(
+            err.kind == std::io::ErrorKind::Other && err.detail.contains("the handler panicked"),
+            "{err:?}"
+        ),
+        Ok(reply) => panic!("a panicking handler answered {reply:?}"),
+    }
+    assert_eq!(tag(&next_response(&mut served.client).await), 10);
+    send(&mut served.client, [request(3, job(30, 0))]).await;
+    assert_eq!(
+        tag(&next_response(&mut served.client).await),
+        30,
+        "the connection still serves"
+    );
+    assert_eq!(served.status.info().calls_in_progress, 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -59,7 +59,7 @@ pub use builtin::{EchoService, HealthService, KvStore, add_builtin_services};
 pub use limits::Limits;
 pub use listener::{BindError, Listen};
 pub use peer::{AccessPolicy, Peer, PeerCredentials};
-pub use process::{disable_transparent_huge_pages, raise_fd_limit};
+pub use process::{disable_transparent_huge_pages, log_panics, raise_fd_limit};
 pub use server::{BoundServer, ServeError, Server, ServerConfig};
 pub use socket_file::FileError;
 pub use stats::ServerStatus;

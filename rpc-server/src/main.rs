@@ -120,6 +120,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .with_writer(move || EscapingWriter::new(std::io::stderr(), ansi))
         .with_ansi(ansi)
         .init();
+    rpc_server::log_panics();
     let fd_limit = rpc_server::raise_fd_limit();
     let huge_pages_off = rpc_server::disable_transparent_huge_pages();
     tracing::debug!(fd_limit, huge_pages_off, "process settings");

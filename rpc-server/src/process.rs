@@ -40,3 +40,25 @@ pub fn disable_transparent_huge_pages() -> bool {
 pub fn disable_transparent_huge_pages() -> bool {
     false
 }
+
+/// Reports every panic through `tracing`, as one error record (message escaped, with its thread
+/// and location), instead of the default hook's raw line on stderr: a handler's panic message
+/// may quote what a peer sent. The call whose handler panicked fails with an error and the
+/// server goes on (see the call loop); this only decides how the panic is reported.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(a panic without a message)");
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            location = %info.location().map_or_else(String::new, ToString::to_string),
+            panic = %rpc_core::Untrusted(message),
+            "a thread panicked",
+        );
+    }));
+}
