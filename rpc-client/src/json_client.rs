@@ -307,22 +307,31 @@ async fn open(connector: &Connector, source: &SchemaSource) -> Result<Live, Json
     Ok(Live { schema, channel })
 }
 
-/// Reads the schema of `service` from the server's `introspect` service.
+/// Reads the schema of `service` from the server's `introspect` service: that one schema (a
+/// server hosting many services answers `services()` with all of theirs, which a small frame
+/// limit may not hold), and only if it is not hosted, the names of those that are.
 async fn describe(
     connector: &Connector,
     service: &str,
 ) -> Result<Arc<ServiceSchema>, JsonConnectError> {
     let introspect = connector.connect::<IntrospectClient>().await?;
-    let mut ctx = context::current();
-    ctx.deadline = Instant::now() + connector.timeout();
-    let schemas = introspect
-        .services(ctx)
+    let ctx = || {
+        let mut ctx = context::current();
+        ctx.deadline = Instant::now() + connector.timeout();
+        ctx
+    };
+    let described = introspect
+        .describe(ctx(), service.to_owned())
         .await
         .map_err(JsonConnectError::Describe)?;
-    let Some(schema) = schemas.iter().find(|s| s.name == service).cloned() else {
+    let Some(schema) = described.filter(|schema| schema.name == service) else {
+        let hosted = introspect
+            .hashes(ctx())
+            .await
+            .map_err(JsonConnectError::Describe)?;
         return Err(JsonConnectError::UnknownService {
             requested: service.to_owned(),
-            available: schemas.into_iter().map(|s| s.name).collect(),
+            available: hosted.into_iter().map(|(name, _)| name).collect(),
         });
     };
     schema
