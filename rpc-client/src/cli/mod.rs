@@ -264,20 +264,32 @@ fn read_stdin(limit: FrameLimit) -> Result<String, Failure> {
     Ok(text)
 }
 
-/// Every hosted service's schema, from the `introspect` service.
+/// Every hosted service's schema, from the `introspect` service: their names first, then each
+/// schema in a call of its own, so that no answer holds more than one schema (a server hosting
+/// many services would otherwise need a frame limit large enough for all of them at once).
 async fn schemas(
     settings: &Settings,
     connector: &Connector,
 ) -> Result<Vec<ServiceSchema>, Failure> {
     let introspect = connector.connect::<IntrospectClient>().await?;
-    let schemas = introspect
-        .services(settings.context())
+    let read_error =
+        |err| Failure::call(anyhow::Error::new(err).context("cannot read the server's schemas"));
+    let hosted = introspect
+        .hashes(settings.context())
         .await
-        .context("cannot read the server's schemas")
-        .map_err(Failure::call)?;
-    // Names are printed as text: none may forge a line.
-    for schema in &schemas {
-        schema.check_names().map_err(Failure::call)?;
+        .map_err(read_error)?;
+    let mut schemas = Vec::with_capacity(hosted.len());
+    for (name, _) in hosted {
+        let described = introspect
+            .describe(settings.context(), name.clone())
+            .await
+            .map_err(read_error)?;
+        // A service that went away between the two calls is left out.
+        if let Some(schema) = described {
+            // Names are printed as text: none may forge a line.
+            schema.check_names().map_err(Failure::call)?;
+            schemas.push(schema);
+        }
     }
     Ok(schemas)
 }

@@ -17,11 +17,11 @@ use tests::raw::{accept_as_fake_server, accept_hello};
 use tests::{TestDir, run_client};
 use tokio::net::UnixListener;
 
-/// Listens on a Unix socket in `dir`, accepts one connection for service `C`, and answers its
-/// first request with `answer(request)`. Returns the socket's path.
+/// Listens on a Unix socket in `dir`, accepts one connection for service `C`, and answers each
+/// of its requests with `answer(request)` until the client hangs up. Returns the socket's path.
 fn fake_server<C: Service>(
     dir: &Path,
-    answer: impl FnOnce(C::Request) -> C::Response + Send + 'static,
+    mut answer: impl FnMut(C::Request) -> C::Response + Send + 'static,
 ) -> PathBuf
 where
     C::Request: DeserializeOwned,
@@ -33,18 +33,21 @@ where
         let framed = accept_hello(&listener).await;
         let hash = C::schema().expect("traces").hash();
         let mut transport = accept_as_fake_server::<C::Request, C::Response>(framed, hash).await;
-        let Some(Ok(ClientMessage::Request(request))) = transport.next().await else {
-            panic!("the client sends a request");
-        };
-        let id = request.id;
-        transport
-            .send(Response {
-                request_id: id,
+        let mut answered = 0;
+        while let Some(Ok(message)) = transport.next().await {
+            let ClientMessage::Request(request) = message else {
+                continue;
+            };
+            let response = Response {
+                request_id: request.id,
                 message: Ok(answer(request.message)),
-            })
-            .await
-            .expect("the answer is sent");
-        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            };
+            if transport.send(response).await.is_err() {
+                break;
+            }
+            answered += 1;
+        }
+        assert!(answered > 0, "the client sent no request");
     });
     path
 }
@@ -75,14 +78,15 @@ async fn another_methods_answer_is_an_error_for_a_typed_client_not_a_panic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_whose_names_would_forge_lines_is_refused_by_list() {
     let dir = TestDir::new();
-    let socket = fake_server::<IntrospectClient>(dir.path(), |request| {
-        assert!(
-            matches!(request, IntrospectRequest::Services {}),
-            "{request:?}"
-        );
-        let mut forged: ServiceSchema = IntrospectClient::schema().expect("traces");
-        forged.name = "x\n  kv.get(key: string) -> Option<string>".into();
-        IntrospectResponse::Services(vec![forged])
+    let mut forged: ServiceSchema = IntrospectClient::schema().expect("traces");
+    forged.name = "x\n  kv.get(key: string) -> Option<string>".into();
+    let socket = fake_server::<IntrospectClient>(dir.path(), move |request| match request {
+        // `list` asks for the names, then for each schema.
+        IntrospectRequest::Hashes {} => {
+            IntrospectResponse::Hashes(vec![(forged.name.clone(), forged.hash())])
+        }
+        IntrospectRequest::Describe { .. } => IntrospectResponse::Describe(Some(forged.clone())),
+        other => panic!("list asked for {other:?}"),
     });
     let endpoint = format!("unix:{}", socket.display());
     let out =
