@@ -1,6 +1,6 @@
 //! [`Connector`]: from a [`Target`] to a connected tarpc client.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::HandshakeCodec;
@@ -51,6 +51,8 @@ pub use rpc_core::limits::DEFAULT_CONNECT_TIMEOUT;
 pub struct Connector {
     target: Target,
     connect_timeout: Duration,
+    /// When set, no connection attempt runs past it (see [`Connector::until`]).
+    deadline: Option<Instant>,
     max_frame: FrameLimit,
     socket_buffer: usize,
     server_check: ServerCheck,
@@ -62,6 +64,7 @@ impl Connector {
         Connector {
             target,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            deadline: None,
             max_frame: FrameLimit::default(),
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             server_check: ServerCheck::default(),
@@ -87,6 +90,17 @@ impl Connector {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// This connector, with each connection attempt (connecting and the handshake) also cut
+    /// short at `deadline`: how a client that reconnects within a call's deadline keeps one
+    /// attempt, at a server that accepts but does not answer (stopped with SIGSTOP, say), from
+    /// outlasting the call. Such an attempt fails with [`ConnectError::Timeout`].
+    pub fn until(&self, deadline: Instant) -> Connector {
+        Connector {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
     }
 
     /// Sets the largest frame this client sends or accepts. The server announces its own limit in
@@ -201,9 +215,15 @@ impl Connector {
         Ok((Channel::with_seed(transport), schema_hash))
     }
 
-    /// The time allowed to connect and complete the handshake.
+    /// The time allowed to connect and complete the handshake from now: the connect timeout, or
+    /// less when the deadline set by [`Connector::until`] comes sooner.
     pub fn timeout(&self) -> Duration {
-        self.connect_timeout
+        match self.deadline {
+            Some(deadline) => self
+                .connect_timeout
+                .min(deadline.saturating_duration_since(Instant::now())),
+            None => self.connect_timeout,
+        }
     }
 
     /// Connects to `service`, trying each endpoint of the target in turn, and completes the
@@ -304,12 +324,13 @@ impl Connector {
                 )),
             }
         };
-        tokio::time::timeout(self.connect_timeout, attempt)
+        let timeout = self.timeout();
+        tokio::time::timeout(timeout, attempt)
             .await
             .unwrap_or_else(|_| {
                 Err(ConnectError::Timeout {
                     endpoint: endpoint.clone(),
-                    timeout_ms: self.connect_timeout.as_millis() as u64,
+                    timeout_ms: timeout.as_millis() as u64,
                 })
             })
     }

@@ -262,8 +262,9 @@ impl JsonClient {
         if live.channel.is_usable() {
             return Ok(live.clone());
         }
+        let connector = self.connector.until(deadline);
         let fresh = with_backoff(deadline, JsonConnectError::retry_later, || {
-            open(&self.connector, &self.source)
+            open(&connector, &self.source)
         })
         .await
         .map_err(|source| JsonCallError::Unreachable {

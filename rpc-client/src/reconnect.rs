@@ -101,8 +101,9 @@ where
         if live.is_usable() {
             return Ok(live.clone());
         }
+        let connector = self.connector.until(deadline);
         let channel = with_backoff(deadline, ConnectError::retry_later, || {
-            self.connector.checked_channel(&self.service, self.schema)
+            connector.checked_channel(&self.service, self.schema)
         })
         .await
         .map_err(|err| RpcError::Send(Box::new(err)))?;
@@ -118,16 +119,16 @@ where
 ///
 /// The backoff every reconnecting client here uses, for code that connects on its own terms
 /// (e.g. [`crate::JsonClient::connect`] to a server that may be restarting), with `retry` being
-/// [`ConnectError::retry_later`] or [`crate::JsonConnectError::retry_later`]. It does not bound
-/// one attempt: wrap it in a timeout for that.
+/// [`ConnectError::retry_later`] or [`crate::JsonConnectError::retry_later`]. It does not cut an
+/// attempt short: connect with [`Connector::until`] the same deadline for that.
 ///
 /// ```no_run
 /// use std::time::{Duration, Instant};
 /// use rpc_client::{Connector, JsonClient, JsonConnectError, with_backoff};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let connector = Connector::from_env("rpc")?;
 /// let deadline = Instant::now() + Duration::from_secs(5);
+/// let connector = Connector::from_env("rpc")?.until(deadline);
 /// let kv = with_backoff(deadline, JsonConnectError::retry_later, || {
 ///     JsonClient::connect(&connector, "kv")
 /// })

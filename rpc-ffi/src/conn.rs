@@ -16,7 +16,7 @@ use rpc_core::tarpc::context;
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
-use crate::status::{Failure, RPC_ERR_INTERNAL, RPC_ERR_TIMEOUT, RPC_ERR_UNREACHABLE};
+use crate::status::{Failure, RPC_ERR_INTERNAL, RPC_ERR_UNREACHABLE};
 use crate::target;
 
 /// A handle on one server (`rpc_conn` in C), opaque to callers: how to reach the server, a
@@ -73,19 +73,12 @@ impl Conn {
             let client = self.client(service, deadline).await?;
             let mut ctx = context::current();
             ctx.deadline = deadline;
-            // The channel fails the call at its deadline; this bounds a reconnection stuck in
-            // a connect or handshake (a stopped server) to the same deadline.
-            let call = client.call(ctx, method, args);
-            match tokio::time::timeout_at(deadline.into(), call).await {
-                Ok(answer) => answer.map_err(|err| Failure::call(&err)),
-                Err(_) => Err(Failure::new(
-                    RPC_ERR_TIMEOUT,
-                    format!(
-                        "no answer to {service}.{method} within {} ms",
-                        timeout.as_millis()
-                    ),
-                )),
-            }
+            // The channel fails the call at its deadline, and a reconnection inside it is cut
+            // short there too (`Connector::until`).
+            client
+                .call(ctx, method, args)
+                .await
+                .map_err(|err| Failure::call(&err))
         })
     }
 
@@ -112,17 +105,12 @@ impl Conn {
         service: &str,
         deadline: Instant,
     ) -> Result<JsonClient, Failure> {
-        let attempts = with_backoff(deadline, JsonConnectError::retry_later, || {
-            JsonClient::connect(&self.connector, service)
-        });
-        // The backoff stops trying at the deadline; this bounds an attempt in progress then.
-        match tokio::time::timeout_at(deadline.into(), attempts).await {
-            Ok(connected) => connected.map_err(|err| Failure::connect(&err)),
-            Err(_) => Err(Failure::new(
-                RPC_ERR_UNREACHABLE,
-                format!("cannot reach the server's `{service}` service within the call's timeout"),
-            )),
-        }
+        let connector = self.connector.until(deadline);
+        with_backoff(deadline, JsonConnectError::retry_later, || {
+            JsonClient::connect(&connector, service)
+        })
+        .await
+        .map_err(|err| Failure::connect(&err))
     }
 
     /// The clients, even after a panic while the lock was held (see `boundary.rs`).

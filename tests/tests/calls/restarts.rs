@@ -4,8 +4,9 @@
 //! with the server killed (SIGKILL, a crash) and stopped cleanly (SIGTERM, which also removes
 //! its socket). For each: a call while the server is down backs off until its deadline and
 //! fails clearly; the first call after the restart succeeds; and a call made while the server
-//! is down succeeds if the server comes back before its deadline. (The C ABI's own restart
-//! tests are in `rpc-ffi/tests/`.)
+//! is down succeeds if the server comes back before its deadline. A restarted server that
+//! accepts but does not answer (SIGSTOP) costs a call no more than its deadline. (The C ABI's
+//! own restart tests are in `rpc-ffi/tests/`.)
 
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,32 @@ fn survives_restarts(stop: Stop, connect: impl FnOnce(Connector) -> Call<'static
     result.expect("a call made while the server was down succeeds once it is back");
     call(UP_DEADLINE).expect("and the next one");
     drop(server);
+}
+
+/// A server that accepts connections but never answers (stopped with SIGSTOP, after a restart
+/// the client has not reconnected to yet): a call reconnecting to it fails at its own deadline,
+/// not at the connect timeout (5 s), and succeeds once the server runs again.
+fn a_stuck_server_costs_a_call_no_more_than_its_deadline(
+    connect: impl FnOnce(Connector) -> Call<'static>,
+) {
+    let dir = TestDir::new();
+    let mut server = dir.server().start();
+    let mut call = connect(server.connector());
+    call(UP_DEADLINE).expect("the first call");
+    server.kill();
+    let server = dir.server().start();
+    let pid = rustix::process::Pid::from_raw(server.pid() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).expect("SIGSTOP");
+    let started = Instant::now();
+    let err = call(DOWN_DEADLINE).expect_err("a stopped server answers nothing");
+    let waited = started.elapsed();
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).expect("SIGCONT");
+    assert!(
+        waited < DOWN_DEADLINE + Duration::from_millis(1_500),
+        "a call with a {DOWN_DEADLINE:?} deadline waited {waited:?} on a stopped server: {err}"
+    );
+    assert!(err.contains("timed out"), "the error says why: {err}");
+    call(UP_DEADLINE).expect("the server runs again");
 }
 
 fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
@@ -181,6 +208,26 @@ fn json_after_sigkill() {
 #[test]
 fn json_after_sigterm() {
     survives_restarts(Stop::Term, json);
+}
+
+#[test]
+fn async_multi_thread_on_a_stuck_server() {
+    a_stuck_server_costs_a_call_no_more_than_its_deadline(reconnecting(true));
+}
+
+#[test]
+fn async_current_thread_on_a_stuck_server() {
+    a_stuck_server_costs_a_call_no_more_than_its_deadline(reconnecting(false));
+}
+
+#[test]
+fn blocking_on_a_stuck_server() {
+    a_stuck_server_costs_a_call_no_more_than_its_deadline(blocking);
+}
+
+#[test]
+fn json_on_a_stuck_server() {
+    a_stuck_server_costs_a_call_no_more_than_its_deadline(json);
 }
 
 /// A `BlockingClient` made, called and dropped on a thread that runs a tokio runtime (an async
