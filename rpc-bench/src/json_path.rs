@@ -22,7 +22,9 @@ use rpc_core::services::echo;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::measure::{LatencyRun, Recorder, RoundLatency, Subject, Transport, WARMUP_CALLS};
+use crate::measure::{
+    LatencyRun, Recorder, RoundLatency, Subject, TimedCalls, Transport, WARMUP_CALLS,
+};
 use crate::report::size_label;
 use crate::spread::median;
 
@@ -55,7 +57,7 @@ impl JsonPathRun {
         });
         let client = JsonClient::connect(&connector, echo::NAME).await?;
         let bytes: Vec<Value> = (0..size).map(|i| Value::from(i as u8)).collect();
-        let run = JsonPathRun {
+        let mut run = JsonPathRun {
             client,
             args: serde_json::json!({ "bytes": bytes }),
             recorder: Recorder::new()?,
@@ -66,21 +68,21 @@ impl JsonPathRun {
         Ok(run)
     }
 
-    /// Makes calls, one at a time, for `duration`, recording each one's time as one round.
-    pub async fn round(&mut self, duration: Duration) -> anyhow::Result<()> {
-        let until = Instant::now() + duration;
-        loop {
-            let elapsed = self.call().await?;
-            self.recorder.record(elapsed);
-            if Instant::now() >= until {
-                self.recorder.end_round();
-                return Ok(());
-            }
-        }
+    /// The row: this run beside `typed`, the compiled client's run against the same server at
+    /// the same payload, measured in the same rounds.
+    pub fn finish(&self, typed: &LatencyRun) -> JsonPath {
+        JsonPath::from_rounds(
+            typed.subject().transport,
+            typed.size(),
+            self.recorder.rounds(),
+            typed.rounds(),
+        )
     }
+}
 
+impl TimedCalls for JsonPathRun {
     /// One echo with JSON; returns how long it took.
-    async fn call(&self) -> anyhow::Result<Duration> {
+    async fn call(&mut self) -> anyhow::Result<Duration> {
         let start = Instant::now();
         let answer = self
             .client
@@ -94,15 +96,8 @@ impl JsonPathRun {
         Ok(elapsed)
     }
 
-    /// The row: this run beside `typed`, the compiled client's run against the same server at
-    /// the same payload, measured in the same rounds.
-    pub fn finish(&self, typed: &LatencyRun) -> JsonPath {
-        JsonPath::from_rounds(
-            typed.subject().transport,
-            typed.size(),
-            self.recorder.rounds(),
-            typed.rounds(),
-        )
+    fn recorder(&mut self) -> &mut Recorder {
+        &mut self.recorder
     }
 }
 

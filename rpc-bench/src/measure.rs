@@ -275,6 +275,33 @@ impl Recorder {
     }
 }
 
+/// Sequential calls, one at a time, timed into a [`Recorder`] round by round: what the typed
+/// latency run and the JSON path's share.
+///
+/// The futures are `Send`, so a round can run on any worker (see `schedule.rs`).
+pub(crate) trait TimedCalls: Send {
+    /// Makes one call; returns how long it took.
+    fn call(&mut self) -> impl Future<Output = anyhow::Result<Duration>> + Send;
+
+    /// Where the calls' times go.
+    fn recorder(&mut self) -> &mut Recorder;
+
+    /// Makes calls, one at a time, for `duration`, recording each one's time as one round.
+    fn round(&mut self, duration: Duration) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async move {
+            let until = Instant::now() + duration;
+            loop {
+                let elapsed = self.call().await?;
+                self.recorder().record(elapsed);
+                if Instant::now() >= until {
+                    self.recorder().end_round();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
 fn payload(len: usize) -> ByteBuf {
     ByteBuf::from((0..len).map(|i| i as u8).collect::<Vec<u8>>())
 }
@@ -325,39 +352,6 @@ impl LatencyRun {
         Ok(run)
     }
 
-    /// Makes calls, one at a time, for `duration`, recording each one's time.
-    pub async fn round(&mut self, duration: Duration) -> anyhow::Result<()> {
-        let until = Instant::now() + duration;
-        loop {
-            let elapsed = self.call().await?;
-            self.recorder.record(elapsed);
-            if Instant::now() >= until {
-                self.recorder.end_round();
-                return Ok(());
-            }
-        }
-    }
-
-    /// One echo; returns how long it took.
-    async fn call(&mut self) -> anyhow::Result<Duration> {
-        match &mut self.connection {
-            Connection::Echo(client) => {
-                let bytes = std::mem::take(&mut self.bytes);
-                let start = Instant::now();
-                let bytes = client.echo(bytes).await?;
-                let elapsed = start.elapsed();
-                check_echo(self.size, &bytes)?;
-                self.bytes = bytes;
-                Ok(elapsed)
-            }
-            Connection::Raw(raw) => {
-                let start = Instant::now();
-                raw.echo(&self.frame, &mut self.reply).await?;
-                Ok(start.elapsed())
-            }
-        }
-    }
-
     /// The percentiles: the p50 as the median of the rounds', the others of every call.
     pub fn finish(&self) -> Latency {
         summarize(
@@ -382,6 +376,32 @@ impl LatencyRun {
     /// Each round's percentiles.
     pub fn rounds(&self) -> &[RoundLatency] {
         self.recorder.rounds()
+    }
+}
+
+impl TimedCalls for LatencyRun {
+    /// One echo; returns how long it took.
+    async fn call(&mut self) -> anyhow::Result<Duration> {
+        match &mut self.connection {
+            Connection::Echo(client) => {
+                let bytes = std::mem::take(&mut self.bytes);
+                let start = Instant::now();
+                let bytes = client.echo(bytes).await?;
+                let elapsed = start.elapsed();
+                check_echo(self.size, &bytes)?;
+                self.bytes = bytes;
+                Ok(elapsed)
+            }
+            Connection::Raw(raw) => {
+                let start = Instant::now();
+                raw.echo(&self.frame, &mut self.reply).await?;
+                Ok(start.elapsed())
+            }
+        }
+    }
+
+    fn recorder(&mut self) -> &mut Recorder {
+        &mut self.recorder
     }
 }
 

@@ -52,6 +52,12 @@ pub struct TargetCheck {
     pub rounds: usize,
 }
 
+/// Stock tarpc's two configurations, its default and its fastest here.
+const STOCK: [Implementation; 2] = [Implementation::Tarpc, Implementation::TarpcCt];
+
+/// The framework's two configurations, its default and single-threaded.
+const OURS: [Implementation; 2] = [Implementation::Rpc, Implementation::RpcCt];
+
 /// Which figure of a point: the median of its rounds, or one round's.
 #[derive(Debug, Clone, Copy)]
 enum Pick {
@@ -154,27 +160,29 @@ impl Report {
         }
     }
 
-    /// Stock tarpc's faster configuration at a latency point: the lower p50 of `tarpc` and
-    /// `tarpc-ct`, with which one it was.
-    fn best_tarpc_p50(&self, pick: Pick, tr: Transport, p: usize) -> Option<(f64, Implementation)> {
-        [Implementation::Tarpc, Implementation::TarpcCt]
-            .into_iter()
+    /// The faster of two configurations (`STOCK` or `OURS`) at a latency point: the lower p50,
+    /// with which one it was.
+    fn fastest_p50(
+        &self,
+        pick: Pick,
+        of: [Implementation; 2],
+        tr: Transport,
+        p: usize,
+    ) -> Option<(f64, Implementation)> {
+        of.into_iter()
             .filter_map(|imp| self.p50_in(pick, imp, tr, p).map(|v| (v, imp)))
             .min_by(|a, b| a.0.total_cmp(&b.0))
     }
 
-    /// Stock tarpc's faster configuration at a throughput point: the higher rate of `tarpc` and
-    /// `tarpc-ct`, with which one it was.
-    fn best_tarpc_rate(
+    /// The faster of two configurations at a throughput point: the higher rate, with which one
+    /// it was.
+    fn fastest_rate(
         &self,
         pick: Pick,
-        tr: Transport,
-        p: usize,
-        k: usize,
-        c: usize,
+        of: [Implementation; 2],
+        (tr, p, k, c): (Transport, usize, usize, usize),
     ) -> Option<(f64, Implementation)> {
-        [Implementation::Tarpc, Implementation::TarpcCt]
-            .into_iter()
+        of.into_iter()
             .filter_map(|imp| self.rate_in(pick, imp, tr, p, k, c).map(|v| (v, imp)))
             .max_by(|a, b| a.0.total_cmp(&b.0))
     }
@@ -255,12 +263,12 @@ impl Report {
         checks.push(ratio_check("2. 64 B", 64, 1.3));
         checks.push(ratio_check("3. 1 MiB", 1 << 20, 1.5));
         let target = "4. 64 B, 64 in flight, one UDS connection: the framework's faster configuration at least 1.5x stock tarpc's";
-        let rpc_best = [Rpc, RpcCt]
-            .into_iter()
-            .filter_map(|imp| rate(imp, Uds, 64, 64, 1).map(|v| (v, imp)))
-            .max_by(|a, b| a.0.total_cmp(&b.0));
+        let point = (Uds, 64, 64, 1);
         checks.push(
-            match (rpc_best, self.best_tarpc_rate(pick, Uds, 64, 64, 1)) {
+            match (
+                self.fastest_rate(pick, OURS, point),
+                self.fastest_rate(pick, STOCK, point),
+            ) {
                 (Some((rpc, ours)), Some((stock, which))) => check(
                     target.into(),
                     format!(
@@ -276,23 +284,24 @@ impl Report {
         );
         let target =
             "5. 64 B UDS p50, the framework's faster configuration no slower than stock tarpc's";
-        let rpc_best = [Rpc, RpcCt]
-            .into_iter()
-            .filter_map(|imp| p50(imp, Uds, 64).map(|v| (v, imp)))
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        checks.push(match (rpc_best, self.best_tarpc_p50(pick, Uds, 64)) {
-            (Some((rpc, ours)), Some((stock, which))) => check(
-                target.into(),
-                format!(
-                    "{:.2}x ({} {rpc:.1} us vs {} {stock:.1} us)",
-                    rpc / stock,
-                    ours.name(),
-                    which.name()
+        checks.push(
+            match (
+                self.fastest_p50(pick, OURS, Uds, 64),
+                self.fastest_p50(pick, STOCK, Uds, 64),
+            ) {
+                (Some((rpc, ours)), Some((stock, which))) => check(
+                    target.into(),
+                    format!(
+                        "{:.2}x ({} {rpc:.1} us vs {} {stock:.1} us)",
+                        rpc / stock,
+                        ours.name(),
+                        which.name()
+                    ),
+                    rpc <= stock,
                 ),
-                rpc <= stock,
-            ),
-            _ => check(target.into(), "not measured in this run".into(), false),
-        });
+                _ => check(target.into(), "not measured in this run".into(), false),
+            },
+        );
         checks
     }
 
@@ -339,7 +348,9 @@ impl Report {
         );
         for &p in &s.payloads {
             let (ru, rt) = (self.p50(Rpc, Uds, p), self.p50(Rpc, Tcp, p));
-            let best = self.best_tarpc_p50(Pick::Median, Uds, p).map(|(v, _)| v);
+            let best = self
+                .fastest_p50(Pick::Median, STOCK, Uds, p)
+                .map(|(v, _)| v);
             let _ = writeln!(
                 out,
                 "{:>8} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>8} {:>10} {:>12} {:>10}",
@@ -405,7 +416,7 @@ impl Report {
                     let (ru, rt) = (self.rate(Rpc, Uds, p, k, c), self.rate(Rpc, Tcp, p, k, c));
                     let raw = self.rate(Raw, Uds, p, k, c);
                     let best = self
-                        .best_tarpc_rate(Pick::Median, Uds, p, k, c)
+                        .fastest_rate(Pick::Median, STOCK, (Uds, p, k, c))
                         .map(|(v, _)| v);
                     let range = |tr| {
                         self.throughput_row(Rpc, tr, p, k, c)

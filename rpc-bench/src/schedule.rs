@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use indicatif::ProgressBar;
 
 use crate::json_path::{self, JsonPath, JsonPathRun};
-use crate::measure::{self, Latency, LatencyRun, Subject, Throughput};
+use crate::measure::{self, Latency, LatencyRun, Subject, Throughput, TimedCalls};
 
 /// What to measure.
 pub struct Plan<'a> {
@@ -106,29 +106,21 @@ impl Plan<'_> {
                 ));
                 // First: the typed rpc UDS round follows it, so that the two rounds compared
                 // are next to each other.
-                if let Some(mut run) = json_runs[p].take() {
-                    let duration = self.round;
-                    let (run, result) = tokio::spawn(async move {
-                        let result = run.round(duration).await;
-                        (run, result)
-                    })
-                    .await
-                    .context("latency task panicked")?;
-                    result.with_context(|| format!("rpc JSON path latency at {payload} B"))?;
-                    json_runs[p] = Some(run);
+                if let (Some(run), Some(typed)) = (json_runs[p].take(), self.typed_uds) {
+                    json_runs[p] = Some(
+                        timed_round(&self.subjects[typed], run, self.round)
+                            .await
+                            .with_context(|| format!("rpc JSON path latency at {payload} B"))?,
+                    );
                     progress.inc(1);
                 }
                 for (subject, slot) in self.subjects.iter().zip(&mut latency_runs[p]) {
-                    let Some(mut run) = slot.take() else { continue };
-                    let duration = self.round;
-                    let (run, result) = subject
-                        .run(move || async move {
-                            let result = run.round(duration).await;
-                            (run, result)
-                        })
-                        .await?;
-                    result.with_context(|| format!("{} latency at {payload} B", name(subject)))?;
-                    *slot = Some(run);
+                    let Some(run) = slot.take() else { continue };
+                    *slot = Some(
+                        timed_round(subject, run, self.round)
+                            .await
+                            .with_context(|| format!("{} latency at {payload} B", name(subject)))?,
+                    );
                     progress.inc(1);
                 }
                 for &connections in self.connections {
@@ -185,4 +177,18 @@ impl Plan<'_> {
             throughput,
         })
     }
+}
+
+/// One round of `run`'s timed calls, made where `subject`'s connections live (see
+/// [`Subject::run`]); gives the run back for the next round.
+async fn timed_round<R>(subject: &Subject, mut run: R, duration: Duration) -> anyhow::Result<R>
+where
+    R: TimedCalls + Send + 'static,
+{
+    subject
+        .run(move || async move {
+            run.round(duration).await?;
+            anyhow::Ok(run)
+        })
+        .await?
 }
