@@ -12,7 +12,6 @@
 //! and `describe` work with no `health` service.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -113,12 +112,7 @@ async fn main() -> anyhow::Result<()> {
     server.add(move |_peer| notebook.clone().serve());
     let bound = server.bind().context("cannot start the notes daemon")?;
     let signals = ShutdownSignals::install().context("cannot install signal handlers")?;
-    let mut stdout = std::io::stdout().lock();
-    for endpoint in bound.endpoints() {
-        writeln!(stdout, "listening on {endpoint}")?;
-    }
-    stdout.flush()?;
-    drop(stdout);
+    bound.announce(std::io::stdout().lock())?;
     bound.run_until(signals.recv()).await;
     Ok(())
 }

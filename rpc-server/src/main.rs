@@ -5,7 +5,6 @@
 //! SIGINT or SIGTERM. Under systemd it serves the sockets passed by socket activation instead of
 //! `auto`, and tells a `Type=notify` unit when it is ready and stopping ([`rpc_server::systemd`]).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -168,12 +167,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         // Handlers first: a SIGTERM sent as soon as the readiness lines appear must shut down
         // cleanly, not kill the process with its files left behind.
         let signals = ShutdownSignals::install().context("cannot install signal handlers")?;
-        let mut stdout = std::io::stdout().lock();
-        for endpoint in bound.endpoints() {
-            writeln!(stdout, "listening on {endpoint}")?;
-        }
-        stdout.flush()?;
-        drop(stdout);
+        bound.announce(std::io::stdout().lock())?;
         let notifier = rpc_server::systemd::ServiceNotifier::from_env();
         notifier.ready(bound.endpoints());
         bound.run_until(notifier.until(signals.recv())).await;

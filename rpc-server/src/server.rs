@@ -275,6 +275,17 @@ impl BoundServer {
         &self.endpoints
     }
 
+    /// Writes the readiness lines to `out`, one `listening on <endpoint>` per endpoint, and
+    /// flushes: what `rpc-server` prints on stdout once it serves, and what tests and scripts
+    /// wait for. Install the shutdown signals first, so a SIGTERM sent as soon as the lines
+    /// appear stops the server cleanly.
+    pub fn announce(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
+        for endpoint in &self.endpoints {
+            writeln!(out, "listening on {endpoint}")?;
+        }
+        out.flush()
+    }
+
     /// The token TCP clients must present, if any endpoint is TCP.
     pub fn token(&self) -> Option<&Token> {
         self.shared.token.as_ref()
