@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rpc_client::{BlockingClient, Connector, JsonClient};
 use rpc_core::services::echo::EchoClient;
 use tarpc::context;
-use tests::{ServerProcess, TestDir};
+use tests::{ServerProcess, TestDir, wait_for};
 
 /// How the server goes away.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +109,11 @@ fn a_stuck_server_costs_a_call_no_more_than_its_deadline(
     let server = dir.server().start();
     let pid = rustix::process::Pid::from_raw(server.pid() as i32).expect("a pid");
     rustix::process::kill_process(pid, rustix::process::Signal::STOP).expect("SIGSTOP");
+    // The signal is delivered to each thread on its own: until every one has stopped, the server
+    // may still answer a handshake.
+    wait_for(Duration::from_secs(5), "the server to stop", || {
+        all_threads_stopped(server.pid())
+    });
     let started = Instant::now();
     let err = call(DOWN_DEADLINE).expect_err("a stopped server answers nothing");
     let waited = started.elapsed();
@@ -119,6 +124,20 @@ fn a_stuck_server_costs_a_call_no_more_than_its_deadline(
     );
     assert!(err.contains("timed out"), "the error says why: {err}");
     call(UP_DEADLINE).expect("the server runs again");
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in `/proc/<pid>/task/*/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which is in parentheses.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    })
 }
 
 fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
