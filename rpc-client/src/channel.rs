@@ -36,7 +36,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarpc::client::RpcError;
 use tarpc::client::stub::Stub;
-use tarpc::{ChannelError, ClientMessage, Request, RequestName, Response, ServerError, context};
+use rpc_core::wire::ClientMessage;
+use tarpc::{ChannelError, Request, RequestName, Response, ServerError, context};
 
 /// The framed connection a [`Channel`] reads answers from (each a `Response` whose value the
 /// seed `D` decodes) and writes requests to.

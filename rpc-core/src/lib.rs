@@ -12,6 +12,8 @@
 //! - [`macro@service`] and [`Service`]: one declaration per service. `#[rpc_core::service]` on a
 //!   trait generates the server trait, the wire enums (tarpc's, byte for byte), the client and
 //!   the service's [`schema`], bound to the name it is hosted under.
+//! - [`streaming`]: methods that answer with many items ([`Streaming`] on the server,
+//!   [`Subscription`] on the client), under flow control by credit.
 //! - [`services`]: the built-in `echo`, `kv`, `health` and `introspect` service traits.
 //! - [`ServerLocation`] and [`EndpointFile`]: how a client finds a server by name.
 //! - [`limits`]: every limit and default either side enforces, each defined once with its reason.
@@ -40,6 +42,7 @@ pub mod schema;
 mod service;
 pub mod services;
 pub mod stream;
+pub mod streaming;
 pub mod timers;
 pub mod trace;
 pub mod transport;
@@ -54,6 +57,7 @@ pub use id_map::{IdHasher, IdMap};
 pub use location::ServerLocation;
 pub use service::{MAX_SERVICE_NAME_LEN, ServeService, Service, is_valid_service_name};
 pub use stream::LocalStream;
+pub use streaming::{Answer, StreamEvent, StreamStub, Streaming, Subscription};
 pub use transport::WireTransport;
 pub use untrusted::Untrusted;
 pub use wire::{CodecError, FrameLimit, WireCodec};

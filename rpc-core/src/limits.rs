@@ -137,11 +137,36 @@ pub const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest delay after a failed accept: 1 s, so accepting resumes soon after descriptors free up.
 pub const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
+// --- Streams (both sides) ----------------------------------------------------------------------
+
+/// Default credit a client grants each stream it opens: 256 KiB of answers (frame bodies). A
+/// consumer that stops reading holds at most this much (plus one item) in flight between the
+/// server and itself, and the server's producer waits; the client grants more as its consumer
+/// takes half of it. Set per connection with `Connector::stream_window`.
+pub const DEFAULT_STREAM_WINDOW: u64 = 256 * 1024;
+
+/// The most credit a stream may hold on the server: 64 MiB. A grant past it is cut to it (a
+/// client's absurd grant, or one adding up past `u64`, is not an error and gains nothing): the
+/// server's memory does not depend on credit (it writes only while the socket takes its
+/// answers), but a window larger than this only lets a fast producer outrun its consumer.
+pub const MAX_STREAM_CREDIT: u64 = 64 * 1024 * 1024;
+
+/// Default cap on streams open at once on one connection: 64. One more is answered with a
+/// "would block" server error, as a call over [`DEFAULT_MAX_IN_FLIGHT`] is; each open stream
+/// holds its producer (and, for a broadcast, its place in the channel). `rpc-server
+/// --max-streams` sets it.
+pub const DEFAULT_MAX_STREAMS: usize = 64;
+
 // --- Server: built-in services (re-exported beside the service traits) ------------------------
 
 /// The most keys the built-in `kv` store holds (100 000), so that no client can fill the server's
 /// memory; a `set` of a new key beyond it fails with `KvError::Full`.
 pub const KV_MAX_KEYS: usize = 100_000;
+
+/// How many events the built-in `kv.watch` broadcast keeps for subscribers that are behind:
+/// 1024. A watcher further behind than that gets `Lagged { missed }` for what it lost; `set`
+/// and `delete` never wait for a watcher.
+pub const KV_WATCH_BACKLOG: usize = 1024;
 
 /// The longest wait of the built-in `echo.delay`, in milliseconds (one minute); a longer one is
 /// cut to it.

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::schema::{SchemaError, ServiceSchema};
+use crate::streaming::Answer;
 
 /// The longest service name: 64 characters, so that a refusal naming it
 /// ([`MAX_ECHOED_NAME`](crate::limits::MAX_ECHOED_NAME)) and a log line show it whole.
@@ -100,17 +101,18 @@ pub trait Service: 'static {
 }
 
 /// What `rpc-server` hosts: a server-side implementation of a [`Service`], answering one request
-/// at a time. Implemented by `#[rpc_core::service]` for `ServeNotes<S>`, which `my_impl.serve()`
+/// at a time (with one response, or a stream of them). Implemented by `#[rpc_core::service]` for `ServeNotes<S>`, which `my_impl.serve()`
 /// returns, for any `S: Notes + Clone + Send + Sync + 'static`.
 pub trait ServeService: Clone + Send + Sync + 'static {
     /// The service it implements.
     type Service: Service;
-    /// Answers `request`. The future is `Send`, so a server can run it on any thread.
+    /// Answers `request`: one response, or for a streaming method the stream of them (see
+    /// [`crate::streaming`]). The future is `Send`, so a server can run it on any thread.
     fn call(
         self,
         ctx: tarpc::context::Context,
         request: <Self::Service as Service>::Request,
-    ) -> impl Future<Output = Result<<Self::Service as Service>::Response, tarpc::ServerError>> + Send;
+    ) -> impl Future<Output = Answer<<Self::Service as Service>::Response>> + Send;
 }
 
 #[cfg(test)]

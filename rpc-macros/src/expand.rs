@@ -9,6 +9,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::Ident;
+use syn::ext::IdentExt;
 
 use crate::parse::{Args, ServiceTrait};
 use crate::schema;
@@ -109,11 +110,16 @@ fn serve_struct(service: &ServiceTrait, names: &Names) -> TokenStream {
         let name = &method.ident;
         let variant = &method.variant;
         let args: Vec<_> = method.args.iter().map(|(arg, _)| arg).collect();
+        let handled = quote!(#ident::#name(self.service, #ctx, #( #args ),*).await);
+        let answer = match &method.stream_item {
+            None => quote! {
+                ::rpc_core::Answer::One(::core::result::Result::Ok(#response::#variant(#handled)))
+            },
+            Some(_) => quote!(::rpc_core::Streaming::into_answer(#handled, #response::#variant)),
+        };
         quote! {
             #( #cfgs )*
-            #request::#variant { #( #args ),* } => ::core::result::Result::Ok(
-                #response::#variant(#ident::#name(self.service, #ctx, #( #args ),*).await)
-            ),
+            #request::#variant { #( #args ),* } => #answer,
         }
     });
     let doc = format!(
@@ -131,7 +137,7 @@ fn serve_struct(service: &ServiceTrait, names: &Names) -> TokenStream {
                 self,
                 #ctx: ::rpc_core::tarpc::context::Context,
                 #req: #request,
-            ) -> ::core::result::Result<#response, ::rpc_core::tarpc::ServerError> {
+            ) -> ::rpc_core::Answer<#response> {
                 match #req {
                     #( #arms )*
                 }
@@ -148,9 +154,8 @@ fn serve_struct(service: &ServiceTrait, names: &Names) -> TokenStream {
                 self,
                 #ctx: ::rpc_core::tarpc::context::Context,
                 #req: #request,
-            ) -> impl ::core::future::Future<
-                Output = ::core::result::Result<#response, ::rpc_core::tarpc::ServerError>,
-            > + ::core::marker::Send {
+            ) -> impl ::core::future::Future<Output = ::rpc_core::Answer<#response>>
+                + ::core::marker::Send {
                 self.answer(#ctx, #req)
             }
         }
@@ -164,7 +169,7 @@ fn serve_struct(service: &ServiceTrait, names: &Names) -> TokenStream {
                 #ctx: ::rpc_core::tarpc::context::Context,
                 #req: #request,
             ) -> ::core::result::Result<#response, ::rpc_core::tarpc::ServerError> {
-                self.answer(#ctx, #req).await
+                self.answer(#ctx, #req).await.into_single()
             }
         }
     }
@@ -235,8 +240,13 @@ fn response_enum(service: &ServiceTrait, names: &Names) -> TokenStream {
     let derives = serde_derives();
     let variants = service.methods.iter().map(|method| {
         let variant = &method.variant;
-        let output = &method.output;
-        quote!(#variant(#output))
+        match &method.stream_item {
+            None => {
+                let output = &method.output;
+                quote!(#variant(#output))
+            }
+            Some(item) => quote!(#variant(::rpc_core::StreamEvent<#item>)),
+        }
     });
     quote! {
         /// The response sent over the wire from the server to the client.
@@ -268,6 +278,37 @@ fn client(service: &ServiceTrait, names: &Names) -> TokenStream {
         let args = method.args.iter().map(|(arg, _)| arg);
         let output = &method.output;
         let wrong_answer = format!("the server answered {name} with another method's response");
+        if let Some(item) = &method.stream_item {
+            let full_name = format!("{ident}.{}", name.unraw());
+            return quote! {
+                #[allow(unused)]
+                #( #attrs )*
+                #vis fn #name(&self, #ctx: ::rpc_core::tarpc::context::Context, #( #params ),*)
+                    -> impl ::core::future::Future<
+                        Output = ::core::result::Result<
+                            ::rpc_core::Subscription<#item>,
+                            ::rpc_core::tarpc::client::RpcError,
+                        >,
+                    > + '_
+                where
+                    Stub: ::rpc_core::StreamStub,
+                {
+                    let #req = #request::#variant { #( #args ),* };
+                    let answers = ::rpc_core::StreamStub::open(&self.0, #ctx, #req);
+                    async move {
+                        ::core::result::Result::Ok(::rpc_core::Subscription::new(
+                            answers.await?,
+                            |answer| match answer {
+                                #response::#variant(event) => ::core::option::Option::Some(event),
+                                #[allow(unreachable_patterns)]
+                                _ => ::core::option::Option::None,
+                            },
+                            #full_name,
+                        ))
+                    }
+                }
+            };
+        }
         quote! {
             #[allow(unused)]
             #( #attrs )*

@@ -98,6 +98,8 @@ pub struct Method {
     pub args: Vec<(Ident, Type)>,
     /// What it returns: `()` when it declares nothing.
     pub output: Type,
+    /// For a streaming method (one returning `Streaming<T>`), the item type `T`.
+    pub stream_item: Option<Type>,
     /// Its request and response variant: the method's name in CamelCase, as tarpc spells it.
     pub variant: Ident,
 }
@@ -236,6 +238,7 @@ impl Parse for Method {
             ReturnType::Type(_, ty) => *ty,
         };
         input.parse::<Token![;]>()?;
+        let stream_item = stream_item(&output);
         let variant = Ident::new(
             &names::snake_to_camel(&ident.unraw().to_string()),
             ident.span(),
@@ -245,8 +248,28 @@ impl Parse for Method {
             ident,
             args,
             output,
+            stream_item,
             variant,
         })
+    }
+}
+
+/// `T` when `output` is `Streaming<T>` (by any path: `rpc_core::Streaming<T>`), the type a
+/// streaming method returns.
+fn stream_item(output: &Type) -> Option<Type> {
+    let Type::Path(path) = output else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Streaming" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(generic) = &last.arguments else {
+        return None;
+    };
+    match generic.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(item)] => Some(item.clone()),
+        _ => None,
     }
 }
 

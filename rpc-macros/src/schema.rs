@@ -38,7 +38,7 @@ pub fn schema_fn(name: &str, methods: &[Method], trace: &[Type], samples: &[Expr
         for (_, ty) in &method.args {
             named_types(ty, &mut roots);
         }
-        named_types(&method.output, &mut roots);
+        named_types(method.stream_item.as_ref().unwrap_or(&method.output), &mut roots);
     }
     for ty in trace {
         push_unique(ty, &mut roots);
@@ -56,13 +56,16 @@ pub fn schema_fn(name: &str, methods: &[Method], trace: &[Type], samples: &[Expr
             name.strip_prefix("r#").unwrap_or(&name).to_owned()
         });
         let arg_types = method.args.iter().map(|(_, ty)| ty);
-        let output = &method.output;
+        let (output, add) = match &method.stream_item {
+            None => (&method.output, quote!(method)),
+            Some(item) => (item, quote!(streaming_method)),
+        };
         quote! {
             #( #cfgs )*
             {
                 #( let #arg_vars = builder.trace::<#arg_types>()?; )*
                 let result = builder.trace::<#output>()?;
-                builder.method(#method_name, #doc, ::std::vec![#( (#arg_names, #arg_vars) ),*], result);
+                builder.#add(#method_name, #doc, ::std::vec![#( (#arg_names, #arg_vars) ),*], result);
             }
         }
     });

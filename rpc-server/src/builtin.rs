@@ -3,12 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rpc_core::limits::{ECHO_MAX_DELAY_MS, KV_MAX_KEYS};
+use rpc_core::Streaming;
+use rpc_core::limits::{ECHO_MAX_DELAY_MS, KV_MAX_KEYS, KV_WATCH_BACKLOG};
 use rpc_core::services::echo::Echo;
 use rpc_core::services::health::{Health, ServerInfo};
-use rpc_core::services::kv::{Kv, KvError};
+use rpc_core::services::kv::{Kv, KvError, KvEvent};
 use serde_bytes::ByteBuf;
 use tarpc::context::Context;
+use tokio::sync::broadcast;
 
 use crate::Server;
 use crate::stats::ServerStatus;
@@ -29,10 +31,23 @@ impl Echo for EchoService {
     }
 }
 
-/// The `kv` service: one in-memory map shared by every connection of a server.
-#[derive(Debug, Clone, Default)]
+/// The `kv` service: one in-memory map shared by every connection of a server, and the
+/// broadcast of its changes that `watch` subscribes to.
+#[derive(Debug, Clone)]
 pub struct KvStore {
     map: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Every change, sent while the map's lock is held so watchers see them in the map's order.
+    /// The sender never waits: a watcher [`KV_WATCH_BACKLOG`] changes behind loses the oldest.
+    changes: broadcast::Sender<KvEvent>,
+}
+
+impl Default for KvStore {
+    fn default() -> Self {
+        KvStore {
+            map: Arc::default(),
+            changes: broadcast::Sender::new(KV_WATCH_BACKLOG),
+        }
+    }
 }
 
 impl KvStore {
@@ -41,6 +56,13 @@ impl KvStore {
         // single map call), so a poisoned lock is still safe to use.
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut map)
+    }
+
+    /// Tells the watchers, if any (with none, sending fails and costs nothing).
+    fn changed(&self, event: KvEvent) {
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(event);
+        }
     }
 }
 
@@ -54,12 +76,20 @@ impl Kv for KvStore {
             if map.len() >= KV_MAX_KEYS && !map.contains_key(&key) {
                 return Err(KvError::Full { limit: KV_MAX_KEYS });
             }
-            Ok(map.insert(key, value))
+            let old = map.insert(key.clone(), value.clone());
+            self.changed(KvEvent::Set { key, value });
+            Ok(old)
         })
     }
 
     async fn delete(self, _: Context, key: String) -> Option<String> {
-        self.with_map(|map| map.remove(&key))
+        self.with_map(|map| {
+            let old = map.remove(&key);
+            if old.is_some() {
+                self.changed(KvEvent::Delete { key });
+            }
+            old
+        })
     }
 
     async fn list(self, _: Context, prefix: String) -> Vec<String> {
@@ -68,6 +98,13 @@ impl Kv for KvStore {
                 .take_while(|(key, _)| key.starts_with(&prefix))
                 .map(|(key, _)| key.clone())
                 .collect()
+        })
+    }
+
+    async fn watch(self, _: Context, prefix: String) -> Streaming<KvEvent> {
+        Streaming::broadcast_where(self.changes.subscribe(), move |event| {
+            let (KvEvent::Set { key, .. } | KvEvent::Delete { key }) = event;
+            key.starts_with(&prefix)
         })
     }
 }

@@ -21,6 +21,7 @@ use super::{Field, ServiceSchema, Shape, Type, TypeDef};
 ///     name: name.into(),
 ///     args: vec![],
 ///     result: Type::Unit,
+///     streaming: false,
 ///     doc: String::new(),
 /// };
 /// let old = ServiceSchema { name: "s".into(), methods: vec![method("a"), method("b")], types: Default::default() };
@@ -51,6 +52,14 @@ pub fn breaking_changes(old: &ServiceSchema, new: &ServiceSchema) -> Vec<String>
                 now.name
             ));
             continue;
+        }
+        if was.streaming != now.streaming {
+            let how = |streaming| if streaming { "streams its answers" } else { "answers once" };
+            changes.push(format!(
+                "{place} {} now, and {} before",
+                how(now.streaming),
+                how(was.streaming)
+            ));
         }
         let mut compare = Compare {
             old,

@@ -90,7 +90,9 @@ impl MethodSchema {
     /// ```
     pub fn signature(&self) -> String {
         let mut line = format!("{}({})", self.name, Joined(&self.args));
-        if self.result != Type::Unit {
+        if self.streaming {
+            let _ = write!(line, " -> stream {}", self.result);
+        } else if self.result != Type::Unit {
             let _ = write!(line, " -> {}", self.result);
         }
         line

@@ -56,8 +56,11 @@ pub struct MethodSchema {
     pub name: String,
     /// The arguments, in the order they travel.
     pub args: Vec<Field>,
-    /// What the method returns (`Unit` for nothing).
+    /// What the method returns (`Unit` for nothing); for a streaming method, its items' type.
     pub result: Type,
+    /// Whether the method streams its answers: each travels as a
+    /// [`StreamEvent`](crate::StreamEvent) of `result` (see [`crate::streaming`]).
+    pub streaming: bool,
     /// The method's doc comment, if any (not part of the [`ServiceSchema::hash`]).
     pub doc: String,
 }

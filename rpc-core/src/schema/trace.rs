@@ -177,6 +177,23 @@ impl SchemaBuilder {
     /// Adds the next method, in wire order: its name as declared, its doc comment, its
     /// arguments (names and traced types) and its traced result type.
     pub fn method(&mut self, name: &str, doc: &str, args: Vec<(&str, Type)>, result: Type) {
+        self.add_method(name, doc, args, result, false);
+    }
+
+    /// Adds the next method, in wire order, as [`SchemaBuilder::method`] does, for a streaming
+    /// method: `item` is the type of its items.
+    pub fn streaming_method(&mut self, name: &str, doc: &str, args: Vec<(&str, Type)>, item: Type) {
+        self.add_method(name, doc, args, item, true);
+    }
+
+    fn add_method(
+        &mut self,
+        name: &str,
+        doc: &str,
+        args: Vec<(&str, Type)>,
+        result: Type,
+        streaming: bool,
+    ) {
         self.methods.push(MethodSchema {
             name: name.to_owned(),
             args: args
@@ -187,6 +204,7 @@ impl SchemaBuilder {
                 })
                 .collect(),
             result,
+            streaming,
             doc: doc.trim().to_owned(),
         });
     }

@@ -19,6 +19,27 @@ pub enum KvError {
     },
 }
 
+/// A change to the store, as `watch` streams it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KvEvent {
+    /// `key` was set to `value`.
+    Set {
+        /// The key.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// `key` was deleted (only sent when it held a value).
+    Delete {
+        /// The key.
+        key: String,
+    },
+}
+
+/// How many changes `watch` keeps for a watcher that is behind; past it the watcher gets
+/// `Lagged { missed }`.
+pub use crate::limits::KV_WATCH_BACKLOG as WATCH_BACKLOG;
+
 /// A string key-value store.
 #[crate::service(name = "kv")]
 pub trait Kv {
@@ -30,4 +51,8 @@ pub trait Kv {
     async fn delete(key: String) -> Option<String>;
     /// The keys that start with `prefix`, in order.
     async fn list(prefix: String) -> Vec<String>;
+    /// Every change from now on to a key that starts with `prefix`, as it happens. The store
+    /// never waits for a watcher: one more than [`WATCH_BACKLOG`] changes behind gets
+    /// `Lagged { missed }` for those it lost.
+    async fn watch(prefix: String) -> crate::Streaming<KvEvent>;
 }

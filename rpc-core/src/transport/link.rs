@@ -6,7 +6,7 @@
 //! connection honours. It is the one place where a handshaken stream becomes a transport.
 
 use bytes::BytesMut;
-use tarpc::ClientMessage;
+use crate::wire::ClientMessage;
 use tokio_util::codec::Framed;
 
 use crate::handshake::HandshakeCodec;

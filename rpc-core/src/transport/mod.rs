@@ -87,6 +87,12 @@ where
         self.reader.is_mid_frame()
     }
 
+    /// The body length of the frame the last message received came in (see
+    /// [`FrameReader::last_frame_len`]).
+    pub fn last_frame_len(&self) -> usize {
+        self.reader.last_frame_len()
+    }
+
     /// Whether queued messages are still to be written (the socket was full).
     pub fn has_unsent(&self) -> bool {
         self.writer.has_unsent()
@@ -190,8 +196,9 @@ where
     /// Queues `item` to be written by the next [`WireTransport::poll_send`] (or flush): encoded
     /// now when small, kept for a direct write when large. Unlike [`Sink::start_send`] it needs
     /// no `poll_ready` first: the queue is bounded by the caller (one entry per call in flight).
-    /// Fails, queueing nothing, if `item` encodes to more than the frame limit.
-    pub fn queue(&mut self, item: Out) -> Result<(), CodecError> {
+    /// Returns its body length (what a stream's credit counts). Fails, queueing nothing, if
+    /// `item` encodes to more than the frame limit.
+    pub fn queue(&mut self, item: Out) -> Result<usize, CodecError> {
         self.writer.queue(item)
     }
 
@@ -221,7 +228,7 @@ where
     }
 
     fn start_send(self: Pin<&mut Self>, item: Out) -> Result<(), CodecError> {
-        self.get_mut().queue(item)
+        self.get_mut().queue(item).map(drop)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), CodecError>> {

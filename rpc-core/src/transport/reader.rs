@@ -62,6 +62,8 @@ pub struct FrameReader<In, D = PhantomData<In>> {
     check: Option<BodyCheck>,
     buf: BytesMut,
     large: Option<LargeFrame>,
+    /// The body length of the frame the last message decoded came in.
+    last_len: usize,
     seed: D,
     _in: PhantomData<fn() -> In>,
 }
@@ -114,6 +116,7 @@ impl<In, D> FrameReader<In, D> {
             check: codec.check(),
             buf: read_ahead,
             large: None,
+            last_len: 0,
             seed,
             _in: PhantomData,
         }
@@ -129,9 +132,16 @@ impl<In, D> FrameReader<In, D> {
             check: self.check,
             buf: self.buf,
             large: self.large,
+            last_len: self.last_len,
             seed,
             _in: PhantomData,
         }
+    }
+
+    /// The body length (without its 4-byte prefix) of the frame the last message decoded came
+    /// in: what a stream's credit counts.
+    pub fn last_frame_len(&self) -> usize {
+        self.last_len
     }
 
     /// Whether part of a frame has arrived and the rest has not: what a read timeout guards.
@@ -205,7 +215,10 @@ impl<In, D: MessageSeed<In>> FrameReader<In, D> {
                 if len < BIG_FIELD || len > self.limit.bytes() {
                     // Small frames (and refusals of oversized ones) are buffered whole.
                     return match split_frame(&mut self.buf, self.limit)? {
-                        Some(body) => self.decode_body(&body).map(Ok),
+                        Some(body) => {
+                            self.last_len = body.len();
+                            self.decode_body(&body).map(Ok)
+                        }
                         None => Ok(Err(Need::Buffer)),
                     };
                 }
@@ -222,6 +235,7 @@ impl<In, D: MessageSeed<In>> FrameReader<In, D> {
                         .large
                         .take()
                         .ok_or_else(|| CodecError::malformed("no frame in progress"))?;
+                    self.last_len = large.len;
                     return large_field::decode_with_fields(
                         self.format,
                         self.seed.clone(),

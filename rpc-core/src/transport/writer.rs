@@ -105,9 +105,10 @@ impl<Out> FrameWriter<Out> {
 }
 
 impl<Out: Serialize> FrameWriter<Out> {
-    /// Queues `item`: encoded now when small, kept for a direct write when large. Fails,
-    /// queueing nothing, if `item` encodes to more than the frame limit.
-    pub fn queue(&mut self, item: Out) -> Result<(), CodecError> {
+    /// Queues `item`: encoded now when small, kept for a direct write when large. Returns its
+    /// body length (without the 4-byte prefix: what a stream's credit counts). Fails, queueing
+    /// nothing, if `item` encodes to more than the frame limit.
+    pub fn queue(&mut self, item: Out) -> Result<usize, CodecError> {
         // Appended to the last buffer only if none of it has been written: a buffer is freed
         // only once written out whole, so one that kept growing while the socket was full would
         // keep every byte ever sent on the connection.
@@ -122,14 +123,15 @@ impl<Out: Serialize> FrameWriter<Out> {
         if let Some(Outgoing::Encoded { buf, written: 0 }) = self.queue.back_mut() {
             let before = buf.len();
             let encoded = self.format.encode_small_frame(&item, BIG_FIELD, buf);
-            self.buffered += buf.len() - before;
+            let added = buf.len() - before;
+            self.buffered += added;
             if buf.is_empty() {
                 if let Some(Outgoing::Encoded { buf, .. }) = self.queue.pop_back() {
                     self.spare = buf;
                 }
             }
             if encoded? {
-                return Ok(());
+                return Ok(added - LENGTH_PREFIX_LEN);
             }
         }
         // A body of 32 KiB or more: sized now, written from the message itself.
@@ -139,7 +141,7 @@ impl<Out: Serialize> FrameWriter<Out> {
             body_len,
             written: 0,
         });
-        Ok(())
+        Ok(body_len)
     }
 
     /// Writes the queue to `io` until it is empty or `io` is full (then `cx` is woken when it

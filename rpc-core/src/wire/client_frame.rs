@@ -1,5 +1,6 @@
-//! [`ClientFrame`]: a client's request or cancel, encoded to exactly the bytes tarpc's own
-//! `Serialize` produces under this crate's format, only faster: tarpc writes a trace id as sixteen
+//! [`ClientFrame`]: a client's request, cancel or grant, encoded to exactly the bytes the
+//! derived `Serialize` of [`ClientMessage`] (tarpc's, for requests and cancels) produces under
+//! this crate's format, only faster: tarpc writes a trace id as sixteen
 //! one-byte elements, about an eighth of a 64-byte call's client instructions; here it is one
 //! 16-byte write.
 
@@ -7,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde::ser::{SerializeStruct, SerializeStructVariant};
 use serde::{Serialize, Serializer};
-use tarpc::{ClientMessage, Request, context, trace};
+use tarpc::{Request, context, trace};
 
-/// A client's message to the server, serialized as tarpc's `ClientMessage<Req>` is under this
-/// crate's wire format (bincode, fixed-width little-endian integers), so a server decodes it as
-/// a `ClientMessage<Req>`.
+use super::ClientMessage;
+
+/// A client's message to the server, serialized as [`ClientMessage<Req>`] is under this crate's
+/// wire format (bincode, fixed-width little-endian integers), so a server decodes it as one.
 ///
 /// With another serde format the trace id's encoding would differ (a 128-bit integer instead of
 /// sixteen bytes): this type is for [`crate::WireTransport`] only.
@@ -58,8 +60,12 @@ impl<Req: Serialize> Serialize for ClientFrame<Req> {
                 cancel.serialize_field("request_id", request_id)?;
                 cancel.end()
             }
-            // A message a later tarpc adds: its own encoding.
-            other => other.serialize(serializer),
+            ClientMessage::Grant { request_id, bytes } => {
+                let mut grant = serializer.serialize_struct_variant("ClientMessage", 2, "Grant", 2)?;
+                grant.serialize_field("request_id", request_id)?;
+                grant.serialize_field("bytes", bytes)?;
+                grant.end()
+            }
         }
     }
 }
@@ -153,12 +159,16 @@ mod tests {
                 trace_context: context.trace_context,
                 request_id: i,
             });
+            out.push(ClientMessage::Grant {
+                request_id: i,
+                bytes: i.wrapping_mul(3),
+            });
         }
         out
     }
 
     #[test]
-    fn a_client_frame_encodes_to_tarpcs_own_bytes() {
+    fn a_client_frame_encodes_to_the_derived_bytes() {
         // A passed deadline encodes as zero time left on both paths, so the bytes can match.
         let past = Instant::now()
             .checked_sub(Duration::from_secs(1))
@@ -170,7 +180,7 @@ mod tests {
     }
 
     #[test]
-    fn a_client_frame_with_time_left_decodes_as_tarpcs_message() {
+    fn a_client_frame_with_time_left_decodes_as_the_message() {
         let deadline = Instant::now() + Duration::from_secs(10);
         for message in messages(deadline) {
             let bytes = bincode_of(&ClientFrame::new(message));
@@ -188,7 +198,7 @@ mod tests {
         }
     }
 
-    /// Decodes with tarpc's own `Deserialize`.
+    /// Decodes with the derived `Deserialize` (tarpc's, for requests and cancels).
     fn message_again(bytes: &[u8]) -> ClientMessage<EchoRequest> {
         WireFormat::new(FrameLimit::default())
             .decode(bytes)

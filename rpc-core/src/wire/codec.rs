@@ -60,7 +60,7 @@ impl<In, Out> Clone for WireCodec<In, Out> {
     }
 }
 
-impl<Req, Out> WireCodec<tarpc::ClientMessage<Req>, Out> {
+impl<Req, Out> WireCodec<super::ClientMessage<Req>, Out> {
     /// The codec a server reads requests with: [`WireCodec::new`] plus a check of each
     /// request's deadline against [`MAX_DEADLINE_SECS`].
     pub fn for_requests(limit: FrameLimit) -> Self {

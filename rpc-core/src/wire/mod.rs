@@ -6,8 +6,9 @@
 //! - A **body** is bincode 1.3 with fixed-width little-endian integers ([`WireFormat`]), decoded
 //!   only from bytes the frame really holds. Swapping bincode for another format means changing
 //!   this module and nothing outside it.
-//! - A client's requests and cancels are tarpc's `ClientMessage`, written by [`ClientFrame`]
-//!   (the same bytes, faster); a server's answers are tarpc's `Response`, which
+//! - A client's requests and cancels are tarpc's `ClientMessage`, plus the credit it grants a
+//!   stream ([`ClientMessage`]), written by [`ClientFrame`] (the same bytes, faster); a
+//!   server's answers are tarpc's `Response` (a stream's are many with one request id), which
 //!   [`ResponseSeed`] decodes for an answer type known only at run time.
 //! - Incoming messages are decoded with a [`MessageSeed`]: `PhantomData` for a Rust type, or a
 //!   seed that knows a shape read at run time.
@@ -23,6 +24,7 @@
 //! handshake's messages mean.
 
 mod client_frame;
+mod client_message;
 mod codec;
 mod error;
 mod format;
@@ -32,6 +34,7 @@ pub(crate) mod large_field;
 mod response_seed;
 
 pub use client_frame::ClientFrame;
+pub use client_message::ClientMessage;
 pub(crate) use codec::BodyCheck;
 pub use codec::{MAX_DEADLINE_SECS, WireCodec};
 pub use error::CodecError;

@@ -51,6 +51,7 @@ fn service(
                 })
                 .collect(),
             result,
+            streaming: false,
             doc: String::new(),
         }],
         types: types
