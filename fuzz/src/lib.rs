@@ -21,8 +21,9 @@ use bytes::{BufMut, BytesMut};
 use rpc_core::handshake::{HandshakeCodec, HandshakeError, Hello, HelloReply, MAX_HANDSHAKE_FRAME};
 use rpc_core::services::echo::EchoRequest;
 use rpc_core::services::kv::{KvRequest, KvResponse};
-use rpc_core::tarpc::{ClientMessage, Response};
+use rpc_core::tarpc::Response;
 use rpc_core::transport::{FrameReader, Need, field_room};
+use rpc_core::wire::ClientMessage;
 use rpc_core::wire::{
     CodecError, FrameLimit, LENGTH_PREFIX_LEN, MessageSeed, READ_AHEAD, ResponseSeed, WireCodec,
 };

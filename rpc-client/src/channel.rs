@@ -30,13 +30,13 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rpc_core::IdMap;
+use rpc_core::wire::ClientMessage;
 use rpc_core::wire::{ClientFrame, MessageSeed, ResponseSeed};
 use rpc_core::{CodecError, LocalStream, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarpc::client::RpcError;
 use tarpc::client::stub::Stub;
-use rpc_core::wire::ClientMessage;
 use tarpc::{ChannelError, Request, RequestName, Response, ServerError, context};
 
 /// The framed connection a [`Channel`] reads answers from (each a `Response` whose value the

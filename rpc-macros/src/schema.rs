@@ -38,7 +38,10 @@ pub fn schema_fn(name: &str, methods: &[Method], trace: &[Type], samples: &[Expr
         for (_, ty) in &method.args {
             named_types(ty, &mut roots);
         }
-        named_types(method.stream_item.as_ref().unwrap_or(&method.output), &mut roots);
+        named_types(
+            method.stream_item.as_ref().unwrap_or(&method.output),
+            &mut roots,
+        );
     }
     for ty in trace {
         push_unique(ty, &mut roots);

@@ -138,6 +138,7 @@ pub(crate) async fn run(
     let link = Link::from_handshake(framed, shared.limits.max_frame);
     let ctx = ServeContext {
         max_in_flight: shared.limits.max_in_flight,
+        max_streams: shared.limits.max_streams,
         read_timeout: shared.limits.read_timeout,
         shutdown: shared.shutdown.clone(),
         status: shared.status.clone(),

@@ -22,6 +22,14 @@
 //!   [`crate::guard`]), the calls already started are finished and answered, then the loop ends.
 //! - A transport error (a socket error, a malformed or stalled frame) ends the connection at
 //!   once, dropping the calls it runs.
+//!
+//! A call to a streaming method answers with a stream ([`Answer::Stream`]), which then lives on
+//! in [`OpenStreams`] past its call: polled while its client's credit lasts, its answers queued
+//! as a finished call's are. A finished call's response goes before a stream's next item, and
+//! at most [`STREAM_BURST`] items are queued before requests are read again, so a saturating
+//! stream delays the other calls on its connection by a few items, not by its window. At most
+//! `max_streams` streams are open at once; one more is answered with a "would block" error.
+//! When the request stream ends, every open stream is closed with an error saying so.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -32,12 +40,49 @@ use std::task::{Context, Poll, ready};
 use futures::future::{AbortRegistration, Abortable};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Sink, Stream, StreamExt};
-use rpc_core::CodecError;
-use tarpc::{ClientMessage, Request, Response, ServerError, context};
+use rpc_core::streaming::Answer;
+use rpc_core::wire::ClientMessage;
+use rpc_core::{CodecError, IdMap, WireTransport};
+use tarpc::{Request, Response, ServerError, context};
 
 use crate::in_flight::InFlight;
 use crate::log_limit::LogLimit;
+use crate::open_streams::{OpenStreams, Yielded};
 use crate::stats::ServerStatus;
+
+/// Stream items queued per turn of the loop before requests are read (and the socket flushed)
+/// again: a saturating stream holds up the other calls on its connection by this many items.
+pub(crate) const STREAM_BURST: usize = 16;
+
+/// A call that finished: its id and its answer.
+pub(crate) struct Finished<Resp> {
+    request_id: u64,
+    answer: Answer<Resp>,
+}
+
+/// A transport that says how long its last queued frame was: what a stream's credit counts.
+pub(crate) trait QueuedLen {
+    /// The body length of the frame the last message queued went into.
+    fn last_queued_len(&self) -> usize;
+}
+
+impl<T: QueuedLen + ?Sized> QueuedLen for Pin<&mut T> {
+    fn last_queued_len(&self) -> usize {
+        (**self).last_queued_len()
+    }
+}
+
+impl<S: rpc_core::transport::FieldRead, In, Out, D> QueuedLen for WireTransport<S, In, Out, D> {
+    fn last_queued_len(&self) -> usize {
+        WireTransport::last_queued_len(self)
+    }
+}
+
+/// A response waiting for room in the transport, and the stream it is an item of, if it is one.
+struct Unsent<Resp> {
+    response: Response<Resp>,
+    stream: Option<u64>,
+}
 
 /// One connection's calls: the requests read from `transport`, the handlers running for them,
 /// and the responses on their way back. A future that ends when the connection is done with:
@@ -51,38 +96,62 @@ pub(crate) struct Dispatch<T, Resp, NewCall, Call> {
     transport: T,
     new_call: NewCall,
     /// The handlers running, as futures polled by this task; a call's future ends with its
-    /// response, or with `None` if it was aborted.
+    /// answer, or with `None` if it was aborted.
     running: FuturesUnordered<Call>,
     /// The running calls by request id, for cancels and deadlines.
     in_flight: InFlight,
-    /// A finished call's response the transport had no room for yet.
-    unsent: Option<Response<Resp>>,
+    /// The streams open, by the id of the call that opened each.
+    streams: OpenStreams<Resp>,
+    /// Credit granted to running calls that may yet open a stream (a client grants its window
+    /// right after its request); at most one entry per call in flight.
+    early_credit: IdMap<u64>,
+    /// Streams closed when the request stream ended, still to be told why.
+    closing: Vec<u64>,
+    /// A response the transport had no room for yet.
+    unsent: Option<Unsent<Resp>>,
     /// False once the request stream has ended: no more requests will come.
     reading: bool,
     /// Handler futures allowed at once, beyond which requests are throttled.
     max_in_flight: usize,
+    /// Streams allowed open at once, beyond which a stream is refused.
+    max_streams: usize,
 }
 
 impl<T, Req, Resp, NewCall, Call> Dispatch<T, Resp, NewCall, Call>
 where
     T: Stream<Item = Result<ClientMessage<Req>, CodecError>>
         + Sink<Response<Resp>, Error = CodecError>
+        + QueuedLen
         + Unpin,
+    Resp: Send + 'static,
     NewCall: FnMut(Request<Req>, AbortRegistration) -> Call,
-    Call: Future<Output = Option<Response<Resp>>>,
+    Call: Future<Output = Option<Finished<Resp>>>,
 {
     /// Serves the calls arriving on `transport`, at most `max_in_flight` at once, each run as
-    /// `new_call` makes it.
+    /// `new_call` makes it, with at most [`DEFAULT_MAX_STREAMS`] streams open (see
+    /// [`Dispatch::max_streams`]).
+    ///
+    /// [`DEFAULT_MAX_STREAMS`]: rpc_core::limits::DEFAULT_MAX_STREAMS
     pub(crate) fn new(transport: T, max_in_flight: usize, new_call: NewCall) -> Self {
         Dispatch {
             transport,
             new_call,
             running: FuturesUnordered::new(),
             in_flight: InFlight::default(),
+            streams: OpenStreams::default(),
+            early_credit: IdMap::default(),
+            closing: Vec::new(),
             unsent: None,
             reading: true,
             max_in_flight,
+            max_streams: rpc_core::limits::DEFAULT_MAX_STREAMS,
         }
+    }
+
+    /// At most `max_streams` streams open at once on this connection.
+    pub(crate) fn max_streams(mut self, max_streams: usize) -> Self {
+        self.max_streams = max_streams;
+        self
     }
 
     /// Serves the connection to its end; a transport error is logged (rate-limited: a hostile
@@ -106,45 +175,113 @@ where
         Pin::new(&mut self.transport)
     }
 
-    /// Takes the response of a call that finished, if any, as the one to send next; whether a
-    /// call ended (an aborted call ends with no response).
+    /// Takes the answer of a call that finished, if any: its response becomes the one to send
+    /// next, or its stream is opened. Whether a call ended (an aborted call ends unanswered).
     fn take_finished(&mut self, cx: &mut Context<'_>) -> bool {
-        match self.running.poll_next_unpin(cx) {
-            Poll::Ready(Some(Some(response))) => {
-                self.in_flight.finish(response.request_id);
-                self.unsent = Some(response);
-                true
+        let finished = match self.running.poll_next_unpin(cx) {
+            Poll::Ready(Some(Some(finished))) => finished,
+            Poll::Ready(Some(None)) => return true,
+            Poll::Ready(None) | Poll::Pending => return false,
+        };
+        let Finished { request_id, answer } = finished;
+        self.in_flight.finish(request_id);
+        let credit = self.early_credit.remove(&request_id).unwrap_or(0);
+        let message = match answer {
+            Answer::One(message) => message,
+            Answer::Stream(_) if !self.reading => Err(closed_by_shutdown()),
+            Answer::Stream(_) if self.streams.len() >= self.max_streams => {
+                Err(too_many_streams(self.max_streams))
             }
-            Poll::Ready(Some(None)) => true,
-            Poll::Ready(None) | Poll::Pending => false,
+            Answer::Stream(stream) => {
+                self.streams.open(request_id, stream, credit);
+                return true;
+            }
+        };
+        self.unsent = Some(Unsent {
+            response: Response {
+                request_id,
+                message,
+            },
+            stream: None,
+        });
+        true
+    }
+
+    /// Takes a stream's next answer, if one is ready, as the one to send next; or tells a
+    /// stream closed by the end of the request stream why. Whether there was one.
+    fn take_streamed(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(request_id) = self.closing.pop() {
+            self.unsent = Some(Unsent {
+                response: Response {
+                    request_id,
+                    message: Err(closed_by_shutdown()),
+                },
+                stream: None,
+            });
+            return true;
         }
+        let Poll::Ready((request_id, yielded)) = self.streams.poll_next(cx) else {
+            return false;
+        };
+        let (message, stream) = match yielded {
+            Yielded::Item(item) => (Ok(item), Some(request_id)),
+            Yielded::Last(last) => (last, None),
+        };
+        self.unsent = Some(Unsent {
+            response: Response {
+                request_id,
+                message,
+            },
+            stream,
+        });
+        true
     }
 
     /// Queues the unsent response once the transport has room for it. Pending (the response
     /// kept) while the socket is full.
     fn poll_queue_unsent(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CodecError>> {
         ready!(self.transport().poll_ready(cx))?;
-        if let Some(response) = self.unsent.take() {
-            self.queue(response)?;
+        if let Some(unsent) = self.unsent.take() {
+            self.queue(unsent)?;
         }
         Poll::Ready(Ok(()))
     }
 
-    /// Queues `response`, or in its place an error for its call if it is over the frame limit:
-    /// nothing was queued, so that call fails alone.
-    fn queue(&mut self, response: Response<Resp>) -> Result<(), CodecError> {
-        let request_id = response.request_id;
-        match self.transport().start_send(response) {
+    /// Queues `unsent`, or in its place an error for its call if it is over the frame limit:
+    /// nothing was queued, so that call (or stream) fails alone. A stream's item takes its
+    /// length off the stream's credit.
+    fn queue(&mut self, unsent: Unsent<Resp>) -> Result<(), CodecError> {
+        let request_id = unsent.response.request_id;
+        match self.transport().start_send(unsent.response) {
             Err(CodecError::OutgoingTooLarge { limit }) => {
+                if unsent.stream.is_some() {
+                    self.streams.cancel(request_id);
+                }
                 self.transport().start_send(too_large(request_id, limit))
             }
-            queued => queued,
+            Err(err) => Err(err),
+            Ok(()) => {
+                if let Some(stream) = unsent.stream {
+                    let len = self.transport.last_queued_len();
+                    self.streams.sent(stream, len);
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// The request stream ended: no grant will come, so every open stream is closed now, each
+    /// to be told why.
+    fn stop_reading(&mut self) {
+        self.reading = false;
+        self.early_credit.clear();
+        self.closing = self.streams.close_all();
     }
 
     /// Reads and handles the next message if one may be read: `Ready(Ok)` once one was handled,
     /// `Pending` when none may or can be read now. When the request stream ends, `reading`
-    /// turns false and this is `Pending` too: the loop goes on to finish the running calls.
+    /// turns false (and this is `Pending` from then on): the loop goes on to close the open
+    /// streams and finish the running calls.
     ///
     /// At the in-flight limit the next request is answered at once with an error, as tarpc
     /// does, so it is read only when that answer can be queued. The limit counts handler
@@ -164,20 +301,41 @@ where
                 self.transport().start_send(throttled(request.id))?;
             }
             Some(Ok(ClientMessage::Request(request))) => self.start(request),
-            Some(Ok(ClientMessage::Cancel { request_id, .. })) => self.in_flight.cancel(request_id),
-            // A kind of message a later tarpc may add; this one decodes none.
-            Some(Ok(_)) => {}
+            Some(Ok(ClientMessage::Cancel { request_id, .. })) => {
+                self.in_flight.cancel(request_id);
+                self.streams.cancel(request_id);
+                self.early_credit.remove(&request_id);
+            }
+            Some(Ok(ClientMessage::Grant { request_id, bytes })) => self.grant(request_id, bytes),
             Some(Err(err)) => return Poll::Ready(Err(err)),
             None => {
-                self.reading = false;
-                return Poll::Pending;
+                // Ready: the loop goes round again, to tell the closed streams why.
+                self.stop_reading();
             }
         }
         Poll::Ready(Ok(()))
     }
 
-    /// Starts running `request`'s handler, unless [`admit`] turns it away.
+    /// Adds credit to stream `request_id`, or keeps it for the call of that id if it is still
+    /// running (it may open a stream). Credit for anything else is ignored: it may cross the
+    /// stream's last answer on the wire, and costs nothing.
+    fn grant(&mut self, request_id: u64, bytes: u64) {
+        if self.streams.contains(request_id) {
+            self.streams.grant(request_id, bytes);
+        } else if self.in_flight.contains(request_id) {
+            let credit = self.early_credit.entry(request_id).or_default();
+            *credit = credit
+                .saturating_add(bytes)
+                .min(rpc_core::limits::MAX_STREAM_CREDIT);
+        }
+    }
+
+    /// Starts running `request`'s handler, unless [`admit`] turns it away (or a stream with
+    /// its id is open: a duplicate, ignored as a running call's duplicate is).
     fn start(&mut self, mut request: Request<Req>) {
+        if self.streams.contains(request.id) {
+            return;
+        }
         if let Some(registration) = admit(&mut self.in_flight, &mut request) {
             let call = (self.new_call)(request, registration);
             self.running.push(call);
@@ -193,17 +351,25 @@ impl<T, Req, Resp, NewCall, Call> Future for Dispatch<T, Resp, NewCall, Call>
 where
     T: Stream<Item = Result<ClientMessage<Req>, CodecError>>
         + Sink<Response<Resp>, Error = CodecError>
+        + QueuedLen
         + Unpin,
+    Resp: Send + 'static,
     NewCall: FnMut(Request<Req>, AbortRegistration) -> Call,
-    Call: Future<Output = Option<Response<Resp>>>,
+    Call: Future<Output = Option<Finished<Resp>>>,
 {
     type Output = Result<(), CodecError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        let mut burst = STREAM_BURST;
         loop {
             // A finished call's response goes out before more calls are read.
             if this.unsent.is_none() && this.take_finished(cx) {
+                continue;
+            }
+            // Then a stream's next item, a few per turn.
+            if this.unsent.is_none() && burst > 0 && this.take_streamed(cx) {
+                burst -= 1;
                 continue;
             }
             // While the socket is full the response waits here, and reading goes on below.
@@ -229,8 +395,16 @@ where
                 // (Returning here would wait for a wake-up the flush consumed.)
                 continue;
             }
-            if !this.reading && this.running.is_empty() {
+            if !this.reading
+                && this.running.is_empty()
+                && this.streams.len() == 0
+                && this.closing.is_empty()
+            {
                 return Poll::Ready(Ok(()));
+            }
+            if burst == 0 {
+                // Streams may have more ready: come back after the other tasks had a turn.
+                cx.waker().wake_by_ref();
             }
             return Poll::Pending;
         }
@@ -240,7 +414,8 @@ where
 /// One call: `handler` run on `request`, counted in the server's `status`, and aborted when the
 /// connection stops tracking it (the client cancelled, or its deadline passed). `None` when
 /// aborted: nobody waits for that answer. The handler is called when the call is first polled,
-/// not before.
+/// not before. A streaming method's call ends when its handler has returned the stream; the
+/// stream lives on in the dispatch.
 ///
 /// A handler that panics fails its own call with a `ServerError` ("the handler panicked"); the
 /// panic is caught here, so the connection and the other calls on it go on (the process's panic
@@ -250,10 +425,10 @@ pub(crate) fn call<H, Req, Resp, Fut>(
     status: Arc<ServerStatus>,
     request: Request<Req>,
     registration: AbortRegistration,
-) -> impl Future<Output = Option<Response<Resp>>>
+) -> impl Future<Output = Option<Finished<Resp>>>
 where
     H: FnOnce(context::Context, Req) -> Fut,
-    Fut: Future<Output = Result<Resp, ServerError>>,
+    Fut: Future<Output = Answer<Resp>>,
 {
     let request_id = request.id;
     Abortable::new(
@@ -264,11 +439,8 @@ where
                     .catch_unwind()
                     .await;
             call.finish();
-            let message = handled.unwrap_or_else(|_| Err(panicked()));
-            Response {
-                request_id,
-                message,
-            }
+            let answer = handled.unwrap_or_else(|_| Answer::One(Err(panicked())));
+            Finished { request_id, answer }
         },
         registration,
     )
@@ -289,9 +461,9 @@ fn admit<Req>(in_flight: &mut InFlight, request: &mut Request<Req>) -> Option<Ab
     Some(registration)
 }
 
-/// The error a call whose handler panicked gets. The panic's own message is not sent: it may say
-/// more about the server than its clients should see.
-fn panicked() -> ServerError {
+/// The error a call whose handler (or a stream whose producer) panicked gets. The panic's own
+/// message is not sent: it may say more about the server than its clients should see.
+pub(crate) fn panicked() -> ServerError {
     ServerError::new(
         std::io::ErrorKind::Other,
         "the handler panicked (see the server's log)".into(),
@@ -307,6 +479,26 @@ fn throttled<Resp>(request_id: u64) -> Response<Resp> {
             "server throttled the request.".into(),
         )),
     }
+}
+
+/// The last answer of a stream still open when the request stream ended: the server is shutting
+/// down (or the client closed its side of the connection, and will not read it).
+fn closed_by_shutdown() -> ServerError {
+    ServerError::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the stream was closed: the server is shutting down".into(),
+    )
+}
+
+/// The answer to a stream opened past the connection's limit.
+fn too_many_streams(limit: usize) -> ServerError {
+    ServerError::new(
+        std::io::ErrorKind::WouldBlock,
+        format!(
+            "too many streams open on this connection (the limit is {limit}: --max-streams); \
+             close one or open another connection"
+        ),
+    )
 }
 
 /// The answer to a call whose response would not fit in a frame: the call fails, the connection
@@ -327,3 +519,7 @@ fn too_large<Resp>(request_id: u64, limit: usize) -> Response<Resp> {
 #[cfg(test)]
 #[path = "dispatch_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "dispatch_stream_tests.rs"]
+mod stream_tests;

@@ -145,10 +145,10 @@ fn serve(max_in_flight: usize, frame_limit: usize) -> Served {
                 }
                 running.finished = true;
                 probe.finished.fetch_add(1, Ordering::SeqCst);
-                Ok::<_, ServerError>(Reply {
+                Answer::One(Ok::<_, ServerError>(Reply {
                     tag: job.tag,
                     payload: vec![7; job.reply_len],
-                })
+                }))
             }
         }
     };

@@ -106,6 +106,12 @@ where
     }
 }
 
+impl<In, Out> crate::dispatch::QueuedLen for GuardedTransport<In, Out> {
+    fn last_queued_len(&self) -> usize {
+        self.inner.last_queued_len()
+    }
+}
+
 impl<In, Out> Sink<Out> for GuardedTransport<In, Out>
 where
     Out: Serialize,

@@ -61,6 +61,11 @@ impl InFlight {
         Some(registration)
     }
 
+    /// Whether call `id` is being handled.
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.calls.contains_key(&id)
+    }
+
     /// Stops tracking call `id`, whose handler has finished.
     pub(crate) fn finish(&mut self, id: u64) {
         self.calls.remove(&id);

@@ -45,6 +45,7 @@ mod introspect;
 pub mod limits;
 mod listener;
 mod log_limit;
+mod open_streams;
 mod peer;
 mod process;
 mod runtime_dir;

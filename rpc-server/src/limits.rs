@@ -11,7 +11,8 @@ use rpc_core::FrameLimit;
 
 pub use rpc_core::limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_SOCKET_MODE,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_STREAMS, DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_SOCKET_MODE,
 };
 pub use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
@@ -27,6 +28,8 @@ pub struct Limits {
     pub max_connections_per_uid: usize,
     /// Calls in flight per connection.
     pub max_in_flight: usize,
+    /// Streams open at once per connection; one more is answered with a "would block" error.
+    pub max_streams: usize,
     /// Time allowed for the handshake.
     pub handshake_timeout: Duration,
     /// Time a started frame has to complete.
@@ -44,6 +47,7 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_uid: DEFAULT_MAX_CONNECTIONS_PER_UID,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_streams: DEFAULT_MAX_STREAMS,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,

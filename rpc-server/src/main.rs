@@ -14,7 +14,7 @@ use rpc_core::untrusted::EscapingWriter;
 use rpc_core::{FrameLimit, ServerLocation, location::DEFAULT_NAME};
 use rpc_server::limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_STREAMS, DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
 };
 use rpc_server::shutdown::ShutdownSignals;
 use rpc_server::{AccessPolicy, Limits, Listen, Server, ServerConfig, add_builtin_services};
@@ -56,6 +56,9 @@ struct Args {
     /// Most calls in flight on one connection (at least 1).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = positive::<usize>)]
     max_in_flight: usize,
+    /// Most streams open at once on one connection (at least 1).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_STREAMS, value_parser = positive::<usize>)]
+    max_streams: usize,
     /// Time a new connection has to complete its handshake, in milliseconds (at least 1).
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_HANDSHAKE_TIMEOUT.as_millis() as u64, value_parser = positive::<u64>)]
     handshake_timeout_ms: u64,
@@ -136,6 +139,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         max_connections_per_uid: args.max_connections_per_uid,
         max_in_flight: args.max_in_flight,
+        max_streams: args.max_streams,
         read_timeout: Duration::from_millis(args.read_timeout_ms),
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),

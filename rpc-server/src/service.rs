@@ -18,6 +18,7 @@ use crate::stats::ServerStatus;
 /// What a connection needs from the server once its service is chosen.
 pub(crate) struct ServeContext {
     pub max_in_flight: usize,
+    pub max_streams: usize,
     pub read_timeout: std::time::Duration,
     pub shutdown: CancellationToken,
     pub status: Arc<ServerStatus>,
@@ -57,6 +58,7 @@ where
         let transport = GuardedTransport::new(transport, ctx.shutdown, ctx.read_timeout);
         let status = ctx.status;
         let max_in_flight = ctx.max_in_flight;
+        let max_streams = ctx.max_streams;
         Box::pin(async move {
             let transport = pin!(transport);
             let new_call = move |request, registration| {
@@ -65,6 +67,7 @@ where
                 dispatch::call(handler, status.clone(), request, registration)
             };
             Dispatch::new(transport, max_in_flight, new_call)
+                .max_streams(max_streams)
                 .run(peer.connection_id)
                 .await;
         })

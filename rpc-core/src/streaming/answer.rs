@@ -55,9 +55,7 @@ impl<T: Send + 'static> Streaming<T> {
     /// subscription yields the error, then ends).
     pub fn try_new(results: impl Stream<Item = Result<T, ServerError>> + Send + 'static) -> Self {
         Streaming {
-            events: results
-                .map(|result| result.map(StreamEvent::Item))
-                .boxed(),
+            events: results.map(|result| result.map(StreamEvent::Item)).boxed(),
         }
     }
 
@@ -108,7 +106,10 @@ impl<T: Send + 'static> Streaming<T> {
 
     /// This stream as a served call's answer, each event wrapped in the method's response
     /// variant by `wrap`: what `#[rpc_core::service]`'s generated code returns for it.
-    pub fn into_answer<Resp: Send + 'static>(self, wrap: fn(StreamEvent<T>) -> Resp) -> Answer<Resp> {
+    pub fn into_answer<Resp: Send + 'static>(
+        self,
+        wrap: fn(StreamEvent<T>) -> Resp,
+    ) -> Answer<Resp> {
         let mut ended = false;
         let events = self
             .events

@@ -84,7 +84,10 @@ impl<T> Stream for Subscription<T> {
             return Poll::Ready(None);
         };
         let next = std::task::ready!(events.poll_next_unpin(cx));
-        let end = !matches!(next, Some(Ok(StreamEvent::Item(_) | StreamEvent::Lagged { .. })));
+        let end = !matches!(
+            next,
+            Some(Ok(StreamEvent::Item(_) | StreamEvent::Lagged { .. }))
+        );
         if end {
             // Dropping the answers now lets the connection forget the stream at once.
             self.events = None;
@@ -141,14 +144,20 @@ mod tests {
             Err(RpcError::Shutdown),
             Ok(Resp::Numbers(StreamEvent::Item(2))),
         ]);
-        assert!(matches!(events.next().await, Some(Ok(StreamEvent::Item(1)))));
+        assert!(matches!(
+            events.next().await,
+            Some(Ok(StreamEvent::Item(1)))
+        ));
         assert!(matches!(events.next().await, Some(Err(RpcError::Shutdown))));
         assert!(events.next().await.is_none());
     }
 
     #[tokio::test]
     async fn another_methods_answer_ends_it_with_an_error() {
-        let mut events = subscription(vec![Ok(Resp::Other), Ok(Resp::Numbers(StreamEvent::Item(1)))]);
+        let mut events = subscription(vec![
+            Ok(Resp::Other),
+            Ok(Resp::Numbers(StreamEvent::Item(1))),
+        ]);
         let Some(Err(RpcError::Server(err))) = events.next().await else {
             panic!("an error");
         };

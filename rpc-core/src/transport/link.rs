@@ -5,8 +5,8 @@
 //! bytes with the socket, so that no side can drop them, and carries the frame limit the
 //! connection honours. It is the one place where a handshaken stream becomes a transport.
 
-use bytes::BytesMut;
 use crate::wire::ClientMessage;
+use bytes::BytesMut;
 use tokio_util::codec::Framed;
 
 use crate::handshake::HandshakeCodec;

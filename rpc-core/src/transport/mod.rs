@@ -44,6 +44,8 @@ pub struct WireTransport<S, In, Out, D = PhantomData<In>> {
     io: S,
     reader: FrameReader<In, D>,
     writer: FrameWriter<Out>,
+    /// The body length of the last message queued.
+    last_queued: usize,
 }
 
 impl<S, In, Out> WireTransport<S, In, Out>
@@ -68,6 +70,7 @@ where
             io,
             reader: FrameReader::with_seed(&codec, read_buf, seed),
             writer: FrameWriter::new(codec.format()),
+            last_queued: 0,
         }
     }
 
@@ -79,6 +82,7 @@ where
             io: self.io,
             reader: self.reader.reseed(seed),
             writer: self.writer,
+            last_queued: self.last_queued,
         }
     }
 
@@ -91,6 +95,12 @@ where
     /// [`FrameReader::last_frame_len`]).
     pub fn last_frame_len(&self) -> usize {
         self.reader.last_frame_len()
+    }
+
+    /// The body length of the last message queued (through [`WireTransport::queue`] or the
+    /// `Sink`): what a stream's credit counts on the server.
+    pub fn last_queued_len(&self) -> usize {
+        self.last_queued
     }
 
     /// Whether queued messages are still to be written (the socket was full).
@@ -199,7 +209,9 @@ where
     /// Returns its body length (what a stream's credit counts). Fails, queueing nothing, if
     /// `item` encodes to more than the frame limit.
     pub fn queue(&mut self, item: Out) -> Result<usize, CodecError> {
-        self.writer.queue(item)
+        let len = self.writer.queue(item)?;
+        self.last_queued = len;
+        Ok(len)
     }
 
     /// Writes the queue out and flushes the socket, or registers `cx` to be woken when the

@@ -337,7 +337,8 @@ async fn corrupted_leading_bytes_of_large_frames_end_in_a_message_or_an_error() 
 #[tokio::test]
 async fn a_large_request_with_a_huge_deadline_is_refused_before_it_is_decoded() {
     use crate::services::echo::{EchoRequest, EchoResponse};
-    use tarpc::{ClientMessage, Request, Response, context};
+    use crate::wire::ClientMessage;
+    use tarpc::{Request, Response, context};
     let request = ClientMessage::Request(Request {
         context: context::current(),
         id: 1,

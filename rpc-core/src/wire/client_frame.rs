@@ -61,7 +61,8 @@ impl<Req: Serialize> Serialize for ClientFrame<Req> {
                 cancel.end()
             }
             ClientMessage::Grant { request_id, bytes } => {
-                let mut grant = serializer.serialize_struct_variant("ClientMessage", 2, "Grant", 2)?;
+                let mut grant =
+                    serializer.serialize_struct_variant("ClientMessage", 2, "Grant", 2)?;
                 grant.serialize_field("request_id", request_id)?;
                 grant.serialize_field("bytes", bytes)?;
                 grant.end()
