@@ -32,9 +32,10 @@ pub use crate::wire::handshake_frame::{HandshakeCodec, HandshakeMessage};
 /// The bytes every handshake frame starts with.
 pub const MAGIC: [u8; 4] = *b"LRPC";
 
-/// The protocol version this build speaks: 3, since [`HelloReply::Accepted`] carries the
-/// service's schema hash (2 added the server's frame limit).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// The protocol version this build speaks: 4, since clients grant streams credit
+/// ([`crate::wire::ClientMessage::Grant`]) and schemas say which methods stream (3 added the
+/// service's schema hash to [`HelloReply::Accepted`], 2 the server's frame limit).
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The length of a TCP token in bytes (256 bits).
 pub const TOKEN_LEN: usize = 32;

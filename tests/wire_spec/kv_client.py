@@ -5,7 +5,9 @@ Usage: kv_client.py SOCKET KEY VALUE [SERVICE]
 
 Connects to the Unix socket SOCKET, reads the `kv` service's schema from `introspect` (method
 indices, argument and result types, schema hash), then, on a connection to SERVICE (default
-`kv`), calls `set(KEY, VALUE)` and `get(KEY)` and prints the value `get` returned.
+`kv`), opens the stream `watch(KEY)` and grants it credit, calls `set(KEY, VALUE)`, reads the
+`Set` event the stream sends, cancels the stream, calls `get(KEY)` and prints the value `get`
+returned.
 
 Standard library only. Exit codes: 0 the value came back; 1 the server refused the connection
 or failed a call; 2 the server's bytes do not follow the spec; 3 no connection.
@@ -17,7 +19,8 @@ import struct
 import sys
 
 MAGIC = b"LRPC"
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
+STREAM_WINDOW = 256 * 1024
 MAX_HANDSHAKE_FRAME = 4096
 # Our own frame limit; the connection honours the smaller of this and the server's (spec §2).
 OUR_MAX_FRAME = 16 * 1024 * 1024
@@ -205,8 +208,8 @@ class Connection:
         self.limit, self.schema_hash = handshake(self.sock, service)
         self.next_id = 0
 
-    def call(self, method_index, args):
-        """Sends one request; returns a Reader positioned at the method's result value."""
+    def send_request(self, method_index, args):
+        """Sends one request (spec §5.1); returns its id."""
         request_id = self.next_id
         self.next_id += 1
         trace_context = bytes(16) + os.urandom(8) + u32(1)  # trace id, span id, Unsampled
@@ -221,10 +224,36 @@ class Connection:
         if len(body) > self.limit:
             raise CallFailed(f"request of {len(body)} bytes is over the frame limit of {self.limit}")
         send_frame(self.sock, body)
+        return request_id
+
+    def call(self, method_index, args):
+        """Sends one request; returns a Reader positioned at the method's result value."""
+        request_id = self.send_request(method_index, args)
+        return self.answer(request_id, method_index)
+
+    def open_stream(self, method_index, args):
+        """Opens a stream (spec §5.6): the request, then a grant of our window; returns its id."""
+        request_id = self.send_request(method_index, args)
+        send_frame(self.sock, u32(2) + u64(request_id) + u64(STREAM_WINDOW))  # Grant
+        return request_id
+
+    def cancel(self, request_id):
+        trace_context = bytes(16) + u64(0) + u32(1)
+        send_frame(self.sock, u32(1) + trace_context + u64(request_id))  # Cancel
+
+    def answer(self, request_id, method_index):
+        """Reads the next answer, which must be for `request_id`; returns a Reader positioned at
+        the method's result value (for a stream, at its StreamEvent)."""
+        return self.answers({request_id: method_index})[1]
+
+    def answers(self, waiting):
+        """Reads the next answer, which must be for one of `waiting` (request id -> method index);
+        returns its request id and a Reader positioned at the method's result value."""
         r = Reader(read_frame(self.sock, self.limit))
         answered = r.u64()
-        if answered != request_id:
-            raise Mismatch(f"answer to request {answered}, only {request_id} is in flight")
+        if answered not in waiting:
+            raise Mismatch(f"answer to request {answered}, only {sorted(waiting)} are in flight")
+        method_index = waiting[answered]
         result = r.u32()
         if result == 1:
             kind = r.u32()
@@ -236,7 +265,7 @@ class Connection:
         variant = r.u32()
         if variant != method_index:
             raise Mismatch(f"answer for method {variant}, method {method_index} was called")
-        return r
+        return answered, r
 
     def close(self):
         self.sock.close()
@@ -293,11 +322,14 @@ def read_schema(r):
         method_name = r.string()
         args = r.seq(lambda: read_field(r))
         result = read_type(r)
+        streaming = r.take(1)[0]
+        if streaming > 1:
+            raise Mismatch(f"bool byte {streaming}")
         doc_at = r.pos
         r.string()
         hashed += r.body[start:doc_at] + u64(0)
         start = r.pos
-        methods.append((method_name, args, result))
+        methods.append((method_name, args, result, bool(streaming)))
     types = {}
     for _ in range(r.u64()):
         type_name = r.string()
@@ -328,15 +360,17 @@ def kv_schema(path):
         raise Mismatch("the server hosts no `kv` service")
     name, methods, _types, digest = schema
     expected = {
-        "get": ([("key", "Str")], ("Option", "Str")),
+        "get": ([("key", "Str")], ("Option", "Str"), False),
         "set": ([("key", "Str"), ("value", "Str")],
-                ("Result", ("Option", "Str"), ("Named", "KvError"))),
+                ("Result", ("Option", "Str"), ("Named", "KvError")), False),
+        "watch": ([("prefix", "Str")], ("Named", "KvEvent"), True),
     }
     indices = {}
-    for index, (method, args, result) in enumerate(methods):
+    for index, (method, args, result, streaming) in enumerate(methods):
         if method in expected:
-            if (args, result) != expected[method]:
-                raise Mismatch(f"kv.{method} takes {args} and returns {result}, not what this client sends")
+            if (args, result, streaming) != expected[method]:
+                raise Mismatch(f"kv.{method} takes {args} and returns {result} (streaming: "
+                               f"{streaming}), not what this client sends")
             indices[method] = index
     missing = set(expected) - set(indices)
     if name != "kv" or missing:
@@ -359,16 +393,32 @@ def main(argv):
                     f"the handshake's schema hash {conn.schema_hash:016x} is not the hash "
                     f"{digest:016x} of the schema introspect sent"
                 )
-            r = conn.call(indices["set"], [string(key), string(value)])
-            outcome = r.u32()  # Result<Option<String>, KvError>
-            if outcome == 1:
-                error = r.u32()
-                limit = r.u64()
-                raise CallFailed(f"kv.set failed: KvError variant {error} (limit {limit})")
-            if outcome != 0:
-                raise Mismatch(f"Result variant {outcome}, expected 0 or 1")
-            r.option(r.string)  # the value replaced
-            r.end()
+            watch = conn.open_stream(indices["watch"], [string(key)])
+            setting = conn.send_request(indices["set"], [string(key), string(value)])
+            # The set's answer and the stream's event, in whichever order they come.
+            waiting = {setting: indices["set"], watch: indices["watch"]}
+            while waiting:
+                answered, r = conn.answers(waiting)
+                del waiting[answered]
+                if answered == setting:
+                    outcome = r.u32()  # Result<Option<String>, KvError>
+                    if outcome == 1:
+                        error = r.u32()
+                        limit = r.u64()
+                        raise CallFailed(f"kv.set failed: KvError variant {error} (limit {limit})")
+                    if outcome != 0:
+                        raise Mismatch(f"Result variant {outcome}, expected 0 or 1")
+                    r.option(r.string)  # the value replaced
+                else:
+                    event = r.u32()  # StreamEvent: 0 Item, 1 Lagged, 2 End
+                    if event != 0:
+                        raise Mismatch(f"StreamEvent variant {event}, expected an Item")
+                    change = r.u32()  # KvEvent: 0 Set, 1 Delete
+                    seen = (change, r.string(), r.string() if change == 0 else None)
+                    if seen != (0, key, value):
+                        raise Mismatch(f"kv.watch sent {seen}, not the set just made")
+                r.end()
+            conn.cancel(watch)
 
             r = conn.call(indices["get"], [string(key)])
             got = r.option(r.string)

@@ -1,7 +1,8 @@
 //! The wire specification, `docs/wire.md`, is enough to write a client in another language:
 //! `tests/wire_spec/kv_client.py`, written from it alone (Python, standard library only), reads
-//! `kv`'s schema from `introspect`, checks the handshake's schema hash against it, and calls
-//! `kv.set` then `kv.get` on the real server; the Rust client then reads what it stored.
+//! `kv`'s schema from `introspect`, checks the handshake's schema hash against it, opens the
+//! stream `kv.watch` and grants it credit, calls `kv.set`, reads the stream's `Set` event and
+//! cancels it, then calls `kv.get` on the real server; the Rust client then reads what it stored.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
