@@ -9,12 +9,12 @@ use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
 use rpc_core::schema::SchemaHash;
 use rpc_core::services::echo::{EchoRequest, EchoResponse};
-use rpc_core::services::kv::KvRequest;
+use rpc_core::services::kv::{KvRequest, KvResponse};
 use rpc_core::tarpc::{self, Response, context};
 use rpc_core::transport::{Link, WireTransport};
 use rpc_core::wire::ClientMessage;
 use rpc_core::wire::WireFormat;
-use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream};
+use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, WireCodec};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{UnixListener, UnixStream};
@@ -66,6 +66,41 @@ pub async fn accepted(server: &ServerProcess, service: &str) -> UnixStream {
         "a handshake for {service} got {reply:?}"
     );
     stream
+}
+
+/// A raw client's connection to `kv`, past its handshake: any [`ClientMessage`] out (grants and
+/// cancels the client library would never send included), tarpc's `Response`s in.
+pub async fn raw_kv(
+    server: &ServerProcess,
+) -> WireTransport<LocalStream, Response<KvResponse>, ClientMessage<KvRequest>> {
+    let stream = LocalStream::unix(accepted(server, "kv").await).expect("a unix stream");
+    WireTransport::new(
+        stream,
+        BytesMut::new(),
+        WireCodec::new(FrameLimit::default()),
+    )
+}
+
+/// `kv.watch(prefix)` as request `id`, due in an hour (a stream's deadline bounds only its
+/// opening).
+pub fn kv_watch(id: u64, prefix: &str) -> ClientMessage<KvRequest> {
+    let mut context = context::current();
+    context.deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    ClientMessage::Request(tarpc::Request {
+        context,
+        id,
+        message: KvRequest::Watch {
+            prefix: prefix.into(),
+        },
+    })
+}
+
+/// Credit of `bytes` for stream `id`.
+pub fn grant(id: u64, bytes: u64) -> ClientMessage<KvRequest> {
+    ClientMessage::Grant {
+        request_id: id,
+        bytes,
+    }
 }
 
 /// Reads until the server closes the connection, for at most [`CLOSE_TIMEOUT`], and returns

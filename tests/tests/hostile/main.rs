@@ -7,6 +7,8 @@
 //! - [`faults`]: frames cut short, sizes that lie, a client or the server killed mid-call.
 //! - [`server_answers`]: a hostile server's answers (another method's response, schema names
 //!   that would forge lines) give the client an error, never a panic or a forged line.
+//! - [`streams`]: streams never granted credit, granted absurd credit and never read, flooded
+//!   with grants, or opened past the limit.
 //! - [`untrusted_text`]: control characters in what a peer sends never reach a terminal or a log
 //!   line raw, on either side.
 //!
@@ -15,4 +17,5 @@
 mod bad_input;
 mod faults;
 mod server_answers;
+mod streams;
 mod untrusted_text;
