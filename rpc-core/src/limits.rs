@@ -168,6 +168,10 @@ pub const KV_MAX_KEYS: usize = 100_000;
 /// and `delete` never wait for a watcher.
 pub const KV_WATCH_BACKLOG: usize = 1024;
 
+/// The largest item the built-in `echo.stream` sends: 1 MiB. A longer one is refused with an
+/// error, never allocated.
+pub const ECHO_MAX_STREAM_ITEM: u64 = 1024 * 1024;
+
 /// The longest wait of the built-in `echo.delay`, in milliseconds (one minute); a longer one is
 /// cut to it.
 pub const ECHO_MAX_DELAY_MS: u64 = 60_000;

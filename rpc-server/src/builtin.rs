@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rpc_core::Streaming;
-use rpc_core::limits::{ECHO_MAX_DELAY_MS, KV_MAX_KEYS, KV_WATCH_BACKLOG};
+use rpc_core::limits::{ECHO_MAX_DELAY_MS, ECHO_MAX_STREAM_ITEM, KV_MAX_KEYS, KV_WATCH_BACKLOG};
 use rpc_core::services::echo::Echo;
 use rpc_core::services::health::{Health, ServerInfo};
 use rpc_core::services::kv::{Kv, KvError, KvEvent};
@@ -28,6 +28,24 @@ impl Echo for EchoService {
 
     async fn delay(self, _: Context, ms: u64) {
         tokio::time::sleep(std::time::Duration::from_millis(ms.min(ECHO_MAX_DELAY_MS))).await;
+    }
+
+    async fn stream(self, _: Context, len: u64, count: Option<u64>) -> Streaming<ByteBuf> {
+        if len > ECHO_MAX_STREAM_ITEM {
+            return Streaming::failed(tarpc::ServerError::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("an echo.stream item is at most {ECHO_MAX_STREAM_ITEM} bytes, not {len}"),
+            ));
+        }
+        // `len` fits in memory: it is at most ECHO_MAX_STREAM_ITEM.
+        let item = ByteBuf::from(vec![0; len as usize]);
+        let count = count.map_or(usize::MAX, |count| {
+            usize::try_from(count).unwrap_or(usize::MAX)
+        });
+        Streaming::new(futures::StreamExt::take(
+            futures::stream::repeat(item),
+            count,
+        ))
     }
 }
 
