@@ -17,7 +17,7 @@ use tarpc::{RequestName, Response};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_util::codec::Framed;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, StreamLimits};
 use crate::error::ConnectError;
 use crate::reconnect::ReconnectingChannel;
 use crate::server_check::ServerCheck;
@@ -159,7 +159,8 @@ impl Connector {
         if let Some(ours) = expected {
             warn_if_schema_differs(service, ours, server_schema);
         }
-        Ok(Channel::new(link.transport()))
+        let streams = stream_limits(&link);
+        Ok(Channel::new(link.transport(), streams))
     }
 
     /// Connects a [`Channel`] to the service named `service`, for requests and responses
@@ -173,8 +174,10 @@ impl Connector {
         Resp: DeserializeOwned + Send + 'static,
     {
         let (link, _) = self.link(service).await?;
+        let streams = stream_limits(&link);
         Ok(Channel::new(
             link.transport::<Response<Resp>, ClientFrame<Req>>(),
+            streams,
         ))
     }
 
@@ -211,8 +214,9 @@ impl Connector {
         D: MessageSeed<Resp> + Send + 'static,
     {
         let (link, schema_hash) = self.link(service).await?;
+        let streams = stream_limits(&link);
         let transport = link.transport_with_seed(ResponseSeed::new(seed));
-        Ok((Channel::with_seed(transport), schema_hash))
+        Ok((Channel::with_seed(transport, streams), schema_hash))
     }
 
     /// The time allowed to connect and complete the handshake from now: the connect timeout, or
@@ -333,6 +337,15 @@ impl Connector {
                     timeout_ms: timeout.as_millis() as u64,
                 })
             })
+    }
+}
+
+/// The flow control of streams on `link`: the default window, and the frame limit the
+/// connection honours (how far past its credit one answer may take the server).
+fn stream_limits(link: &Link) -> StreamLimits {
+    StreamLimits {
+        window: rpc_core::limits::DEFAULT_STREAM_WINDOW,
+        frame_limit: link.limit(),
     }
 }
 

@@ -38,7 +38,7 @@ mod server_check;
 mod target;
 
 pub use blocking::BlockingClient;
-pub use channel::Channel;
+pub use channel::{Channel, StreamOverrun};
 pub use connect::{Client, Connector, DEFAULT_CONNECT_TIMEOUT, Reconnecting};
 pub use error::ConnectError;
 pub use json_client::{JsonCallError, JsonClient, JsonConnectError};
