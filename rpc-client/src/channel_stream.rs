@@ -318,8 +318,8 @@ where
     Resp: Send + 'static,
     D: MessageSeed<Resp> + Send + 'static,
 {
-    /// Sends `request` and the stream's opening credit (its window, 256 KiB by default), and
-    /// returns the stream's answers.
+    /// Sends `request` and the stream's opening credit (the window set with
+    /// [`crate::Connector::stream_window`]), and returns the stream's answers.
     ///
     /// It returns once both are queued on the connection, written now if the socket has room
     /// (else as the connection is next driven: by the stream's consumer, a call, or the

@@ -39,7 +39,10 @@ mod target;
 
 pub use blocking::BlockingClient;
 pub use channel::{Channel, StreamOverrun};
-pub use connect::{Client, Connector, DEFAULT_CONNECT_TIMEOUT, Reconnecting};
+pub use connect::{
+    Client, Connector, DEFAULT_CONNECT_TIMEOUT, DEFAULT_STREAM_WINDOW, MAX_STREAM_CREDIT,
+    Reconnecting, StreamWindowError,
+};
 pub use error::ConnectError;
 pub use json_client::{JsonCallError, JsonClient, JsonConnectError};
 pub use reconnect::{
