@@ -29,7 +29,7 @@
 use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,8 @@ use tarpc::{ChannelError, Request, RequestName, Response, ServerError, context};
 
 #[path = "channel_stream.rs"]
 mod stream;
+#[path = "channel_watch.rs"]
+mod watcher;
 
 /// The framed connection a [`Channel`] reads answers from (each a `Response` whose value the
 /// seed `D` decodes) and writes requests to.
@@ -183,7 +185,7 @@ where
                 home,
             }),
         };
-        tokio::spawn(watch(Arc::downgrade(&channel.shared)));
+        tokio::spawn(watcher::watch(Arc::downgrade(&channel.shared)));
         channel
     }
 
@@ -215,52 +217,6 @@ where
 /// How often a connection's watcher looks in: the tick of
 /// [`rpc_core::timers::keep_timers_warm`], whose job the watcher's timer also does.
 pub const WATCH_INTERVAL: Duration = rpc_core::limits::WATCH_INTERVAL;
-
-/// A connection's watcher: a backstop for callers that do not poll their calls.
-///
-/// A call registered with the socket is woken when answers arrive; if its task does not poll it
-/// promptly (a future polled once and then left aside, or a `buffered` stream whose consumer is
-/// busy), the answers of the other calls wait with it. The same goes for a stream's consumer
-/// busy with an item. Every [`WATCH_INTERVAL`] while calls wait or streams are open, the
-/// watcher writes what is queued, reads what has arrived and wakes the callers, so such
-/// a stall lasts at most about half a second instead of until the calls' deadlines. It also
-/// tells calls whose deadline draws near to arm their timer (see [`timer_due`]), and its own
-/// timer keeps tokio's timer wheel armed, which spares a call that arms one an `eventfd` write
-/// and an extra `epoll_wait`. It ends soon after the last clone of the channel is dropped or
-/// the connection breaks.
-async fn watch<Req, Resp, D>(shared: Weak<Shared<Req, Resp, D>>)
-where
-    Req: Serialize,
-    D: MessageSeed<Resp>,
-{
-    let mut tick =
-        tokio::time::interval_at(tokio::time::Instant::now() + WATCH_INTERVAL, WATCH_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let mut state = shared.lock();
-        if state.broken.is_some() {
-            return;
-        }
-        if !state.calls.is_empty() || !state.streams.is_empty() {
-            state.drive(&mut Context::from_waker(Waker::noop()), None);
-            // The drive above took the socket's registration: give it back to a caller.
-            state.hand_off();
-            let now = rpc_core::timers::now();
-            for slot in state.calls.values_mut() {
-                if !slot.timer_due && timer_due(slot.deadline, now) {
-                    slot.timer_due = true;
-                    if let Some(waker) = slot.waker.take() {
-                        waker.wake();
-                    }
-                }
-            }
-        }
-    }
-}
 
 impl<Req, Resp, D> Shared<Req, Resp, D> {
     fn lock(&self) -> MutexGuard<'_, State<Req, Resp, D>> {
