@@ -2,6 +2,9 @@
 //! with the socket, so a consumer that is busy, or that waits on something else, must not
 //! keep other tasks' answers unread (the hand-off and the watcher see to it).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Wake;
+
 use super::*;
 
 #[tokio::test(start_paused = true)]
@@ -154,4 +157,45 @@ async fn a_waiting_stream_fails_when_another_task_finds_the_connection_closed() 
         .expect("the stream ended within a minute")
         .expect("the consumer did not panic");
     assert!(matches!(ended, Some(Err(RpcError::Shutdown))), "{ended:?}");
+}
+
+/// Counts the times it is woken.
+#[derive(Default)]
+struct WakeCount(AtomicUsize);
+
+impl Wake for WakeCount {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_alone_on_its_connection_is_woken_only_when_something_arrives() {
+    let (channel, mut server) = connect(StreamLimits::default());
+    let mut answers = open(&channel).await;
+    let id = opened(&mut server, rpc_core::limits::DEFAULT_STREAM_WINDOW).await;
+    let wakes = Arc::new(WakeCount::default());
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(answers.as_mut().poll_next(&mut cx).is_pending());
+
+    // Twenty of the watcher's ticks: it leaves the consumer, which the socket wakes, alone.
+    tokio::time::sleep(20 * WATCH_INTERVAL).await;
+    assert_eq!(
+        wakes.0.load(Ordering::Relaxed),
+        0,
+        "woken with nothing to take"
+    );
+
+    send_items(&mut server, id, 0..1).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "woken for its answer");
+    match answers.as_mut().poll_next(&mut cx) {
+        Poll::Ready(Some(Ok(Reply::Number(StreamEvent::Item(0))))) => {}
+        other => panic!("expected item 0, got {other:?}"),
+    }
 }
