@@ -37,7 +37,7 @@ mod reconnect;
 mod server_check;
 mod target;
 
-pub use blocking::BlockingClient;
+pub use blocking::{BlockingClient, BlockingSubscription};
 pub use channel::{Channel, StreamOverrun};
 pub use connect::{
     Client, Connector, DEFAULT_CONNECT_TIMEOUT, DEFAULT_STREAM_WINDOW, MAX_STREAM_CREDIT,
