@@ -21,11 +21,15 @@
 //!
 //! A request too large for the frame limit fails alone with [`RpcError::Send`] and leaves the
 //! connection usable (tarpc's channel closes the whole connection).
+//!
+//! Streams ([`rpc_core::StreamStub`]) share all of this: a stream's consumer drives the
+//! connection as a waiting call does, and its answers wait in its slot, within the credit the
+//! channel grants (see `channel_stream.rs`).
 
 use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -35,9 +39,17 @@ use rpc_core::wire::{ClientFrame, MessageSeed, ResponseSeed};
 use rpc_core::{CodecError, LocalStream, WireTransport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+pub(crate) use stream::StreamLimits;
+pub use stream::StreamOverrun;
+use stream::StreamSlot;
 use tarpc::client::RpcError;
 use tarpc::client::stub::Stub;
 use tarpc::{ChannelError, Request, RequestName, Response, ServerError, context};
+
+#[path = "channel_stream.rs"]
+mod stream;
+#[path = "channel_watch.rs"]
+mod watcher;
 
 /// The framed connection a [`Channel`] reads answers from (each a `Response` whose value the
 /// seed `D` decodes) and writes requests to.
@@ -79,10 +91,15 @@ struct State<Req, Resp, D> {
     next_id: u64,
     /// Calls waiting for their answer, by request id.
     calls: IdMap<Slot<Resp>>,
+    /// Open streams, by the id of the request that opened them (ids are shared with calls).
+    streams: IdMap<StreamSlot<Resp>>,
+    /// How much each stream may send ahead of its consumer.
+    stream_limits: StreamLimits,
     /// Why the connection can no longer be used, once it cannot.
     broken: Option<Broken>,
-    /// The call whose task the socket wakes when answers arrive: the last to find nothing more
-    /// to read. `None` after a drive with no caller's waker (the watcher's, a dropped call's).
+    /// The call or stream whose task the socket wakes when answers arrive: the last to find
+    /// nothing more to read. `None` after a drive with no caller's waker (the watcher's, a
+    /// dropped call's).
     reader: Option<u64>,
 }
 
@@ -128,11 +145,16 @@ where
     Resp: DeserializeOwned + Send + 'static,
 {
     /// A channel over a connection whose handshake is done, as [`rpc_core::transport::Link`]
-    /// makes it for typed answers. Needs a tokio runtime.
+    /// makes it for typed answers, its streams flow-controlled by `stream_limits`. Needs a tokio
+    /// runtime.
     pub(crate) fn new(
         transport: WireTransport<LocalStream, Response<Resp>, ClientFrame<Req>>,
+        stream_limits: StreamLimits,
     ) -> Self {
-        Channel::with_seed(transport.reseed(ResponseSeed::new(PhantomData)))
+        Channel::with_seed(
+            transport.reseed(ResponseSeed::new(PhantomData)),
+            stream_limits,
+        )
     }
 }
 
@@ -143,8 +165,11 @@ where
     D: MessageSeed<Resp> + Send + 'static,
 {
     /// A channel over a connection whose handshake is done, reading answers with the transport's
-    /// seed. Needs a tokio runtime.
-    pub(crate) fn with_seed(transport: ClientTransport<Req, Resp, D>) -> Self {
+    /// seed, its streams flow-controlled by `stream_limits`. Needs a tokio runtime.
+    pub(crate) fn with_seed(
+        transport: ClientTransport<Req, Resp, D>,
+        stream_limits: StreamLimits,
+    ) -> Self {
         let home = tokio::runtime::Handle::current().id();
         let channel = Channel {
             shared: Arc::new(Shared {
@@ -152,13 +177,15 @@ where
                     transport,
                     next_id: 0,
                     calls: IdMap::default(),
+                    streams: IdMap::default(),
+                    stream_limits,
                     broken: None,
                     reader: None,
                 }),
                 home,
             }),
         };
-        tokio::spawn(watch(Arc::downgrade(&channel.shared)));
+        tokio::spawn(watcher::watch(Arc::downgrade(&channel.shared)));
         channel
     }
 
@@ -172,12 +199,16 @@ where
     pub fn is_usable(&self) -> bool {
         let mut state = self.shared.lock();
         if state.broken.is_none() && state.calls.is_empty() {
-            // No answer is expected, so anything readable is the server hanging up (or a late
-            // answer to a cancelled call, which is dropped).
+            // No call's answer is expected, so what is readable is the server hanging up, a late
+            // answer to a cancelled call (dropped), or answers to open streams (kept in their
+            // slots, within their credit). A stream open for hours is where a hang-up most needs
+            // noticing: its consumer may not be polling.
             state.drive(&mut Context::from_waker(Waker::noop()), None);
             if state.broken.is_none() && state.transport.peer_hung_up() {
                 state.fail(Broken::Closed);
             }
+            // The drive above took the socket's registration from a waiting stream, if any.
+            state.hand_off();
         }
         state.broken.is_none()
     }
@@ -186,51 +217,6 @@ where
 /// How often a connection's watcher looks in: the tick of
 /// [`rpc_core::timers::keep_timers_warm`], whose job the watcher's timer also does.
 pub const WATCH_INTERVAL: Duration = rpc_core::limits::WATCH_INTERVAL;
-
-/// A connection's watcher: a backstop for callers that do not poll their calls.
-///
-/// A call registered with the socket is woken when answers arrive; if its task does not poll it
-/// promptly (a future polled once and then left aside, or a `buffered` stream whose consumer is
-/// busy), the answers of the other calls wait with it. Every [`WATCH_INTERVAL`] while calls
-/// wait, the watcher writes what is queued, reads what has arrived and wakes the callers, so such
-/// a stall lasts at most about half a second instead of until the calls' deadlines. It also
-/// tells calls whose deadline draws near to arm their timer (see [`timer_due`]), and its own
-/// timer keeps tokio's timer wheel armed, which spares a call that arms one an `eventfd` write
-/// and an extra `epoll_wait`. It ends soon after the last clone of the channel is dropped or
-/// the connection breaks.
-async fn watch<Req, Resp, D>(shared: Weak<Shared<Req, Resp, D>>)
-where
-    Req: Serialize,
-    D: MessageSeed<Resp>,
-{
-    let mut tick =
-        tokio::time::interval_at(tokio::time::Instant::now() + WATCH_INTERVAL, WATCH_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let mut state = shared.lock();
-        if state.broken.is_some() {
-            return;
-        }
-        if !state.calls.is_empty() {
-            state.drive(&mut Context::from_waker(Waker::noop()), None);
-            // The drive above took the socket's registration: give it back to a caller.
-            state.hand_off();
-            let now = rpc_core::timers::now();
-            for slot in state.calls.values_mut() {
-                if !slot.timer_due && timer_due(slot.deadline, now) {
-                    slot.timer_due = true;
-                    if let Some(waker) = slot.waker.take() {
-                        waker.wake();
-                    }
-                }
-            }
-        }
-    }
-}
 
 impl<Req, Resp, D> Shared<Req, Resp, D> {
     fn lock(&self) -> MutexGuard<'_, State<Req, Resp, D>> {
@@ -265,6 +251,8 @@ where
                                 waker.wake();
                             }
                         }
+                    } else if self.streams.contains_key(&response.request_id) {
+                        self.deliver(response, me, cx);
                     }
                 }
                 Poll::Ready(Some(Err(err))) => return self.fail(Broken::Failed(Arc::new(err))),
@@ -284,18 +272,20 @@ where
         }
     }
 
-    /// Marks the connection unusable and wakes every waiting call to fail.
+    /// Marks the connection unusable and wakes every waiting call and stream to fail.
     fn fail(&mut self, why: Broken) {
         self.broken = Some(why);
-        for slot in self.calls.values_mut() {
-            if let Some(waker) = slot.waker.take() {
+        let calls = self.calls.values_mut().map(|slot| &mut slot.waker);
+        let streams = self.streams.values_mut().map(|slot| &mut slot.waker);
+        for waker in calls.chain(streams) {
+            if let Some(waker) = waker.take() {
                 waker.wake();
             }
         }
     }
 
-    /// Call `id` is done with the connection: if the socket would have woken its task, or writes
-    /// wait for room, another waiting call takes over.
+    /// Call or stream `id` is done with the connection for now: if the socket would have woken
+    /// its task, or writes wait for room, another waiting call or stream takes over.
     fn leave(&mut self, id: u64) {
         if self.reader == Some(id) || self.transport.has_unsent() {
             self.reader = None;
@@ -303,9 +293,15 @@ where
         }
     }
 
-    /// Wakes one waiting call to take over the socket from a call that is leaving.
+    /// Wakes one waiting call (or, with none, one waiting stream) to take over the socket from
+    /// a call or stream that is leaving.
     fn hand_off(&mut self) {
-        if let Some(waker) = self.calls.values_mut().find_map(|slot| slot.waker.take()) {
+        let waker = self
+            .calls
+            .values_mut()
+            .find_map(|slot| slot.waker.take())
+            .or_else(|| self.streams.values_mut().find_map(|slot| slot.waker.take()));
+        if let Some(waker) = waker {
             waker.wake();
         }
     }

@@ -37,7 +37,7 @@ fn connect() -> (Channel<Ask, Answer>, Server) {
     let limit = FrameLimit::default();
     let client = WireTransport::new(client, BytesMut::new(), rpc_core::WireCodec::new(limit));
     let server = WireTransport::new(server, BytesMut::new(), rpc_core::WireCodec::new(limit));
-    (Channel::new(client), server)
+    (Channel::new(client, StreamLimits::default()), server)
 }
 
 /// Calls `ask` in a task of its own, with the default deadline (10 s).
@@ -420,8 +420,10 @@ async fn a_channel_with_a_runtime_seed_gets_what_the_typed_channel_gets() {
 
     let (client, mut server) = socket_pair();
     let codec = rpc_core::WireCodec::new(FrameLimit::default());
-    let typed: Channel<Ask, Pair> =
-        Channel::new(WireTransport::new(client, BytesMut::new(), codec));
+    let typed: Channel<Ask, Pair> = Channel::new(
+        WireTransport::new(client, BytesMut::new(), codec),
+        StreamLimits::default(),
+    );
     let typed = calls_answered(&typed, &mut server, &answers).await;
     let expected: Vec<_> = answers
         .iter()
@@ -437,7 +439,7 @@ async fn a_channel_with_a_runtime_seed_gets_what_the_typed_channel_gets() {
     let codec = rpc_core::WireCodec::new(FrameLimit::default());
     let transport =
         WireTransport::with_seed(client, BytesMut::new(), codec, ResponseSeed::new(seed));
-    let seeded = Channel::with_seed(transport);
+    let seeded = Channel::with_seed(transport, StreamLimits::default());
     let seeded = calls_answered(&seeded, &mut server, &answers).await;
     let typed_as_values: Vec<_> = typed
         .into_iter()

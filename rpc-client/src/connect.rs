@@ -17,7 +17,7 @@ use tarpc::{RequestName, Response};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_util::codec::Framed;
 
-use crate::channel::Channel;
+use crate::channel::{Channel, StreamLimits};
 use crate::error::ConnectError;
 use crate::reconnect::ReconnectingChannel;
 use crate::server_check::ServerCheck;
@@ -34,7 +34,7 @@ pub type Client<C> =
 pub type Reconnecting<C> =
     <C as Service>::With<ReconnectingChannel<<C as Service>::Request, <C as Service>::Response>>;
 
-pub use rpc_core::limits::DEFAULT_CONNECT_TIMEOUT;
+pub use rpc_core::limits::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_STREAM_WINDOW, MAX_STREAM_CREDIT};
 
 /// Connects generated clients to a server, each to the service its type names.
 ///
@@ -56,6 +56,22 @@ pub struct Connector {
     max_frame: FrameLimit,
     socket_buffer: usize,
     server_check: ServerCheck,
+    /// The credit each stream opens with (see [`Connector::stream_window`]).
+    stream_window: u64,
+}
+
+/// A stream window [`Connector::stream_window`] cannot take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a stream window of {bytes} bytes is out of range: it must be from 1 byte to {max} bytes \
+     (rpc_core::limits::MAX_STREAM_CREDIT, the most credit a server holds for a stream); the \
+     default is {default} bytes",
+    max = MAX_STREAM_CREDIT,
+    default = DEFAULT_STREAM_WINDOW
+)]
+pub struct StreamWindowError {
+    /// The window asked for.
+    pub bytes: u64,
 }
 
 impl Connector {
@@ -68,6 +84,7 @@ impl Connector {
             max_frame: FrameLimit::default(),
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             server_check: ServerCheck::default(),
+            stream_window: DEFAULT_STREAM_WINDOW,
         }
     }
 
@@ -117,6 +134,24 @@ impl Connector {
         self
     }
 
+    /// Sets how far each stream opened on this connector's connections may run ahead of its
+    /// consumer: the credit, in bytes of answers (frame bodies), granted to the server when the
+    /// stream opens and granted back as the consumer takes answers (once half of it is taken).
+    /// A consumer that stops taking holds at most this much (plus one answer) in flight, and the
+    /// server waits. Larger windows keep a fast consumer fed across the round trip of a grant;
+    /// smaller ones bound memory per stream. Default [`DEFAULT_STREAM_WINDOW`] (256 KiB).
+    ///
+    /// From 1 byte (the server then sends one answer per grant) to [`MAX_STREAM_CREDIT`]
+    /// (64 MiB, the most credit a server holds for a stream); a value outside that is refused,
+    /// never clamped.
+    pub fn stream_window(mut self, bytes: u64) -> Result<Self, StreamWindowError> {
+        if !(1..=MAX_STREAM_CREDIT).contains(&bytes) {
+            return Err(StreamWindowError { bytes });
+        }
+        self.stream_window = bytes;
+        Ok(self)
+    }
+
     /// Also accepts a server over a Unix socket that runs as `uid` (a system daemon's, say).
     /// By default only a server run by this process's own uid or by root is talked to; any
     /// other is refused with [`ConnectError::UnexpectedServer`] before anything is sent, and a
@@ -159,7 +194,8 @@ impl Connector {
         if let Some(ours) = expected {
             warn_if_schema_differs(service, ours, server_schema);
         }
-        Ok(Channel::new(link.transport()))
+        let streams = self.stream_limits(&link);
+        Ok(Channel::new(link.transport(), streams))
     }
 
     /// Connects a [`Channel`] to the service named `service`, for requests and responses
@@ -173,8 +209,10 @@ impl Connector {
         Resp: DeserializeOwned + Send + 'static,
     {
         let (link, _) = self.link(service).await?;
+        let streams = self.stream_limits(&link);
         Ok(Channel::new(
             link.transport::<Response<Resp>, ClientFrame<Req>>(),
+            streams,
         ))
     }
 
@@ -211,8 +249,18 @@ impl Connector {
         D: MessageSeed<Resp> + Send + 'static,
     {
         let (link, schema_hash) = self.link(service).await?;
+        let streams = self.stream_limits(&link);
         let transport = link.transport_with_seed(ResponseSeed::new(seed));
-        Ok((Channel::with_seed(transport), schema_hash))
+        Ok((Channel::with_seed(transport, streams), schema_hash))
+    }
+
+    /// The flow control of streams on `link`: this connector's window, and the frame limit the
+    /// connection honours (how far past its credit one answer may take the server).
+    fn stream_limits(&self, link: &Link) -> StreamLimits {
+        StreamLimits {
+            window: self.stream_window,
+            frame_limit: link.limit(),
+        }
     }
 
     /// The time allowed to connect and complete the handshake from now: the connect timeout, or
@@ -380,5 +428,44 @@ fn warn_if_schema_differs(service: &str, ours: SchemaHash, server_schema: Schema
              fail to decode or be misread; build the client against the server's version (see \
              `rpc-client describe {service}`)",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connector() -> Connector {
+        let endpoint = Endpoint::Unix("/nonexistent/rpc.sock".into());
+        Connector::endpoint(endpoint).expect("a Unix endpoint needs no token")
+    }
+
+    #[test]
+    fn a_stream_window_is_taken_from_one_byte_to_the_most_credit_a_server_holds() {
+        for bytes in [
+            1,
+            2,
+            DEFAULT_STREAM_WINDOW,
+            MAX_STREAM_CREDIT - 1,
+            MAX_STREAM_CREDIT,
+        ] {
+            let connector = connector().stream_window(bytes).expect("in range");
+            assert_eq!(connector.stream_window, bytes);
+        }
+        assert_eq!(connector().stream_window, DEFAULT_STREAM_WINDOW);
+    }
+
+    #[test]
+    fn a_stream_window_out_of_range_is_refused_not_clamped() {
+        for bytes in [0, MAX_STREAM_CREDIT + 1, u64::MAX] {
+            let err = connector().stream_window(bytes).expect_err("out of range");
+            assert_eq!(err, StreamWindowError { bytes });
+            let message = err.to_string();
+            assert!(message.contains(&bytes.to_string()), "{message}");
+            assert!(
+                message.contains(&MAX_STREAM_CREDIT.to_string()),
+                "{message}"
+            );
+        }
     }
 }

@@ -11,6 +11,11 @@
 //! ([`ReconnectingChannel`]: in-flight calls fail with [`CallInterrupted`] unless marked
 //! idempotent); so do [`BlockingClient`] and [`JsonClient`].
 //!
+//! A streaming method (server push, e.g. `kv.watch`) returns an [`rpc_core::Subscription`] over
+//! either stub, or an iterator from [`BlockingClient::subscribe`]. The server sends only as far
+//! ahead of the consumer as the credit the client grants ([`Connector::stream_window`]), and a
+//! stream ends with its connection: a reconnecting client's subscriber subscribes again.
+//!
 //! Over a Unix socket the client talks only to a server run by its own uid or root, unless told
 //! to expect another ([`Connector::expect_server_uid`]): a socket another user planted is
 //! refused before anything is sent.
@@ -37,9 +42,12 @@ mod reconnect;
 mod server_check;
 mod target;
 
-pub use blocking::BlockingClient;
-pub use channel::Channel;
-pub use connect::{Client, Connector, DEFAULT_CONNECT_TIMEOUT, Reconnecting};
+pub use blocking::{BlockingClient, BlockingSubscription};
+pub use channel::{Channel, StreamOverrun};
+pub use connect::{
+    Client, Connector, DEFAULT_CONNECT_TIMEOUT, DEFAULT_STREAM_WINDOW, MAX_STREAM_CREDIT,
+    Reconnecting, StreamWindowError,
+};
 pub use error::ConnectError;
 pub use json_client::{JsonCallError, JsonClient, JsonConnectError};
 pub use reconnect::{

@@ -8,13 +8,19 @@
 //!   [`Connector::reconnecting_with_retry`]) are sent again. A call made in the instant
 //!   between the server's death and this client noticing the closed socket is treated the same
 //!   way: the client cannot tell it from one that reached the server.
+//!
+//! A stream (a subscription) opens on the current connection, reconnecting first as a call
+//! does, and lives and dies with that connection: it is never reopened behind the caller's
+//! back, since what it missed while no connection was up is lost. When the connection breaks,
+//! the stream yields the error and ends; the application subscribes again.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use rpc_core::FrameLimit;
 use rpc_core::schema::SchemaHash;
+use rpc_core::streaming::Answers;
 use rpc_core::wire::WireFormat;
+use rpc_core::{FrameLimit, StreamStub};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tarpc::client::RpcError;
@@ -41,6 +47,12 @@ pub struct CallInterrupted;
 
 /// A stub for generated clients that reconnects when the server went away; a client over one
 /// comes from [`Connector::reconnecting`]: `connector.reconnecting::<KvClient>().await?`.
+///
+/// Calls survive a restart of the server as the module describes. Streams do not: one opened
+/// through this stub ([`StreamStub::open`], e.g. `kv.watch`) yields an error and ends when its
+/// connection is lost, and the application opens it again (the next open reconnects). Items
+/// sent while no connection was up are lost either way; a new subscription is where the
+/// application learns that, and can catch up (re-read what it watches, say).
 pub struct ReconnectingChannel<Req, Resp> {
     connector: Connector,
     service: String,
@@ -206,5 +218,159 @@ where
             }
             other => other,
         }
+    }
+}
+
+impl<Req, Resp> StreamStub for ReconnectingChannel<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + RequestName + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    /// Opens the stream on the current connection, reconnecting first (with backoff, within
+    /// the context's deadline) if it is dead, as a call does; see [`Channel`]'s `open`.
+    ///
+    /// The stream does not survive a reconnect: when this connection is lost, it yields the
+    /// error ([`RpcError::Shutdown`] or [`RpcError::Channel`]) and ends, and the caller opens
+    /// it again. It is never reopened on its own, so a subscriber always learns that it may
+    /// have missed items. Neither is an open whose connection broke in the instant before
+    /// it was sent: it fails with that error, as a call would be interrupted.
+    async fn open(&self, ctx: context::Context, request: Req) -> Result<Answers<Resp>, RpcError> {
+        let channel = self.channel(ctx.deadline).await?;
+        channel.open(ctx, request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use futures::{SinkExt, StreamExt};
+    use rpc_core::handshake::HandshakeCodec;
+    use rpc_core::transport::Link;
+    use rpc_core::wire::ClientMessage;
+    use rpc_core::{Endpoint, Hello, HelloReply, LocalStream, StreamEvent, WireTransport};
+    use serde::Deserialize;
+    use tarpc::Response;
+    use tokio::net::UnixListener;
+    use tokio_util::codec::Framed;
+
+    use super::*;
+
+    /// Opens a stream of numbers.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Numbers;
+
+    impl RequestName for Numbers {
+        fn name(&self) -> &str {
+            "numbers"
+        }
+    }
+
+    type Server = WireTransport<LocalStream, ClientMessage<Numbers>, Response<StreamEvent<u64>>>;
+
+    /// A Unix socket path of this test's own, removed when dropped.
+    struct SocketPath(PathBuf);
+
+    impl Drop for SocketPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Accepts one connection on `listener` and completes its handshake, as a server hosting
+    /// `numbers` would.
+    async fn accept(listener: &UnixListener) -> Server {
+        let (stream, _) = listener.accept().await.expect("the client connects");
+        let stream = LocalStream::unix(stream).expect("a unix stream");
+        let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
+        let hello = framed
+            .next()
+            .await
+            .expect("a hello")
+            .expect("a valid hello");
+        assert_eq!(hello.service, "numbers");
+        let max_frame = FrameLimit::default();
+        let accepted = HelloReply::Accepted {
+            server_version: "0.0.0-test".into(),
+            max_frame,
+            schema_hash: SchemaHash(0),
+        };
+        framed.send(accepted).await.expect("the acceptance is sent");
+        Link::from_handshake(framed, max_frame).transport()
+    }
+
+    /// Reads a stream's request and its opening grant; sends it item `n`.
+    async fn serve_one_item(server: &mut Server, n: u64) {
+        let Some(Ok(ClientMessage::Request(request))) = server.next().await else {
+            panic!("expected the stream's request");
+        };
+        let Some(Ok(ClientMessage::Grant { request_id, .. })) = server.next().await else {
+            panic!("expected the stream's grant");
+        };
+        assert_eq!(request_id, request.id);
+        let item = Response {
+            request_id,
+            message: Ok(StreamEvent::Item(n)),
+        };
+        server.send(item).await.expect("the item is sent");
+    }
+
+    /// The stream's next answer, which must come within a minute.
+    async fn next(
+        answers: &mut Answers<StreamEvent<u64>>,
+    ) -> Option<Result<StreamEvent<u64>, RpcError>> {
+        tokio::time::timeout(Duration::from_secs(60), answers.next())
+            .await
+            .expect("an answer within a minute")
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_with_its_connection_and_opening_it_again_reconnects() {
+        let path =
+            std::env::temp_dir().join(format!("rpc-client-{}-streams.sock", std::process::id()));
+        let path = SocketPath(path);
+        let _ = std::fs::remove_file(&path.0);
+        let listener = UnixListener::bind(&path.0).expect("binds");
+        let connector = Connector::endpoint(Endpoint::Unix(path.0.clone())).expect("a connector");
+        let (stub, mut server) = tokio::join!(
+            ReconnectingChannel::<Numbers, StreamEvent<u64>>::connect(
+                connector, "numbers", None, None
+            ),
+            accept(&listener),
+        );
+        let stub = stub.expect("connects");
+
+        let (answers, ()) = tokio::join!(
+            stub.open(context::current(), Numbers),
+            serve_one_item(&mut server, 1)
+        );
+        let mut answers = answers.expect("the stream opens");
+        let first = next(&mut answers).await;
+        assert!(matches!(first, Some(Ok(StreamEvent::Item(1)))), "{first:?}");
+
+        // The server goes away (a restart): the stream fails and ends, and is not reopened.
+        drop(server);
+        let lost = next(&mut answers).await;
+        assert!(matches!(lost, Some(Err(RpcError::Shutdown))), "{lost:?}");
+        assert!(next(&mut answers).await.is_none());
+
+        // Opening it again reconnects, within the context's deadline.
+        let (answers, mut server) = tokio::join!(stub.open(context::current(), Numbers), async {
+            let mut server = accept(&listener).await;
+            serve_one_item(&mut server, 2).await;
+            server
+        });
+        let mut answers = answers.expect("the stream opens again");
+        let again = next(&mut answers).await;
+        assert!(matches!(again, Some(Ok(StreamEvent::Item(2)))), "{again:?}");
+        drop(answers);
+        let cancel = tokio::time::timeout(Duration::from_secs(60), server.next())
+            .await
+            .expect("in time");
+        assert!(
+            matches!(cancel, Some(Ok(ClientMessage::Cancel { .. }))),
+            "{cancel:?}"
+        );
     }
 }
