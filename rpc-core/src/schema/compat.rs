@@ -54,7 +54,13 @@ pub fn breaking_changes(old: &ServiceSchema, new: &ServiceSchema) -> Vec<String>
             continue;
         }
         if was.streaming != now.streaming {
-            let how = |streaming| if streaming { "streams its answers" } else { "answers once" };
+            let how = |streaming| {
+                if streaming {
+                    "streams its answers"
+                } else {
+                    "answers once"
+                }
+            };
             changes.push(format!(
                 "{place} {} now, and {} before",
                 how(now.streaming),
