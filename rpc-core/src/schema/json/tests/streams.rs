@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::schema::{JsonRequestSeed, JsonResponseSeed, MAX_JSON_DEPTH};
+use crate::schema::{JsonError, JsonRequestSeed, JsonResponseSeed, MAX_JSON_DEPTH};
 use crate::services::kv::{KvClient, KvEvent, KvRequest, KvResponse};
 use crate::{Service, StreamEvent};
 
@@ -165,4 +165,46 @@ fn the_event_counts_as_a_level_of_nesting() {
     };
     let err = read(seed, &bytes(levels)).expect_err("too deep");
     assert!(err.to_string().contains("nests deeper than 128"), "{err}");
+}
+
+#[test]
+fn a_caller_reading_one_answer_is_refused_a_streaming_method_and_the_other_way_round() {
+    let schema = kv().schema;
+    let args = json!({ "prefix": "a/" });
+    let err = schema
+        .call_request_from_json("watch", &args)
+        .expect_err("watch streams");
+    assert!(matches!(err, JsonError::StreamingMethod { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "`kv.watch` streams its answers (watch(prefix: string) -> stream KvEvent): open it with \
+         watch, not call"
+    );
+    let err = schema
+        .stream_request_from_json("list", &args)
+        .expect_err("list answers once");
+    assert_eq!(
+        err.to_string(),
+        "`kv.list` answers once (list(prefix: string) -> Vec<string>): call it with call, not \
+         watch"
+    );
+    // The kind is checked first: bad arguments to the wrong kind of method name the kind.
+    let err = schema
+        .call_request_from_json("watch", &json!(3))
+        .expect_err("watch streams");
+    assert!(matches!(err, JsonError::StreamingMethod { .. }), "{err:?}");
+
+    // The right kind builds what `request_from_json` does; an unknown method is unknown.
+    assert_eq!(
+        schema.stream_request_from_json("watch", &args),
+        schema.request_from_json("watch", &args)
+    );
+    assert_eq!(
+        schema.call_request_from_json("list", &args),
+        schema.request_from_json("list", &args)
+    );
+    let err = schema
+        .stream_request_from_json("wach", &args)
+        .expect_err("no such method");
+    assert!(matches!(err, JsonError::UnknownMethod { .. }), "{err:?}");
 }
