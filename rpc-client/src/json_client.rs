@@ -14,6 +14,13 @@
 //! connection breaks fails with [`JsonCallError::Interrupted`] and is not sent again: it may or
 //! may not have run.
 //!
+//! A streaming method is opened with [`JsonClient::watch`] (and refused by [`JsonClient::call`],
+//! which would read one answer and leave the stream running): its events arrive as JSON, each
+//! `{"Item": item}` or `{"Lagged": {"missed": n}}`, until the server's last. A stream does not
+//! survive a reconnect: when its connection breaks it ends with
+//! [`JsonCallError::Interrupted`], and is not opened again on a new connection, which would
+//! skip, unseen, whatever was sent in between. Open it again to go on.
+//!
 //! ```no_run
 //! use rpc_client::{Connector, JsonClient};
 //!
@@ -29,6 +36,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::Stream;
 use rpc_core::schema::{
     JsonError, JsonRequest, JsonResponse, JsonResponseSeed, SchemaHash, ServiceSchema,
     UnprintableName,
@@ -44,6 +52,8 @@ use crate::channel::Channel;
 use crate::connect::Connector;
 use crate::error::ConnectError;
 use crate::reconnect::{connection_broke, with_backoff};
+
+mod stream;
 
 /// A connection to one service, called with JSON; it reconnects on its own (see the module
 /// documentation). Clones share the connection.
@@ -133,15 +143,23 @@ pub enum JsonCallError {
         source: RpcError,
     },
     /// The connection broke while the call was in flight: the call may or may not have run on
-    /// the server, and was not sent again.
+    /// the server, and was not sent again. Or it broke while a stream was open: the stream
+    /// ended, and was not opened again (the items sent in between would be lost unseen).
     #[error(
-        "the connection to the server broke while {service}.{method} was in flight: it may or may not have run, and was not retried"
+        "the connection to the server broke while {service}.{method} was in flight: {}",
+        if *streaming {
+            "the stream ended and is not resumed (open it again to go on; what was sent in between is lost)"
+        } else {
+            "it may or may not have run, and was not retried"
+        }
     )]
     Interrupted {
         /// The service.
         service: String,
         /// The method.
         method: String,
+        /// Whether it was a stream ([`JsonClient::watch`]) rather than a call.
+        streaming: bool,
     },
     /// The connection had broken before the call (the server went away), and no server could
     /// be reached again within the call's deadline. Nothing was sent.
@@ -219,7 +237,8 @@ impl JsonClient {
 
     /// Calls `method` with `args` (a JSON object of named arguments; `null` or `{}` for none)
     /// and returns its result as JSON. If the connection broke since the last call, it
-    /// reconnects first, within `ctx.deadline`.
+    /// reconnects first, within `ctx.deadline`. A streaming method is refused
+    /// ([`JsonError::StreamingMethod`]; nothing is sent): open it with [`JsonClient::watch`].
     pub async fn call(
         &self,
         ctx: context::Context,
@@ -228,7 +247,7 @@ impl JsonClient {
     ) -> Result<Value, JsonCallError> {
         let live = self.live(ctx.deadline).await?;
         let service = &live.schema.name;
-        let request = live.schema.request_from_json(method, args)?;
+        let request = live.schema.call_request_from_json(method, args)?;
         let index = request.index();
         let response = match live.channel.call(ctx, request).await {
             Ok(response) => response,
@@ -236,6 +255,7 @@ impl JsonClient {
                 return Err(JsonCallError::Interrupted {
                     service: service.clone(),
                     method: method.to_owned(),
+                    streaming: false,
                 });
             }
             Err(source) => {
@@ -254,6 +274,72 @@ impl JsonClient {
             });
         }
         Ok(response.value)
+    }
+
+    /// Opens `method`, a streaming method, with `args` (as [`JsonClient::call`] takes them), and
+    /// returns its events as they arrive, each as JSON: `{"Item": item}` (the item as
+    /// [`rpc_core::schema`]'s conventions write it) or `{"Lagged": {"missed": n}}` (the server
+    /// skipped `n` items this client was too slow to take). The stream ends (`None`) after the
+    /// server's last item; an error is the last thing it yields: the server failed or refused
+    /// the stream ([`JsonCallError::Rpc`]), or the connection broke
+    /// ([`JsonCallError::Interrupted`]: a stream does not survive a reconnect). Dropping it
+    /// tells the server to stop.
+    ///
+    /// A method that answers once is refused ([`JsonError::NotStreaming`]; nothing is sent). If
+    /// the connection broke since the last call, it reconnects first; `ctx.deadline` bounds that
+    /// and the sending of the request, not how long the stream lasts.
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// use rpc_client::{Connector, JsonClient};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let kv = JsonClient::connect(&Connector::from_env("rpc")?, "kv").await?;
+    /// let args = serde_json::json!({ "prefix": "config/" });
+    /// let mut changes = kv.watch(rpc_core::tarpc::context::current(), "watch", &args).await?;
+    /// while let Some(event) = changes.next().await {
+    ///     println!("{}", event?); // {"Item":{"Set":{"key":"config/a","value":"1"}}}
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn watch(
+        &self,
+        ctx: context::Context,
+        method: &str,
+        args: &Value,
+    ) -> Result<
+        impl Stream<Item = Result<Value, JsonCallError>> + Send + Unpin + 'static,
+        JsonCallError,
+    > {
+        let live = self.live(ctx.deadline).await?;
+        let service = &live.schema.name;
+        let request = live.schema.stream_request_from_json(method, args)?;
+        let index = request.index();
+        let answers = match stream::open(&live.channel, ctx, request).await {
+            Ok(answers) => answers,
+            Err(err) if connection_broke(&err, &live.channel) => {
+                return Err(JsonCallError::Interrupted {
+                    service: service.clone(),
+                    method: method.to_owned(),
+                    streaming: true,
+                });
+            }
+            Err(source) => {
+                return Err(JsonCallError::Rpc {
+                    service: service.clone(),
+                    method: method.to_owned(),
+                    source,
+                });
+            }
+        };
+        let channel = live.channel.clone();
+        Ok(stream::events(
+            answers,
+            service.clone(),
+            method.to_owned(),
+            index,
+            move |err| connection_broke(err, &channel),
+        ))
     }
 
     /// The current connection, reconnecting first (with backoff, until `deadline`) if it broke.

@@ -5,12 +5,14 @@
 //! rpc-client describe kv                           # one service's methods and types
 //! rpc-client call kv.set '{"key":"greeting","value":"hello"}'
 //! echo '{"key":"greeting"}' | rpc-client call kv.get -
+//! rpc-client watch kv.watch '{"prefix":"config/"}'   # one event a line, until Ctrl-C
 //! rpc-client completions bash > ~/.local/share/bash-completion/completions/rpc-client
 //! ```
 //!
-//! Exit codes: 0 the call succeeded; 1 the call failed, returned an error, or the server refused
-//! the connection; 2 bad usage or arguments (nothing was sent); 3 the server could not be
-//! reached. Errors go to stderr, one line each.
+//! Exit codes: 0 the call succeeded (for `watch`: the stream ended); 1 the call or stream failed,
+//! returned an error, or the server refused the connection; 2 bad usage or arguments (nothing
+//! was sent); 3 the server could not be reached; 130 `watch` was stopped by Ctrl-C. Errors go to
+//! stderr, one line each.
 //!
 //! Whatever the server sent is printed with its control characters escaped
 //! ([`rpc_core::untrusted`]): a hostile or broken server cannot drive the terminal or forge lines.
@@ -43,7 +45,8 @@ struct Args {
     /// Runtime directory of the server [default: $XDG_RUNTIME_DIR, else /tmp/rpc-<uid>].
     #[arg(long, value_name = "DIR", global = true)]
     runtime_dir: Option<PathBuf>,
-    /// Time allowed to connect and to get each answer, in milliseconds (at least 1).
+    /// Time allowed to connect and to get each answer, in milliseconds (at least 1); for
+    /// `watch`, to open the stream, which then lasts until it ends.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_CONNECT_TIMEOUT.as_millis() as u64, value_parser = positive_ms, global = true)]
     timeout_ms: u64,
     /// Largest frame sent or accepted, in bytes, from 4096 to 4294967295 [default: 16 MiB]. The
@@ -56,7 +59,7 @@ struct Args {
     expect_uid: Option<u32>,
     /// Print JSON: results always are; with `list` and `describe`, the schemas too (their
     /// machine form). `--json=pretty` indents, `--json=short` prints one line [default: pretty
-    /// on a terminal, short otherwise].
+    /// on a terminal, short otherwise]. `watch` always prints one line per event.
     #[arg(long, value_name = "STYLE", num_args = 0..=1, require_equals = true, default_missing_value = "auto", global = true)]
     json: Option<JsonStyle>,
     #[command(subcommand)]
@@ -71,6 +74,17 @@ enum Command {
         /// e.g. `kv.get`.
         method: String,
         /// e.g. `{"key":"greeting"}`, or `-` for stdin.
+        #[arg(default_value = "{}")]
+        args: String,
+    },
+    /// Open the streaming method SERVICE.METHOD with JSON arguments (as `call` takes them) and
+    /// print each event as it arrives, one JSON object per line, until the stream ends (exit 0)
+    /// or Ctrl-C (exit 130).
+    #[command(after_help = cli::WATCH_HELP)]
+    Watch {
+        /// e.g. `kv.watch`: a method `describe` shows as `-> stream T`.
+        method: String,
+        /// e.g. `{"prefix":"config/"}`, or `-` for stdin.
         #[arg(default_value = "{}")]
         args: String,
     },
@@ -142,6 +156,7 @@ fn main() -> ExitCode {
     };
     let outcome = match args.command {
         Command::Call { method, args } => cli::call(&settings, &method, &args),
+        Command::Watch { method, args } => cli::watch(&settings, &method, &args),
         Command::List => cli::list(&settings),
         Command::Describe { service } => cli::describe(&settings, &service),
         Command::Health => cli::health(&settings),
@@ -150,5 +165,51 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn watch_takes_a_method_and_json_arguments_as_call_does() {
+        let args = Args::try_parse_from(["rpc-client", "watch", "kv.watch", r#"{"prefix":"a"}"#])
+            .expect("parses");
+        let Command::Watch { method, args } = args.command else {
+            panic!("watch");
+        };
+        assert_eq!(
+            (method.as_str(), args.as_str()),
+            ("kv.watch", r#"{"prefix":"a"}"#)
+        );
+        let args = Args::try_parse_from(["rpc-client", "watch", "kv.watch"]).expect("parses");
+        assert!(matches!(args.command, Command::Watch { args, .. } if args == "{}"));
+    }
+
+    #[test]
+    fn watch_help_documents_the_line_format_and_exit_codes() {
+        let mut command = Args::command();
+        let help = command
+            .find_subcommand_mut("watch")
+            .expect("watch")
+            .render_long_help()
+            .to_string();
+        assert!(help.contains(r#"{"Lagged":{"missed":12}}"#), "{help}");
+        assert!(help.contains("exit 130"), "{help}");
+        assert!(cli::EXIT_CODES.contains("130"));
+    }
+
+    #[test]
+    fn completions_know_watch() {
+        let mut script = Vec::new();
+        clap_complete::generate(Shell::Bash, &mut Args::command(), "rpc-client", &mut script);
+        let script = String::from_utf8(script).expect("UTF-8");
+        assert!(script.contains("rpc__client,watch)"), "{script}");
     }
 }

@@ -90,6 +90,16 @@ fn the_guard_fails_on_a_reordered_method_saying_it_breaks_clients() {
     renamed.methods[2].name = "remove".into();
     assert!(check(&snapshot, &renamed).is_err());
 
+    let mut answers_once = snapshot.clone();
+    let (watch, _) = snapshot.method("watch").expect("kv has watch");
+    answers_once.methods[watch as usize].streaming = false;
+    let why = check(&snapshot, &answers_once).expect_err("a stream turned into a call");
+    assert!(why.contains("breaks existing clients"), "{why}");
+    assert!(
+        why.contains("`watch` answers once now, and streams its answers before"),
+        "{why}"
+    );
+
     let mut appended = snapshot.clone();
     appended.methods.push(snapshot.methods[0].clone());
     let why = check(&snapshot, &appended).expect_err("the snapshot must be updated");

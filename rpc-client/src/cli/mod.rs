@@ -1,7 +1,7 @@
 //! The commands of `rpc-client` (the binary's own module: the library knows nothing of it).
 //!
 //! Each command connects, does its one thing, prints to stdout, and returns a [`Failure`] that
-//! carries its exit code.
+//! carries its exit code. `watch`, which prints until a stream ends, has its own file.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -17,6 +17,10 @@ use rpc_core::untrusted::{EscapingWriter, Untrusted, escape_json};
 use rpc_core::{Endpoint, FrameLimit, ServerLocation, location::DEFAULT_NAME};
 use serde::Serialize;
 use serde_json::Value;
+
+mod watch;
+
+pub use watch::{WATCH_HELP, watch};
 
 /// Prints the library's warnings (a server whose schema is not this client's, say) on stderr,
 /// as `rpc-client: warning: ...`, escaped; `RUST_LOG` shows more.
@@ -59,7 +63,7 @@ where
 }
 
 /// The exit codes, as `--help` shows them.
-pub const EXIT_CODES: &str = "Exit codes: 0 ok; 1 the call failed, returned an error, or the server refused; 2 bad usage or arguments (nothing was sent); 3 the server could not be reached.";
+pub const EXIT_CODES: &str = "Exit codes: 0 ok (for watch: the stream ended); 1 the call or stream failed, returned an error, or the server refused; 2 bad usage or arguments (nothing was sent); 3 the server could not be reached; 130 watch was stopped by Ctrl-C.";
 
 /// What every command needs: where the server is, and how to print.
 pub struct Settings {
@@ -80,10 +84,10 @@ pub struct Output {
     pub schemas_as_json: bool,
 }
 
-/// A command that did not succeed: its exit code and the error to print.
+/// A command that did not succeed: its exit code and the error to print, if any.
 pub struct Failure {
     code: u8,
-    error: anyhow::Error,
+    error: Option<anyhow::Error>,
 }
 
 impl Failure {
@@ -91,7 +95,7 @@ impl Failure {
     fn call(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: 1,
-            error: error.into(),
+            error: Some(error.into()),
         }
     }
 
@@ -99,13 +103,24 @@ impl Failure {
     fn usage(error: impl Into<anyhow::Error>) -> Self {
         Failure {
             code: 2,
-            error: error.into(),
+            error: Some(error.into()),
+        }
+    }
+
+    /// 130 (128 + SIGINT, as a shell reports a command Ctrl-C killed), and nothing to print:
+    /// the user stopped the command, which did nothing wrong.
+    fn interrupted() -> Self {
+        Failure {
+            code: 130,
+            error: None,
         }
     }
 
     /// Prints the error (escaped: it may quote the server) and returns the exit code.
     pub fn report(self) -> ExitCode {
-        eprintln!("rpc-client: {}", Untrusted(&format!("{:#}", self.error)));
+        if let Some(error) = self.error {
+            eprintln!("rpc-client: {}", Untrusted(&format!("{error:#}")));
+        }
         ExitCode::from(self.code)
     }
 }
@@ -115,7 +130,19 @@ impl From<ConnectError> for Failure {
         let code = connect_exit_code(&err);
         Failure {
             code,
-            error: err.into(),
+            error: Some(err.into()),
+        }
+    }
+}
+
+impl From<JsonCallError> for Failure {
+    /// 2 for arguments (or a method of the other kind) refused before anything was sent, the
+    /// connection's code when reconnecting failed, 1 otherwise.
+    fn from(err: JsonCallError) -> Self {
+        match err {
+            JsonCallError::Args(_) => Failure::usage(err),
+            JsonCallError::Unreachable { source, .. } => source.into(),
+            _ => Failure::call(err),
         }
     }
 }
@@ -200,11 +227,17 @@ impl Settings {
     }
 }
 
-/// `call SERVICE.METHOD [JSON|-]`.
-pub fn call(settings: &Settings, target: &str, args: &str) -> Result<(), Failure> {
+/// What `call` and `watch` are given: `SERVICE.METHOD` (`example` shows one), and JSON
+/// arguments, or `-` to read them from stdin. Checked before anything is sent.
+fn method_and_args<'t>(
+    settings: &Settings,
+    target: &'t str,
+    args: &str,
+    example: &str,
+) -> Result<(&'t str, &'t str, Value), Failure> {
     let (service, method) = target.rsplit_once('.').ok_or_else(|| {
         Failure::usage(anyhow!(
-            "`{}` is not SERVICE.METHOD, e.g. kv.get",
+            "`{}` is not SERVICE.METHOD, e.g. {example}",
             Untrusted(target)
         ))
     })?;
@@ -215,6 +248,12 @@ pub fn call(settings: &Settings, target: &str, args: &str) -> Result<(), Failure
     };
     let args: Value = serde_json::from_str(&text)
         .map_err(|err| Failure::usage(anyhow!("the arguments for {target} are not JSON: {err}")))?;
+    Ok((service, method, args))
+}
+
+/// `call SERVICE.METHOD [JSON|-]`.
+pub fn call(settings: &Settings, target: &str, args: &str) -> Result<(), Failure> {
+    let (service, method, args) = method_and_args(settings, target, args, "kv.get")?;
     settings.run(async |connector| {
         let client = JsonClient::connect(&connector, service).await?;
         let result_type = client
@@ -222,14 +261,7 @@ pub fn call(settings: &Settings, target: &str, args: &str) -> Result<(), Failure
             .await
             .method(method)
             .map(|(_, m)| m.result.clone());
-        let value = client
-            .call(settings.context(), method, &args)
-            .await
-            .map_err(|err| match err {
-                JsonCallError::Args(_) => Failure::usage(err),
-                JsonCallError::Unreachable { source, .. } => source.into(),
-                _ => Failure::call(err),
-            })?;
+        let value = client.call(settings.context(), method, &args).await?;
         // A method returning `Result`: print the `Ok` value, or fail with the `Err`.
         if let (Some(Type::Result { .. }), Value::Object(map)) = (&result_type, &value) {
             if let Some(ok) = map.get("Ok") {

@@ -74,7 +74,9 @@ impl fmt::Display for Field {
 
 impl MethodSchema {
     /// The method on one line: `add(title: string, body: string) -> Note`, without `-> ()`
-    /// for a method that returns nothing.
+    /// for a method that returns nothing; a streaming method's reads `-> stream T`, `T` its
+    /// items' type (`watch(prefix: string) -> stream KvEvent`), so it cannot pass for one that
+    /// answers once.
     ///
     /// ```
     /// use rpc_core::schema::SchemaBuilder;

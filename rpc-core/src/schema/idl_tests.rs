@@ -65,6 +65,26 @@ fn signatures_leave_out_a_unit_result() {
 }
 
 #[test]
+fn a_streaming_method_reads_as_a_stream_of_its_items() {
+    use crate::Service;
+    let kv = crate::services::kv::KvClient::schema().expect("kv traces");
+    let idl = kv.to_idl();
+    assert!(
+        idl.contains("\n  watch(prefix: string) -> stream KvEvent\n"),
+        "{idl}"
+    );
+    assert!(
+        idl.contains("enum KvEvent { Set { key: string, value: string }, Delete { key: string } }"),
+        "{idl}"
+    );
+    // A stream of `()` still says it streams.
+    let mut ticks = notes();
+    let ping = ticks.methods.last_mut().expect("ping");
+    ping.streaming = true;
+    assert_eq!(ping.signature(), "ping() -> stream ()");
+}
+
+#[test]
 fn only_reachable_types_are_printed_and_undefined_ones_are_flagged() {
     let mut schema = notes();
     schema

@@ -128,6 +128,10 @@ fn the_hash_changes_with_the_wire_and_not_with_docs() {
     let mut retyped = schema.clone();
     retyped.methods[0].args[0].ty = Type::U32;
     assert_ne!(schema.hash(), retyped.hash());
+
+    let mut streaming = schema.clone();
+    streaming.methods[0].streaming = true;
+    assert_ne!(schema.hash(), streaming.hash());
     assert_eq!(schema.hash().to_string().len(), 16);
 }
 
@@ -232,6 +236,20 @@ fn breaking_changes_name_the_method_and_the_place() {
     });
     let changes = breaking_changes(&old, &variant_added);
     assert!(changes[0].contains("new variant"), "{changes:?}");
+
+    // Each answer would be read as the other kind: a `StreamEvent` or the bare result.
+    let mut now_streams = old.clone();
+    now_streams.methods[1].streaming = true;
+    let changes = breaking_changes(&old, &now_streams);
+    assert_eq!(
+        changes,
+        ["method 1 `check` streams its answers now, and answers once before"]
+    );
+    let changes = breaking_changes(&now_streams, &old);
+    assert_eq!(
+        changes,
+        ["method 1 `check` answers once now, and streams its answers before"]
+    );
 
     let mut arg_renamed = old.clone();
     arg_renamed.methods[0].args[0].name = "key".into();

@@ -25,7 +25,10 @@ fn built_in_schemas_trace_and_list_the_methods_in_wire_order() {
     assert_eq!(echo.methods[0].result, Type::Unit);
 
     let kv = kv::KvClient::schema().expect("kv traces");
-    assert_eq!(kv.method_names(), ["get", "set", "delete", "list"]);
+    assert_eq!(kv.method_names(), ["get", "set", "delete", "list", "watch"]);
+    assert!(kv.methods[4].streaming, "watch streams");
+    assert!(kv.methods[..4].iter().all(|m| !m.streaming));
+    assert!(kv.types.contains_key("KvEvent"));
     assert_eq!(kv.methods[0].doc, "The value at `key`, if any.");
     assert!(kv.types.contains_key("KvError"));
 

@@ -34,6 +34,27 @@ pub enum JsonError {
         /// The methods it has, comma-separated (or "no methods").
         known: String,
     },
+    /// The method streams its answers, and was called for one: a caller that reads one answer
+    /// would leave the stream open on the server. Nothing was sent.
+    #[error("`{service}.{method}` streams its answers ({signature}): open it with watch, not call")]
+    StreamingMethod {
+        /// The service.
+        service: String,
+        /// The method.
+        method: String,
+        /// Its signature (`watch(prefix: string) -> stream KvEvent`).
+        signature: String,
+    },
+    /// The method answers once, and was opened as a stream. Nothing was sent.
+    #[error("`{service}.{method}` answers once ({signature}): call it with call, not watch")]
+    NotStreaming {
+        /// The service.
+        service: String,
+        /// The method.
+        method: String,
+        /// Its signature.
+        signature: String,
+    },
     /// The arguments were not a JSON object (nor null, for a method without arguments).
     #[error("the arguments must be a JSON object of named arguments, found {found} ({signature})")]
     NotAnObject {

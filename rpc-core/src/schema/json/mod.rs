@@ -5,6 +5,8 @@
 //! - [`ServiceSchema::request_from_json`] checks JSON arguments against a method's argument
 //!   types, all of them before anything is sent, and builds a [`JsonRequest`]: a `Serialize`
 //!   whose bincode encoding is byte for byte that of the request enum tarpc derives.
+//!   [`ServiceSchema::call_request_from_json`] and [`ServiceSchema::stream_request_from_json`]
+//!   also check that the method answers as the caller will read it: once, or as a stream.
 //! - [`JsonResponseSeed`] reads a response enum's bytes back into JSON, [`JsonRequestSeed`] a
 //!   request's, and [`TypeSeed`] a single value of a given [`Type`].
 //!
@@ -165,6 +167,59 @@ impl ServiceSchema {
             index,
             args,
         })
+    }
+
+    /// [`ServiceSchema::request_from_json`] for a caller that reads one answer: a streaming
+    /// method is refused ([`JsonError::StreamingMethod`]) before its arguments are looked at,
+    /// since reading one of its answers would leave the stream running on the server.
+    pub fn call_request_from_json(
+        &self,
+        method: &str,
+        args: &serde_json::Value,
+    ) -> Result<JsonRequest, JsonError> {
+        self.request_of_kind(method, args, false)
+    }
+
+    /// [`ServiceSchema::request_from_json`] for a caller that reads a stream of answers: a
+    /// method that answers once is refused ([`JsonError::NotStreaming`]) before its arguments
+    /// are looked at, since its one answer is no stream event.
+    pub fn stream_request_from_json(
+        &self,
+        method: &str,
+        args: &serde_json::Value,
+    ) -> Result<JsonRequest, JsonError> {
+        self.request_of_kind(method, args, true)
+    }
+
+    fn request_of_kind(
+        &self,
+        method: &str,
+        args: &serde_json::Value,
+        streaming: bool,
+    ) -> Result<JsonRequest, JsonError> {
+        if let Some((_, found)) = self.method(method) {
+            let service = self.name.clone();
+            let method = found.name.clone();
+            let signature = found.signature();
+            match (found.streaming, streaming) {
+                (true, false) => {
+                    return Err(JsonError::StreamingMethod {
+                        service,
+                        method,
+                        signature,
+                    });
+                }
+                (false, true) => {
+                    return Err(JsonError::NotStreaming {
+                        service,
+                        method,
+                        signature,
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.request_from_json(method, args)
     }
 
     /// The definition of the named type `name`, if the schema has it.

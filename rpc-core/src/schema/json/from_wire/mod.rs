@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::{MAX_JSON_DEPTH, MAX_ZERO_SIZED_ITEMS, Variants};
 use crate::schema::{ServiceSchema, Shape, Type, TypeDef};
 
+mod stream_event;
 mod visitors;
 
 use visitors::{
@@ -34,6 +35,10 @@ const PREALLOCATED_ITEMS: usize = 256;
 
 /// Reads a service's response enum (one newtype variant per method, holding its result) into
 /// the method's index and its result as JSON.
+///
+/// A streaming method's variant holds one [`StreamEvent`](crate::StreamEvent) of its items
+/// instead, read as serde_json writes one: `{"Item": item}`, `{"Lagged": {"missed": n}}` or
+/// `"End"`; any other event variant is an error.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -69,7 +74,7 @@ pub struct JsonResponseSeed {
 pub struct JsonResponse {
     /// The method's index in the schema.
     pub method: u32,
-    /// Its result.
+    /// Its result; for a streaming method, the event (see [`JsonResponseSeed`]).
     pub value: Value,
 }
 

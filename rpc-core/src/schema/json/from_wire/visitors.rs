@@ -9,6 +9,7 @@ use serde::de::{
 };
 use serde_json::{Map, Value};
 
+use super::stream_event::StreamEventSeed;
 use super::{PREALLOCATED_ITEMS, Reader, ValueSeed};
 use crate::schema::json::{Content, MAX_ZERO_SIZED_ITEMS, Variants};
 use crate::schema::{Field, Type};
@@ -178,7 +179,7 @@ impl<'de> Visitor<'de> for EnumVisitor<'_, '_> {
 }
 
 /// A variant's content: `None` for a unit variant.
-fn content_of<'de, 's, A: VariantAccess<'de>>(
+pub(super) fn content_of<'de, 's, A: VariantAccess<'de>>(
     variant: A,
     content: Content<'s>,
     reader: &Reader<'s>,
@@ -226,6 +227,15 @@ impl<'de> Visitor<'de> for MethodVisitor<'_, '_> {
                 schema.methods.len()
             )));
         };
+        if !self.request && method.streaming {
+            // The response variant carries a `StreamEvent` of the method's items.
+            let event = StreamEventSeed {
+                reader: self.reader,
+                item: &method.result,
+                depth: 0,
+            };
+            return Ok((index, variant.newtype_variant_seed(event)?));
+        }
         let content = if self.request {
             Content::Struct(&method.args)
         } else {
@@ -237,7 +247,7 @@ impl<'de> Visitor<'de> for MethodVisitor<'_, '_> {
 }
 
 /// A variant's index, as bincode gives it: a `u32`.
-struct VariantIndex;
+pub(super) struct VariantIndex;
 
 impl<'de> DeserializeSeed<'de> for VariantIndex {
     type Value = u32;

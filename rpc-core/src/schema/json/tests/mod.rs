@@ -15,6 +15,7 @@ mod byte_identity;
 mod errors;
 mod hostile;
 pub(in crate::schema) mod notes;
+mod streams;
 
 /// `value`'s body as [`WireFormat`] encodes it.
 fn wire<T: Serialize>(value: &T) -> Vec<u8> {
