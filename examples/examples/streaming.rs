@@ -77,15 +77,15 @@ async fn main() -> anyhow::Result<()> {
     writer
         .set(context::current(), "greeting".into(), "hello".into())
         .await??;
-    writer
-        .delete(context::current(), "greeting".into())
-        .await?;
+    writer.delete(context::current(), "greeting".into()).await?;
     for _ in 0..2 {
         match changes.next().await {
             Some(Ok(StreamEvent::Item(KvEvent::Set { key, value }))) => {
                 println!("watch: {key} = {value}")
             }
-            Some(Ok(StreamEvent::Item(KvEvent::Delete { key }))) => println!("watch: {key} deleted"),
+            Some(Ok(StreamEvent::Item(KvEvent::Delete { key }))) => {
+                println!("watch: {key} deleted")
+            }
             other => anyhow::bail!("expected a change, got {other:?}"),
         }
     }

@@ -315,7 +315,7 @@ impl JsonClient {
         let service = &live.schema.name;
         let request = live.schema.stream_request_from_json(method, args)?;
         let index = request.index();
-        let answers = match stream::open(&live.channel, ctx, request).await {
+        let answers = match rpc_core::StreamStub::open(&live.channel, ctx, request).await {
             Ok(answers) => answers,
             Err(err) if connection_broke(&err, &live.channel) => {
                 return Err(JsonCallError::Interrupted {

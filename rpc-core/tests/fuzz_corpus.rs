@@ -19,13 +19,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use rpc_core::StreamEvent;
 use rpc_core::handshake::{
     HandshakeCodec, HandshakeError, HandshakeMessage, Hello, HelloReply, MAGIC,
     MAX_HANDSHAKE_FRAME, PROTOCOL_VERSION, Refusal, TOKEN_LEN, Token,
 };
 use rpc_core::services::echo::EchoRequest;
-use rpc_core::services::kv::{KvError, KvRequest, KvResponse};
-use rpc_core::tarpc::{self, ClientMessage, Response, ServerError};
+use rpc_core::services::kv::{KvError, KvEvent, KvRequest, KvResponse};
+use rpc_core::tarpc::{self, Response, ServerError};
+use rpc_core::wire::ClientMessage;
 use rpc_core::wire::{CodecError, FrameLimit, WireFormat};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -577,6 +579,42 @@ fn frame_seeds() -> Vec<(&'static str, Vec<u8>)> {
                 trace_context: tarpc::trace::Context::default(),
                 request_id: 1,
             }),
+        ),
+        (
+            "valid-kv-request-watch",
+            request_frame(7, KvRequest::Watch { prefix: "a".into() }),
+        ),
+        (
+            "valid-kv-request-grant",
+            encode_frame(&ClientMessage::<KvRequest>::Grant {
+                request_id: 7,
+                bytes: 256 * 1024,
+            }),
+        ),
+        (
+            "valid-kv-request-grant-huge",
+            encode_frame(&ClientMessage::<KvRequest>::Grant {
+                request_id: u64::MAX,
+                bytes: u64::MAX,
+            }),
+        ),
+        (
+            "valid-kv-response-watch-item",
+            response_frame(
+                7,
+                Ok(KvResponse::Watch(StreamEvent::Item(KvEvent::Set {
+                    key: "a".into(),
+                    value: "1".into(),
+                }))),
+            ),
+        ),
+        (
+            "valid-kv-response-watch-lagged",
+            response_frame(7, Ok(KvResponse::Watch(StreamEvent::Lagged { missed: 12 }))),
+        ),
+        (
+            "valid-kv-response-watch-end",
+            response_frame(7, Ok(KvResponse::Watch(StreamEvent::End))),
         ),
         ("valid-kv-requests-two-frames", [&get[..], &set].concat()),
         (

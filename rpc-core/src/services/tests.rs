@@ -20,7 +20,7 @@ fn built_in_names_are_bound_to_their_clients() {
 #[test]
 fn built_in_schemas_trace_and_list_the_methods_in_wire_order() {
     let echo = echo::EchoClient::schema().expect("echo traces");
-    assert_eq!(echo.method_names(), ["ping", "echo", "delay"]);
+    assert_eq!(echo.method_names(), ["ping", "echo", "delay", "stream"]);
     assert_eq!(echo.methods[1].args[0].ty, Type::Bytes);
     assert_eq!(echo.methods[0].result, Type::Unit);
 
