@@ -64,6 +64,22 @@ fn built_in_services() {
             },
         ),
         ("delay", json!({"ms": 250}), EchoRequest::Delay { ms: 250 }),
+        (
+            "stream",
+            json!({"len": 64, "count": null}),
+            EchoRequest::Stream {
+                len: 64,
+                count: None,
+            },
+        ),
+        (
+            "stream",
+            json!({"len": 1, "count": 3}),
+            EchoRequest::Stream {
+                len: 1,
+                count: Some(3),
+            },
+        ),
     ]);
     assert_json_path_matches::<KvClient>(vec![
         (
@@ -88,6 +104,11 @@ fn built_in_services() {
             "list",
             json!({"prefix": "a"}),
             KvRequest::List { prefix: "a".into() },
+        ),
+        (
+            "watch",
+            json!({"prefix": "a"}),
+            KvRequest::Watch { prefix: "a".into() },
         ),
     ]);
     assert_json_path_matches::<HealthClient>(vec![("info", json!({}), HealthRequest::Info {})]);
