@@ -4,6 +4,9 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use rpc_client::{Client, Connector};
 use rpc_core::services::echo::EchoClient;
@@ -182,4 +185,30 @@ pub async fn wait_for_a_cancelled_call(
         assert!(std::time::Instant::now() < until, "{failure}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Makes `count` sets of the 10 000 keys `{prefix}{i}` (the store holds at most 100 000), 64
+/// calls at a time; fails if a set fails, or if they take
+/// longer than a minute together (sets that waited for a stalled watcher would never finish).
+pub async fn set_many(kv: &Client<KvClient>, prefix: &str, count: usize) {
+    let started = Instant::now();
+    futures::stream::iter(0..count)
+        .map(|i| async move {
+            kv.set(
+                context::current(),
+                format!("{prefix}{}", i % 10_000),
+                "v".into(),
+            )
+            .await
+            .expect("kv.set is answered")
+            .expect("kv.set succeeds");
+        })
+        .buffer_unordered(64)
+        .collect::<()>()
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{count} sets took {:?}",
+        started.elapsed()
+    );
 }

@@ -50,7 +50,7 @@ use rpc_core::ServerLocation;
 
 pub use client::{
     ClientOutput, assert_bystander_served, assert_serves_calls, bystander, calls_cancelled,
-    run_client, run_client_in, run_client_with_stdin, wait_for_a_cancelled_call,
+    run_client, run_client_in, run_client_with_stdin, set_many, wait_for_a_cancelled_call,
 };
 pub use server::{ServerCommand, ServerExit, ServerProcess, wait_for};
 

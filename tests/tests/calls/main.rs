@@ -15,6 +15,9 @@
 //! - [`shell`]: `rpc-client` from the shell on services it has no code for: `list`,
 //!   `describe`, `call` with JSON, stdin, exit codes, completions.
 //! - [`json_path`]: the bytes `rpc-client call` sends are a compiled client's, for every method.
+//! - [`watch`]: `rpc-client watch` on `kv.watch`: a line per change, and `Lagged` after a
+//!   SIGSTOP through 100 000 sets.
+//! - [`wire_spec`]: a Python client written from `docs/wire.md` alone, streams included.
 //!
 //! - [`no_sigpipe`]: every socket write is a `sendmsg` with `MSG_NOSIGNAL`, seen under strace.
 //!
@@ -29,4 +32,5 @@ mod reconnect;
 mod restarts;
 mod shell;
 mod transport;
+mod watch;
 mod wire_spec;

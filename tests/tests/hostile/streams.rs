@@ -6,44 +6,17 @@
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use rpc_client::Client;
 use rpc_core::StreamEvent;
 use rpc_core::limits::{DEFAULT_MAX_STREAMS, KV_WATCH_BACKLOG};
-use rpc_core::services::kv::{KvClient, KvEvent, KvResponse};
+use rpc_core::services::kv::{KvEvent, KvResponse};
 use rpc_core::tarpc::{Response, context};
 use rpc_core::wire::ClientMessage;
 use tests::raw::{grant, kv_watch, raw_kv};
 use tests::resources::{Baseline, resident_bytes};
-use tests::{ServerProcess, TestDir, assert_bystander_served, bystander};
+use tests::{ServerProcess, TestDir, assert_bystander_served, bystander, set_many};
 
 /// What the hostile streams together may add to the server's resident memory.
 const RSS_BUDGET: u64 = 64 * 1024 * 1024;
-
-/// Makes `count` sets of the 10 000 keys `{prefix}{i}` (the store holds at most 100 000), 64
-/// calls at a time; fails if a set fails, or if they take
-/// longer than a minute together (sets that waited for a stalled watcher would never finish).
-async fn set_many(kv: &Client<KvClient>, prefix: &str, count: usize) {
-    let started = Instant::now();
-    futures::stream::iter(0..count)
-        .map(|i| async move {
-            kv.set(
-                context::current(),
-                format!("{prefix}{}", i % 10_000),
-                "v".into(),
-            )
-            .await
-            .expect("kv.set is answered")
-            .expect("kv.set succeeds");
-        })
-        .buffer_unordered(64)
-        .collect::<()>()
-        .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "{count} sets took {:?}",
-        started.elapsed()
-    );
-}
 
 /// Checks the server's resident memory is within [`RSS_BUDGET`] of `baseline`.
 fn assert_within_budget(server: &ServerProcess, baseline: &Baseline, what: &str) {
