@@ -131,8 +131,11 @@ pub(super) struct StreamSlot<Resp> {
     /// The trace context the stream was opened with, for its cancel.
     trace_context: trace::Context,
     credit: Credit,
-    /// Set once nothing more is taken for the stream: its last answer (an error) arrived, or
-    /// the server overran its credit. The server then needs neither grants nor a cancel.
+    /// Whether an answer is the stream's last (its method's `End`).
+    is_last: fn(&Resp) -> bool,
+    /// Set once nothing more is taken for the stream: its last answer (its `End` or an error)
+    /// arrived, or the server overran its credit. The server then needs neither grants nor a
+    /// cancel.
     closed: bool,
     /// The overrun, yielded after the answers that fit.
     overrun: Option<StreamOverrun>,
@@ -166,6 +169,7 @@ where
             // The last answer a stream gets. Not held to the credit: a server that shuts down
             // or fails a stream says so whatever the stream's credit.
             Err(_) => slot.closed = true,
+            Ok(answer) if (slot.is_last)(answer) => slot.closed = true,
             Ok(_) => {
                 if let Err(excess) = slot.credit.receive(len) {
                     tracing::warn!(
@@ -233,7 +237,10 @@ where
                 Ok(_) if !slot.closed => slot.credit.take(len),
                 _ => None,
             };
-            if answer.is_err() {
+            let last = answer.as_ref().map_or(true, slot.is_last);
+            if last {
+                // Its last answer: the server is done with it, so dropping the answers later
+                // sends no cancel.
                 self.streams.remove(&id);
             } else if let (Some(bytes), None) = (grant, &self.broken) {
                 let grant = ClientMessage::Grant {
@@ -299,7 +306,7 @@ where
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         let Some(slot) = state.streams.remove(&self.id) else {
-            // It ended (its error was yielded): the server is done with it.
+            // It ended (its last answer or its error was yielded): the server is done with it.
             return;
         };
         // Answers still on their way are dropped as they arrive (the id is unknown now). Only
@@ -332,6 +339,7 @@ where
         &self,
         mut ctx: context::Context,
         request: Req,
+        is_last: fn(&Resp) -> bool,
     ) -> Result<Answers<Resp>, RpcError> {
         if ctx.deadline <= rpc_core::timers::now() {
             return Err(RpcError::DeadlineExceeded);
@@ -360,6 +368,7 @@ where
                 waker: None,
                 trace_context,
                 credit: Credit::new(limits),
+                is_last,
                 closed: false,
                 overrun: None,
             },

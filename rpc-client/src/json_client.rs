@@ -315,7 +315,9 @@ impl JsonClient {
         let service = &live.schema.name;
         let request = live.schema.stream_request_from_json(method, args)?;
         let index = request.index();
-        let answers = match rpc_core::StreamStub::open(&live.channel, ctx, request).await {
+        // A stream's `End` reads as the JSON string "End" (see `stream::events`).
+        let is_end = |answer: &JsonResponse| answer.value == "End";
+        let answers = match rpc_core::StreamStub::open(&live.channel, ctx, request, is_end).await {
             Ok(answers) => answers,
             Err(err) if connection_broke(&err, &live.channel) => {
                 return Err(JsonCallError::Interrupted {

@@ -234,9 +234,14 @@ where
     /// it again. It is never reopened on its own, so a subscriber always learns that it may
     /// have missed items. Neither is an open whose connection broke in the instant before
     /// it was sent: it fails with that error, as a call would be interrupted.
-    async fn open(&self, ctx: context::Context, request: Req) -> Result<Answers<Resp>, RpcError> {
+    async fn open(
+        &self,
+        ctx: context::Context,
+        request: Req,
+        is_last: fn(&Resp) -> bool,
+    ) -> Result<Answers<Resp>, RpcError> {
         let channel = self.channel(ctx.deadline).await?;
-        channel.open(ctx, request).await
+        channel.open(ctx, request, is_last).await
     }
 }
 
@@ -342,7 +347,8 @@ mod tests {
         let stub = stub.expect("connects");
 
         let (answers, ()) = tokio::join!(
-            stub.open(context::current(), Numbers),
+            stub.open(context::current(), Numbers, |event| *event
+                == StreamEvent::End),
             serve_one_item(&mut server, 1)
         );
         let mut answers = answers.expect("the stream opens");
@@ -356,11 +362,15 @@ mod tests {
         assert!(next(&mut answers).await.is_none());
 
         // Opening it again reconnects, within the context's deadline.
-        let (answers, mut server) = tokio::join!(stub.open(context::current(), Numbers), async {
-            let mut server = accept(&listener).await;
-            serve_one_item(&mut server, 2).await;
-            server
-        });
+        let (answers, mut server) = tokio::join!(
+            stub.open(context::current(), Numbers, |event| *event
+                == StreamEvent::End),
+            async {
+                let mut server = accept(&listener).await;
+                serve_one_item(&mut server, 2).await;
+                server
+            }
+        );
         let mut answers = answers.expect("the stream opens again");
         let again = next(&mut answers).await;
         assert!(matches!(again, Some(Ok(StreamEvent::Item(2)))), "{again:?}");

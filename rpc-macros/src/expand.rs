@@ -294,7 +294,15 @@ fn client(service: &ServiceTrait, names: &Names) -> TokenStream {
                     Stub: ::rpc_core::StreamStub,
                 {
                     let #req = #request::#variant { #( #args ),* };
-                    let answers = ::rpc_core::StreamStub::open(&self.0, #ctx, #req);
+                    let answers = ::rpc_core::StreamStub::open(
+                        &self.0,
+                        #ctx,
+                        #req,
+                        |answer| ::core::matches!(
+                            answer,
+                            #response::#variant(::rpc_core::StreamEvent::End)
+                        ),
+                    );
                     async move {
                         ::core::result::Result::Ok(::rpc_core::Subscription::new(
                             answers.await?,

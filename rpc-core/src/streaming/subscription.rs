@@ -22,13 +22,16 @@ pub type Answers<Resp> = Pin<Box<dyn Stream<Item = Result<Resp, RpcError>> + Sen
 /// A connection that can open streams: `rpc_client`'s `Channel` and `ReconnectingChannel`. The
 /// generated clients' streaming methods need it.
 pub trait StreamStub: Stub {
-    /// Sends `request` (a streaming method's) and returns its answers as they arrive. Credit is
-    /// granted to the server as the answers are taken; dropping the stream cancels it. The
-    /// context's deadline bounds the sending of the request, not the stream.
+    /// Sends `request` (a streaming method's) and returns its answers as they arrive, up to and
+    /// including the one `is_last` recognises (the method's `End`) or an error. Credit is
+    /// granted to the server as the answers are taken; dropping the stream before its last
+    /// answer cancels it. The context's deadline bounds the sending of the request, not the
+    /// stream.
     fn open(
         &self,
         ctx: context::Context,
         request: Self::Req,
+        is_last: fn(&Self::Resp) -> bool,
     ) -> impl Future<Output = Result<Answers<Self::Resp>, RpcError>>;
 }
 
