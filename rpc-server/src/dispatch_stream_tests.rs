@@ -110,6 +110,11 @@ fn serve(max_streams: usize) -> Served {
     }
 }
 
+/// A stream of items of `len` bytes that never ends.
+fn endless(len: usize) -> Ask {
+    Ask::Items { count: None, len }
+}
+
 fn open(id: u64, ask: Ask) -> ClientMessage<Ask> {
     let mut context = context::current();
     context.deadline = Instant::now() + Duration::from_secs(3600);
@@ -156,17 +161,7 @@ const QUIET: Duration = Duration::from_millis(200);
 #[tokio::test]
 async fn a_stream_without_credit_sends_nothing_and_its_producer_makes_nothing() {
     let mut served = serve(4);
-    send(
-        &mut served.client,
-        [open(
-            1,
-            Ask::Items {
-                count: None,
-                len: 100,
-            },
-        )],
-    )
-    .await;
+    send(&mut served.client, [open(1, endless(100))]).await;
     let (answers, _) = drain(&mut served.client, QUIET).await;
     assert!(
         answers.is_empty(),
@@ -182,16 +177,7 @@ async fn credit_bounds_what_is_sent_and_produced_and_more_credit_sends_more() {
     let window = 10_000;
     send(
         &mut served.client,
-        [
-            open(
-                1,
-                Ask::Items {
-                    count: None,
-                    len: 1000,
-                },
-            ),
-            grant(1, window),
-        ],
+        [open(1, endless(1000)), grant(1, window)],
     )
     .await;
     let (answers, bytes) = drain(&mut served.client, QUIET).await;
@@ -265,23 +251,7 @@ async fn a_cancel_drops_the_producer_at_once_waiting_for_credit_or_not() {
     // Stream 1 is parked (credit spent); stream 2 is between items with credit left.
     send(
         &mut served.client,
-        [
-            open(
-                1,
-                Ask::Items {
-                    count: None,
-                    len: 100,
-                },
-            ),
-            grant(1, 500),
-            open(
-                2,
-                Ask::Items {
-                    count: None,
-                    len: 100,
-                },
-            ),
-        ],
+        [open(1, endless(100)), grant(1, 500), open(2, endless(100))],
     )
     .await;
     drain(&mut served.client, QUIET).await;
@@ -304,13 +274,7 @@ async fn absurd_grants_are_capped_and_do_not_break_the_connection() {
     send(
         &mut served.client,
         [
-            open(
-                1,
-                Ask::Items {
-                    count: None,
-                    len: 100,
-                },
-            ),
+            open(1, endless(100)),
             grant(1, u64::MAX),
             grant(1, u64::MAX),
             grant(99, u64::MAX),
@@ -342,13 +306,13 @@ async fn absurd_grants_are_capped_and_do_not_break_the_connection() {
 #[tokio::test]
 async fn a_stream_past_the_limit_is_refused_and_one_more_fits_after_a_cancel() {
     let mut served = serve(2);
-    let endless = || Ask::Items {
-        count: None,
-        len: 10,
-    };
     send(
         &mut served.client,
-        [open(1, endless()), open(2, endless()), open(3, endless())],
+        [
+            open(1, endless(10)),
+            open(2, endless(10)),
+            open(3, endless(10)),
+        ],
     )
     .await;
     let (answers, _) = drain(&mut served.client, QUIET).await;
@@ -365,7 +329,7 @@ async fn a_stream_past_the_limit_is_refused_and_one_more_fits_after_a_cancel() {
     assert!(err.detail.contains("--max-streams"), "{}", err.detail);
     send(
         &mut served.client,
-        [cancel(1), open(4, endless()), grant(4, 100)],
+        [cancel(1), open(4, endless(10)), grant(4, 100)],
     )
     .await;
     let (answers, _) = drain(&mut served.client, QUIET).await;
@@ -382,22 +346,7 @@ async fn open_streams_are_closed_with_a_reason_when_requests_end() {
     let mut served = serve(4);
     send(
         &mut served.client,
-        [
-            open(
-                1,
-                Ask::Items {
-                    count: None,
-                    len: 10,
-                },
-            ),
-            open(
-                2,
-                Ask::Items {
-                    count: None,
-                    len: 10,
-                },
-            ),
-        ],
+        [open(1, endless(10)), open(2, endless(10))],
     )
     .await;
     drain(&mut served.client, QUIET).await;
@@ -449,16 +398,7 @@ async fn calls_are_answered_within_a_burst_while_a_stream_saturates_the_connecti
     let mut served = serve(4);
     send(
         &mut served.client,
-        [
-            open(
-                1,
-                Ask::Items {
-                    count: None,
-                    len: 64,
-                },
-            ),
-            grant(1, 1 << 30),
-        ],
+        [open(1, endless(64)), grant(1, 1 << 30)],
     )
     .await;
     // Let the stream fill the pipe, then call while reading as fast as possible.
