@@ -1,7 +1,7 @@
 //! `rpc-client watch`, the real CLI, on the real server's `kv.watch`: an event line for each set
 //! made from another shell; a watcher stopped with SIGSTOP while 100 000 sets are made holds up
 //! no set and costs the server little memory, and once resumed it prints `Lagged`, then live
-//! events.
+//! events; a subscription open at the server's SIGTERM ends with the reason.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -153,4 +153,43 @@ async fn a_watcher_prints_each_set_and_after_sigstop_sees_lagged_then_live_event
     signal(&watcher, Signal::INT);
     let status = watcher.wait().expect("the watcher exits");
     assert_eq!(status.code(), Some(130), "Ctrl-C ends a watch with 130");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_ends_with_the_reason_when_the_server_shuts_down() {
+    use futures::StreamExt;
+
+    let dir = TestDir::new();
+    let mut server = dir.server().start();
+    let kv = server
+        .connector()
+        .connect::<KvClient>()
+        .await
+        .expect("kv connects");
+    let mut changes = kv
+        .watch(context::current(), String::new())
+        .await
+        .expect("the watch opens");
+    kv.set(context::current(), "k".into(), "v".into())
+        .await
+        .expect("answered")
+        .expect("set");
+    let first = tokio::time::timeout(Duration::from_secs(5), changes.next())
+        .await
+        .expect("an event within 5 s");
+    assert!(
+        matches!(&first, Some(Ok(rpc_core::StreamEvent::Item(_)))),
+        "{first:?}"
+    );
+
+    server.send_sigterm();
+    let last = tokio::time::timeout(Duration::from_secs(5), changes.next())
+        .await
+        .expect("the subscription ends within 5 s of SIGTERM");
+    let Some(Err(rpc_core::tarpc::client::RpcError::Server(err))) = last else {
+        panic!("expected the server's reason, got {last:?}");
+    };
+    assert!(err.detail.contains("shutting down"), "{}", err.detail);
+    assert!(changes.next().await.is_none(), "nothing after the reason");
+    assert!(server.wait_for_exit(Duration::from_secs(10)).success());
 }
