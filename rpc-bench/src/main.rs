@@ -18,6 +18,7 @@ mod servers;
 mod soak;
 mod spread;
 mod stock;
+mod targets;
 
 use std::path::PathBuf;
 use std::sync::Arc;

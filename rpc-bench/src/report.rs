@@ -1,4 +1,5 @@
-//! What a run reports: the tables on stdout, `results.json`, `report.svg`, and the targets.
+//! What a run reports: the tables on stdout, `results.json` and `report.svg` (the targets they
+//! list are checked in `targets.rs`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -10,6 +11,8 @@ use serde::Serialize;
 use crate::json_path::{self, JsonPath};
 use crate::machine::Machine;
 use crate::measure::{Implementation, Latency, Throughput, Transport};
+use crate::spread::Pick;
+use crate::targets::TargetCheck;
 
 /// Looks up one figure by implementation, transport and payload.
 type Lookup<'a> = dyn Fn(Implementation, Transport, usize) -> Option<f64> + 'a;
@@ -37,33 +40,11 @@ pub struct Settings {
     pub compared_server: Option<String>,
 }
 
-/// One of the targets, checked on this run.
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetCheck {
-    /// What is promised.
-    pub target: String,
-    /// The figures this run measured: the medians of the rounds.
-    pub measured: String,
-    /// Whether it holds on the medians.
-    pub met: bool,
-    /// In how many rounds it held, each round's figures taken alone.
-    pub rounds_met: usize,
-    /// Rounds.
-    pub rounds: usize,
-}
-
 /// Stock tarpc's two configurations, its default and its fastest here.
-const STOCK: [Implementation; 2] = [Implementation::Tarpc, Implementation::TarpcCt];
+pub(crate) const STOCK: [Implementation; 2] = [Implementation::Tarpc, Implementation::TarpcCt];
 
 /// The framework's two configurations, its default and single-threaded.
-const OURS: [Implementation; 2] = [Implementation::Rpc, Implementation::RpcCt];
-
-/// Which figure of a point: the median of its rounds, or one round's.
-#[derive(Debug, Clone, Copy)]
-enum Pick {
-    Median,
-    Round(usize),
-}
+pub(crate) const OURS: [Implementation; 2] = [Implementation::Rpc, Implementation::RpcCt];
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -105,15 +86,18 @@ impl Report {
         self.p50_in(Pick::Median, imp, tr, payload)
     }
 
-    fn p50_in(&self, pick: Pick, imp: Implementation, tr: Transport, p: usize) -> Option<f64> {
+    pub(crate) fn p50_in(
+        &self,
+        pick: Pick,
+        imp: Implementation,
+        tr: Transport,
+        p: usize,
+    ) -> Option<f64> {
         let row = self
             .latency
             .iter()
             .find(|l| l.implementation == imp && l.transport == tr && l.payload == p)?;
-        match pick {
-            Pick::Median => Some(row.p50_us),
-            Pick::Round(i) => row.p50_rounds.rounds.get(i).copied(),
-        }
+        row.p50_rounds.pick(pick)
     }
 
     fn rate(
@@ -144,7 +128,7 @@ impl Report {
         })
     }
 
-    fn rate_in(
+    pub(crate) fn rate_in(
         &self,
         pick: Pick,
         imp: Implementation,
@@ -154,15 +138,12 @@ impl Report {
         c: usize,
     ) -> Option<f64> {
         let row = self.throughput_row(imp, tr, p, k, c)?;
-        match pick {
-            Pick::Median => Some(row.calls_per_sec),
-            Pick::Round(i) => row.rounds.rounds.get(i).copied(),
-        }
+        row.rounds.pick(pick)
     }
 
     /// The faster of two configurations (`STOCK` or `OURS`) at a latency point: the lower p50,
     /// with which one it was.
-    fn fastest_p50(
+    pub(crate) fn fastest_p50(
         &self,
         pick: Pick,
         of: [Implementation; 2],
@@ -176,7 +157,7 @@ impl Report {
 
     /// The faster of two configurations at a throughput point: the higher rate, with which one
     /// it was.
-    fn fastest_rate(
+    pub(crate) fn fastest_rate(
         &self,
         pick: Pick,
         of: [Implementation; 2],
@@ -185,124 +166,6 @@ impl Report {
         of.into_iter()
             .filter_map(|imp| self.rate_in(pick, imp, tr, p, k, c).map(|v| (v, imp)))
             .max_by(|a, b| a.0.total_cmp(&b.0))
-    }
-
-    /// Checks the targets on the medians of this run's rounds, and counts the
-    /// rounds in which each held on that round's figures alone.
-    pub fn check_targets(&mut self) {
-        let rounds = self.settings.rounds as usize;
-        let mut checks = self.targets_in(Pick::Median);
-        for round in 0..rounds {
-            for (check, in_round) in checks.iter_mut().zip(self.targets_in(Pick::Round(round))) {
-                check.rounds_met += usize::from(in_round.met);
-            }
-        }
-        for check in &mut checks {
-            check.rounds = rounds;
-        }
-        self.targets = checks;
-    }
-
-    /// The targets, judged on the figures `pick` chooses.
-    fn targets_in(&self, pick: Pick) -> Vec<TargetCheck> {
-        use Implementation::*;
-        use Transport::*;
-        let p50 = |imp, tr, p| self.p50_in(pick, imp, tr, p);
-        let rate = |imp, tr, p, k, c| self.rate_in(pick, imp, tr, p, k, c);
-        let check = |target: String, measured: String, met: bool| TargetCheck {
-            target,
-            measured,
-            met,
-            rounds_met: 0,
-            rounds: 0,
-        };
-        let mut checks = Vec::new();
-        let mut losses = Vec::new();
-        for &p in &self.settings.payloads {
-            if let (Some(u), Some(t)) = (p50(Rpc, Uds, p), p50(Rpc, Tcp, p)) {
-                if u >= t {
-                    losses.push(format!(
-                        "p50 at {}: uds {u:.1} us vs tcp {t:.1} us",
-                        size_label(p)
-                    ));
-                }
-            }
-            for &k in &self.settings.in_flight {
-                for &c in &self.settings.connections {
-                    if let (Some(u), Some(t)) = (rate(Rpc, Uds, p, k, c), rate(Rpc, Tcp, p, k, c)) {
-                        if u <= t {
-                            losses.push(format!(
-                                "throughput at {} x{k} on {c} conn: uds {u:.0}/s vs tcp {t:.0}/s",
-                                size_label(p)
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        checks.push(check(
-            "1. rpc over UDS beats TCP at every payload, in p50 latency and throughput".into(),
-            if losses.is_empty() {
-                "UDS ahead everywhere".into()
-            } else {
-                losses.join("; ")
-            },
-            losses.is_empty(),
-        ));
-        let ratio_check = |name: &str, payload: usize, limit: f64| {
-            let target = format!("{name} UDS p50 at most {limit}x raw UDS");
-            match (p50(Rpc, Uds, payload), p50(Raw, Uds, payload)) {
-                (Some(rpc), Some(raw)) => check(
-                    target,
-                    format!("{:.2}x ({rpc:.1} us vs {raw:.1} us)", rpc / raw),
-                    rpc / raw <= limit,
-                ),
-                _ => check(target, "not measured in this run".into(), false),
-            }
-        };
-        checks.push(ratio_check("2. 64 B", 64, 1.3));
-        checks.push(ratio_check("3. 1 MiB", 1 << 20, 1.5));
-        let target = "4. 64 B, 64 in flight, one UDS connection: the framework's faster configuration at least 1.5x stock tarpc's";
-        let point = (Uds, 64, 64, 1);
-        checks.push(
-            match (
-                self.fastest_rate(pick, OURS, point),
-                self.fastest_rate(pick, STOCK, point),
-            ) {
-                (Some((rpc, ours)), Some((stock, which))) => check(
-                    target.into(),
-                    format!(
-                        "{:.2}x ({} {rpc:.0}/s vs {} {stock:.0}/s)",
-                        rpc / stock,
-                        ours.name(),
-                        which.name()
-                    ),
-                    rpc / stock >= 1.5,
-                ),
-                _ => check(target.into(), "not measured in this run".into(), false),
-            },
-        );
-        let target =
-            "5. 64 B UDS p50, the framework's faster configuration no slower than stock tarpc's";
-        checks.push(
-            match (
-                self.fastest_p50(pick, OURS, Uds, 64),
-                self.fastest_p50(pick, STOCK, Uds, 64),
-            ) {
-                (Some((rpc, ours)), Some((stock, which))) => check(
-                    target.into(),
-                    format!(
-                        "{:.2}x ({} {rpc:.1} us vs {} {stock:.1} us)",
-                        rpc / stock,
-                        ours.name(),
-                        which.name()
-                    ),
-                    rpc <= stock,
-                ),
-                _ => check(target.into(), "not measured in this run".into(), false),
-            },
-        );
-        checks
     }
 
     /// The tables and targets, as printed on stdout.
@@ -620,63 +483,5 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) => format!("{:.2}", a / b),
         _ => "-".to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spread::Spread;
-
-    fn latency(implementation: Implementation, rounds: Vec<f64>) -> Latency {
-        let p50_rounds = Spread::new(rounds);
-        Latency {
-            implementation,
-            transport: Transport::Uds,
-            payload: 64,
-            samples: 1,
-            p50_us: p50_rounds.median,
-            p50_rounds,
-            p90_us: 0.0,
-            p99_us: 0.0,
-            p999_us: 0.0,
-            max_us: 0.0,
-        }
-    }
-
-    #[test]
-    fn a_target_is_judged_on_the_medians_and_counted_round_by_round() {
-        // rpc/raw per round: 1.2, 1.5 (a slow round for rpc alone), 1.25: met on the medians
-        // (25 / 20 = 1.25), and in two rounds of three.
-        let mut report = Report {
-            machine: Machine::detect(),
-            settings: Settings {
-                payloads: vec![64],
-                in_flight: Vec::new(),
-                connections: Vec::new(),
-                seconds_per_point: 1.0,
-                rounds: 3,
-                quick: false,
-                socket_buffer: 0,
-                rpc_server: String::new(),
-                compared_server: None,
-            },
-            latency: vec![
-                latency(Implementation::Rpc, vec![24.0, 30.0, 25.0]),
-                latency(Implementation::Raw, vec![20.0, 20.0, 20.0]),
-            ],
-            json_path: Vec::new(),
-            throughput: Vec::new(),
-            targets: Vec::new(),
-        };
-        report.check_targets();
-        let target = report
-            .targets
-            .iter()
-            .find(|t| t.target.starts_with("2. 64 B"))
-            .expect("the 64 B target is checked");
-        assert!(target.met, "{target:?}");
-        assert_eq!((target.rounds_met, target.rounds), (2, 3), "{target:?}");
-        assert!(report.to_text().contains("(met in 2 of 3 rounds)"));
     }
 }
