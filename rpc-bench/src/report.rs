@@ -5,17 +5,15 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use plotters::prelude::*;
 use serde::Serialize;
 
+use crate::beside_stream::{self, BesideStream};
 use crate::json_path::{self, JsonPath};
 use crate::machine::Machine;
 use crate::measure::{Implementation, Latency, Throughput, Transport};
 use crate::spread::Pick;
+use crate::stream_rate::{self, StreamRate};
 use crate::targets::TargetCheck;
-
-/// Looks up one figure by implementation, transport and payload.
-type Lookup<'a> = dyn Fn(Implementation, Transport, usize) -> Option<f64> + 'a;
 
 /// Every setting of a run.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +30,15 @@ pub struct Settings {
     pub rounds: u32,
     /// Whether `--quick` was given.
     pub quick: bool,
+    /// Whether calls were measured (latency, the JSON path, throughput): not with
+    /// `--only streams`.
+    pub calls: bool,
+    /// Whether streams were measured: not with `--only calls`.
+    pub streams: bool,
+    /// Item sizes of the stream throughput points, bytes.
+    pub stream_items: Vec<usize>,
+    /// The credit each stream opened with, bytes.
+    pub stream_window: u64,
     /// Kernel socket buffer the framework and the raw baseline set on Unix connections.
     pub socket_buffer: usize,
     /// The rpc server measured: started by the bench, or given with `--endpoint`.
@@ -59,6 +66,12 @@ pub struct Report {
     pub json_path: Vec<JsonPath>,
     /// Throughput rows.
     pub throughput: Vec<Throughput>,
+    /// Stream throughput rows, the framework's server only.
+    pub stream_rate: Vec<StreamRate>,
+    /// Calls beside a saturating stream, the framework's server only.
+    pub beside_stream: Vec<BesideStream>,
+    /// Why the other implementations have no stream rows (when streams were measured).
+    pub streams_not_measured: Option<&'static str>,
     /// The targets.
     pub targets: Vec<TargetCheck>,
 }
@@ -72,17 +85,8 @@ pub fn size_label(bytes: usize) -> String {
     }
 }
 
-/// A byte count on a log axis, whose ticks fall on powers of ten: `100 B`, `10 kB`, `1 MB`.
-fn axis_bytes(bytes: f64) -> String {
-    match bytes {
-        b if b >= 1e6 => format!("{} MB", (b / 1e6).round()),
-        b if b >= 1e3 => format!("{} kB", (b / 1e3).round()),
-        b => format!("{} B", b.round()),
-    }
-}
-
 impl Report {
-    fn p50(&self, imp: Implementation, tr: Transport, payload: usize) -> Option<f64> {
+    pub(crate) fn p50(&self, imp: Implementation, tr: Transport, payload: usize) -> Option<f64> {
         self.p50_in(Pick::Median, imp, tr, payload)
     }
 
@@ -100,7 +104,7 @@ impl Report {
         row.p50_rounds.pick(pick)
     }
 
-    fn rate(
+    pub(crate) fn rate(
         &self,
         imp: Implementation,
         tr: Transport,
@@ -170,8 +174,6 @@ impl Report {
 
     /// The tables and targets, as printed on stdout.
     pub fn to_text(&self) -> String {
-        use Implementation::*;
-        use Transport::*;
         let mut out = String::new();
         let m = &self.machine;
         let s = &self.settings;
@@ -189,6 +191,39 @@ impl Report {
             s.socket_buffer,
             s.rpc_server
         );
+        if s.calls {
+            self.write_calls(&mut out);
+        }
+        if s.streams {
+            stream_rate::write_text(&self.stream_rate, s.stream_window, &mut out);
+            beside_stream::write_text(&self.beside_stream, &mut out);
+        }
+        if let Some(compared) = &s.compared_server {
+            self.write_comparison(&mut out, compared);
+        }
+        let _ = writeln!(
+            out,
+            "\ntargets, judged on the medians (and in how many rounds each held alone)"
+        );
+        for t in &self.targets {
+            let _ = writeln!(
+                out,
+                "  [{}] {}: {} (met in {} of {} rounds)",
+                if t.met { "met" } else { "MISSED" },
+                t.target,
+                t.measured,
+                t.rounds_met,
+                t.rounds
+            );
+        }
+        out
+    }
+
+    /// The calls' tables: latency, the JSON path, throughput.
+    fn write_calls(&self, out: &mut String) {
+        use Implementation::*;
+        use Transport::*;
+        let s = &self.settings;
         let (f, r) = (figure, ratio);
         let _ = writeln!(
             out,
@@ -230,7 +265,7 @@ impl Report {
                 r(ru, best),
             );
         }
-        json_path::write_text(&self.json_path, &mut out);
+        json_path::write_text(&self.json_path, out);
         let _ = writeln!(
             out,
             "\nlatency in us: p50 median of the rounds [the rounds' range]; p90 / p99 / p99.9 / max of all calls"
@@ -306,25 +341,6 @@ impl Report {
                 }
             }
         }
-        if let Some(compared) = &s.compared_server {
-            self.write_comparison(&mut out, compared);
-        }
-        let _ = writeln!(
-            out,
-            "\ntargets, judged on the medians (and in how many rounds each held alone)"
-        );
-        for t in &self.targets {
-            let _ = writeln!(
-                out,
-                "  [{}] {}: {} (met in {} of {} rounds)",
-                if t.met { "met" } else { "MISSED" },
-                t.target,
-                t.measured,
-                t.rounds_met,
-                t.rounds
-            );
-        }
-        out
     }
 
     /// The A/B table: this build (`rpc`) against `--compare-server` (`rpc-b`), point by point.
@@ -378,98 +394,6 @@ impl Report {
         let json = serde_json::to_string_pretty(self)?;
         std::fs::write(dir.join("results.json"), json)?;
         self.draw(&dir.join("report.svg"))
-    }
-
-    fn draw(&self, path: &Path) -> anyhow::Result<()> {
-        use Implementation::*;
-        use Transport::*;
-        let root = SVGBackend::new(path, (1400, 620)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let (title, body) = root.split_vertically(50);
-        title.titled(
-            &format!(
-                "rpc-bench: UDS vs TCP loopback — {} ({} cores), {}",
-                self.machine.cpu, self.machine.cores, self.machine.kernel
-            ),
-            ("sans-serif", 18),
-        )?;
-        let panels = body.split_evenly((1, 2));
-        let series = [
-            (Rpc, Uds, RGBColor(0, 90, 200), true),
-            (Rpc, Tcp, RGBColor(0, 90, 200), false),
-            (Raw, Uds, RGBColor(120, 120, 120), true),
-            (Raw, Tcp, RGBColor(120, 120, 120), false),
-            (Tarpc, Uds, RGBColor(220, 90, 0), true),
-            (Tarpc, Tcp, RGBColor(220, 90, 0), false),
-            (TarpcCt, Uds, RGBColor(150, 40, 160), true),
-            (TarpcCt, Tcp, RGBColor(150, 40, 160), false),
-        ];
-        let payloads = &self.settings.payloads;
-        let x_range = (payloads.first().copied().unwrap_or(64) as f64 / 1.5)
-            ..(payloads.last().copied().unwrap_or(1 << 20) as f64 * 1.5);
-        let k = *self.settings.in_flight.last().unwrap_or(&1);
-        let panels_spec: [(&str, String, Box<Lookup<'_>>); 2] = [
-            (
-                "p50 latency (us, log)",
-                "sequential p50 latency by payload".to_owned(),
-                Box::new(|i, t, p| self.p50(i, t, p)),
-            ),
-            (
-                "calls/s (log)",
-                format!("throughput, {k} in flight on 1 connection"),
-                Box::new(move |i, t, p| self.rate(i, t, p, k, 1)),
-            ),
-        ];
-        for (area, (y_label, caption, value)) in panels.iter().zip(panels_spec.iter()) {
-            let values: Vec<f64> = series
-                .iter()
-                .flat_map(|(i, t, _, _)| payloads.iter().filter_map(|&p| value(*i, *t, p)))
-                .filter(|v| *v > 0.0)
-                .collect();
-            let lo = values
-                .iter()
-                .cloned()
-                .fold(f64::INFINITY, f64::min)
-                .min(1.0e9)
-                / 1.5;
-            let hi = values.iter().cloned().fold(0.0, f64::max).max(lo * 10.0) * 1.5;
-            let mut chart = ChartBuilder::on(area)
-                .caption(caption, ("sans-serif", 16))
-                .margin(15)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(x_range.clone().log_scale(), (lo.max(1e-3)..hi).log_scale())?;
-            chart
-                .configure_mesh()
-                .x_desc("payload (bytes, log)")
-                .y_desc(*y_label)
-                .x_label_formatter(&|v| axis_bytes(*v))
-                .draw()?;
-            for (imp, tr, color, solid) in series {
-                let points: Vec<(f64, f64)> = payloads
-                    .iter()
-                    .filter_map(|&p| value(imp, tr, p).map(|v| (p as f64, v)))
-                    .collect();
-                let style = ShapeStyle {
-                    color: color.to_rgba(),
-                    filled: solid,
-                    stroke_width: if solid { 3 } else { 1 },
-                };
-                chart
-                    .draw_series(LineSeries::new(points.clone(), style))?
-                    .label(format!("{} {}", imp.name(), tr.name()))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-                chart.draw_series(points.iter().map(|&(x, y)| Circle::new((x, y), 4, style)))?;
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperLeft)
-                .draw()?;
-        }
-        root.present()?;
-        Ok(())
     }
 }
 
