@@ -5,8 +5,12 @@
 //! servers as separate processes, measures sequential latency and throughput for each, prints a
 //! table with the UDS/TCP and rpc/raw ratios, and writes `results.json` and `report.svg`. At the
 //! payloads up to 4 KiB it also measures the JSON path (`JsonClient`, what `rpc-client call`
-//! uses) beside the typed call over UDS (see `json_path.rs`).
+//! uses) beside the typed call over UDS (see `json_path.rs`). On the framework's own server it
+//! measures streams too: their throughput (`stream_rate.rs`) and what a saturating stream costs
+//! the calls beside it on the same connection (`beside_stream.rs`).
 
+mod beside_stream;
+mod chart;
 mod dedicated;
 mod json_path;
 mod machine;
@@ -18,22 +22,25 @@ mod servers;
 mod soak;
 mod spread;
 mod stock;
+mod stream_rate;
+mod targets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rpc_core::Endpoint;
+use rpc_core::limits::{DEFAULT_STREAM_WINDOW, MAX_STREAM_CREDIT};
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
 use crate::dedicated::Dedicated;
 use crate::machine::Machine;
 use crate::measure::{Implementation, Subject, Transport};
 use crate::report::{Report, Settings};
-use crate::schedule::Plan;
+use crate::schedule::{Plan, StreamPlan};
 
 // The same allocator as rpc-server, for every implementation measured here (clients and the
 // baseline servers alike), so allocator differences do not pass for framework overhead.
@@ -46,6 +53,9 @@ const PAYLOADS: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
 const IN_FLIGHT: [usize; 3] = [1, 16, 64];
 /// Connection counts, for throughput.
 const CONNECTIONS: [usize; 2] = [1, 4];
+/// The implementations whose streams are measured: the framework's, in its two configurations
+/// (rpc-b is not: its build may predate streams).
+const STREAMING: [Implementation; 2] = [Implementation::Rpc, Implementation::RpcCt];
 /// Seconds per point by default.
 const DEFAULT_SECONDS: f64 = 1.0;
 /// Seconds per point with `--quick`.
@@ -79,6 +89,20 @@ struct Args {
     /// Measure only this payload size in bytes (repeatable) [default: 64, 4096, 65536, 1048576].
     #[arg(long, value_name = "BYTES")]
     payload: Vec<usize>,
+    /// Measure only these points: `calls` (latency, the JSON path, throughput; every
+    /// implementation) or `streams` (stream throughput and calls beside a stream; the
+    /// framework's server only: about 16 s at 1 s per point, where everything takes about 5
+    /// minutes) [default: both].
+    #[arg(long, value_name = "POINTS")]
+    only: Option<Only>,
+    /// Measure stream throughput only at this item size in bytes (repeatable, at most 1 MiB)
+    /// [default: 64, 65536].
+    #[arg(long, value_name = "BYTES")]
+    stream_item: Vec<usize>,
+    /// The credit each stream the bench opens starts with, bytes [default: the client's, 256
+    /// KiB].
+    #[arg(long, value_name = "BYTES")]
+    stream_window: Option<u64>,
     /// Measure a running rpc-server at this endpoint (repeat for UDS and TCP; a TCP endpoint
     /// needs RPC_TOKEN) instead of starting one.
     #[arg(long, value_name = "ENDPOINT")]
@@ -89,6 +113,15 @@ struct Args {
     compare_server: Option<PathBuf>,
     #[command(subcommand)]
     serve: Option<Serve>,
+}
+
+/// Which points `--only` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    /// Latency, the JSON path and throughput of calls.
+    Calls,
+    /// Stream throughput and calls beside a stream.
+    Streams,
 }
 
 /// The baseline servers, run as separate processes by the bench itself.
@@ -175,6 +208,28 @@ fn run(args: Args) -> anyhow::Result<()> {
             DEFAULT_SECONDS
         }));
     let seconds = per_point.as_secs_f64();
+    let calls = args.only != Some(Only::Streams);
+    let streams = args.only != Some(Only::Calls);
+    anyhow::ensure!(
+        calls || args.compare_server.is_none(),
+        "--compare-server measures calls, and --only streams measures none: drop one of them"
+    );
+    let stream_items = if args.stream_item.is_empty() {
+        stream_rate::ITEM_SIZES.to_vec()
+    } else {
+        args.stream_item.clone()
+    };
+    anyhow::ensure!(
+        stream_items
+            .iter()
+            .all(|&b| b > 0 && b as u64 <= rpc_core::services::echo::MAX_STREAM_ITEM),
+        "--stream-item must be between 1 byte and 1 MiB (the most echo.stream sends)"
+    );
+    anyhow::ensure!(
+        args.stream_window
+            .is_none_or(|b| (1..=MAX_STREAM_CREDIT).contains(&b)),
+        "--stream-window must be between 1 byte and 64 MiB (the most credit a server holds)"
+    );
 
     let dir = tempfile::Builder::new().prefix("rpc-bench").tempdir()?;
     let (rpc_server, rpc_subjects) = if args.endpoint.is_empty() {
@@ -228,12 +283,22 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let raw_server = servers::start_baseline("serve-raw", dir.path(), &[])?;
-    let stock_server = servers::start_baseline("serve-tarpc", dir.path(), &[])?;
-    let stock_ct_dir = dir.path().join("current-thread");
-    std::fs::create_dir(&stock_ct_dir)?;
-    let stock_ct_server =
-        servers::start_baseline("serve-tarpc", &stock_ct_dir, &["--current-thread"])?;
+    // The baselines have no streams: with --only streams they are not started.
+    let (raw_server, stock_server, stock_ct_server) = if calls {
+        let stock_ct_dir = dir.path().join("current-thread");
+        std::fs::create_dir(&stock_ct_dir)?;
+        (
+            Some(servers::start_baseline("serve-raw", dir.path(), &[])?),
+            Some(servers::start_baseline("serve-tarpc", dir.path(), &[])?),
+            Some(servers::start_baseline(
+                "serve-tarpc",
+                &stock_ct_dir,
+                &["--current-thread"],
+            )?),
+        )
+    } else {
+        (None, None, None)
+    };
     let mut subjects = rpc_subjects;
     let compared_server = match &args.compare_server {
         Some(binary) => {
@@ -259,9 +324,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     for (implementation, server) in [
         (Implementation::RpcCt, rpc_ct_server.as_ref()),
-        (Implementation::Raw, Some(&raw_server)),
-        (Implementation::Tarpc, Some(&stock_server)),
-        (Implementation::TarpcCt, Some(&stock_ct_server)),
+        (Implementation::Raw, raw_server.as_ref()),
+        (Implementation::Tarpc, stock_server.as_ref()),
+        (Implementation::TarpcCt, stock_ct_server.as_ref()),
     ] {
         let Some(server) = server else { continue };
         for transport in [Transport::Uds, Transport::Tcp] {
@@ -298,6 +363,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         seconds_per_point: seconds,
         rounds: ROUNDS,
         quick: args.quick,
+        calls,
+        streams,
+        stream_items: stream_items.clone(),
+        stream_window: args.stream_window.unwrap_or(DEFAULT_STREAM_WINDOW),
         socket_buffer: DEFAULT_SOCKET_BUFFER,
         compared_server: args
             .compare_server
@@ -326,6 +395,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         rounds: ROUNDS,
         round: per_point / ROUNDS,
         typed_uds,
+        calls,
+        streams: StreamPlan {
+            subjects: (0..subjects.len())
+                .filter(|&i| streams && STREAMING.contains(&subjects[i].implementation))
+                .collect(),
+            items: stream_items,
+            window: args.stream_window,
+        },
     };
     let progress = ProgressBar::new(plan.points_per_round() as u64 * u64::from(ROUNDS)).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
@@ -348,6 +425,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         latency: measured.latency,
         json_path: measured.json_path,
         throughput: measured.throughput,
+        stream_rate: measured.stream_rate,
+        beside_stream: measured.beside_stream,
+        streams_not_measured: streams.then_some(stream_rate::NOT_MEASURED),
         targets: Vec::new(),
     };
     report.check_targets();

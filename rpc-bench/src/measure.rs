@@ -128,16 +128,26 @@ impl Subject {
         }
     }
 
+    /// A connection with the framework's client, whose streams open with `stream_window` bytes
+    /// of credit (`None`: the client's default).
+    pub async fn connect_rpc(
+        &self,
+        stream_window: Option<u64>,
+    ) -> anyhow::Result<Client<EchoClient>> {
+        let mut connector = Connector::new(Target::Endpoint {
+            endpoint: self.endpoint.clone(),
+            token: self.token.clone(),
+        });
+        if let Some(bytes) = stream_window {
+            connector = connector.stream_window(bytes)?;
+        }
+        Ok(connector.connect::<EchoClient>().await?)
+    }
+
     async fn connect(&self) -> anyhow::Result<Connection> {
         Ok(match self.implementation {
             Implementation::Rpc | Implementation::RpcCt | Implementation::RpcB => {
-                let target = Target::Endpoint {
-                    endpoint: self.endpoint.clone(),
-                    token: self.token.clone(),
-                };
-                Connection::Echo(Echoer::Rpc(
-                    Connector::new(target).connect::<EchoClient>().await?,
-                ))
+                Connection::Echo(Echoer::Rpc(self.connect_rpc(None).await?))
             }
             Implementation::Tarpc | Implementation::TarpcCt => {
                 Connection::Echo(Echoer::Stock(stock::connect(&self.endpoint).await?))
@@ -302,11 +312,13 @@ pub(crate) trait TimedCalls: Send {
     }
 }
 
-fn payload(len: usize) -> ByteBuf {
+/// `len` bytes counting up from 0 (wrapping), the payload every echo sends.
+pub fn payload(len: usize) -> ByteBuf {
     ByteBuf::from((0..len).map(|i| i as u8).collect::<Vec<u8>>())
 }
 
-fn check_echo(sent: usize, got: &ByteBuf) -> anyhow::Result<()> {
+/// Fails unless the echo answered as many bytes as were sent.
+pub fn check_echo(sent: usize, got: &ByteBuf) -> anyhow::Result<()> {
     anyhow::ensure!(
         got.len() == sent,
         "echo returned {} bytes for {sent}",

@@ -3,15 +3,17 @@
 //! (a burst of load from elsewhere, or a stretch where the vCPUs halt between calls, then lands
 //! on one round of every figure instead of on every round of one figure). Within a round the
 //! subjects take turns at each point, so the figures compared in a ratio are measured seconds
-//! apart.
+//! apart. The stream points close each round, after the calls' points.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use indicatif::ProgressBar;
 
+use crate::beside_stream::{BesideStream, BesideStreamRun};
 use crate::json_path::{self, JsonPath, JsonPathRun};
 use crate::measure::{self, Latency, LatencyRun, Subject, Throughput, TimedCalls};
+use crate::stream_rate::{self, StreamRate};
 
 /// What to measure.
 pub struct Plan<'a> {
@@ -29,6 +31,31 @@ pub struct Plan<'a> {
     pub round: Duration,
     /// The subject the JSON path is measured beside (rpc over UDS), if there is one.
     pub typed_uds: Option<usize>,
+    /// Whether to measure calls: latency, the JSON path and throughput (not with
+    /// `--only streams`).
+    pub calls: bool,
+    /// The streams to measure (none with `--only calls`).
+    pub streams: StreamPlan,
+}
+
+/// The stream points: throughput at each item size, and calls beside a stream, for each
+/// subject that can stream.
+#[derive(Debug, Clone, Default)]
+pub struct StreamPlan {
+    /// The subjects measured, by index into [`Plan::subjects`]; none: no stream points.
+    pub subjects: Vec<usize>,
+    /// Item sizes for stream throughput, bytes.
+    pub items: Vec<usize>,
+    /// The credit each stream opens with; `None` for the client's default.
+    pub window: Option<u64>,
+}
+
+impl StreamPlan {
+    /// How many points one round measures: a throughput point per subject and item size, and
+    /// one (two halves) of calls beside a stream per subject.
+    fn points(&self) -> usize {
+        self.subjects.len() * (self.items.len() + 1)
+    }
 }
 
 /// Everything measured, each figure from its rounds.
@@ -39,11 +66,18 @@ pub struct Measured {
     pub json_path: Vec<JsonPath>,
     /// Throughput, per subject, payload, calls in flight and connections.
     pub throughput: Vec<Throughput>,
+    /// Stream throughput, per subject and item size.
+    pub stream_rate: Vec<StreamRate>,
+    /// Calls beside a stream, per subject.
+    pub beside_stream: Vec<BesideStream>,
 }
 
 impl Plan<'_> {
     /// How many points one round measures (for the progress bar).
     pub fn points_per_round(&self) -> usize {
+        if !self.calls {
+            return self.streams.points();
+        }
         let json = match self.typed_uds {
             Some(_) => self
                 .payloads
@@ -56,22 +90,18 @@ impl Plan<'_> {
             * self.payloads.len()
             * (1 + self.in_flight.len() * self.connections.len())
             + json
+            + self.streams.points()
     }
 
     /// Runs every round. Latency runs keep their connection from round to round (one per
     /// subject and payload); throughput points open theirs anew each round.
     pub async fn run(&self, progress: &ProgressBar) -> anyhow::Result<Measured> {
-        let name = |subject: &Subject| {
-            format!(
-                "{} {}",
-                subject.implementation.name(),
-                subject.transport.name()
-            )
-        };
+        let name = subject_name;
         // [payload][subject]
         let mut latency_runs: Vec<Vec<Option<LatencyRun>>> = Vec::new();
         let mut json_runs: Vec<Option<JsonPathRun>> = Vec::new();
-        for &payload in self.payloads {
+        let payloads = if self.calls { self.payloads } else { &[] };
+        for &payload in payloads {
             let mut runs = Vec::new();
             for subject in self.subjects {
                 let on = subject.clone();
@@ -93,12 +123,28 @@ impl Plan<'_> {
                 _ => None,
             });
         }
+        // [stream subject]
+        let mut beside_runs = Vec::new();
+        for &i in &self.streams.subjects {
+            let (on, window) = (self.subjects[i].clone(), self.streams.window);
+            beside_runs.push(Some(
+                self.subjects[i]
+                    .run(move || async move { BesideStreamRun::start(&on, window).await })
+                    .await
+                    .and_then(|run| run)
+                    .with_context(|| {
+                        format!("{} calls beside a stream", name(&self.subjects[i]))
+                    })?,
+            ));
+        }
         // [payload][connections][in flight][subject] -> one Throughput per round
         let mut rates: Vec<Vec<Throughput>> = Vec::new();
+        // [item size][stream subject] -> one StreamRate per round
+        let mut stream_rates: Vec<Vec<StreamRate>> = Vec::new();
         for round in 0..self.rounds {
             // The throughput point's index in `rates`, counted afresh each round.
             let mut point = 0;
-            for (p, &payload) in self.payloads.iter().enumerate() {
+            for (p, &payload) in payloads.iter().enumerate() {
                 progress.set_message(format!(
                     "round {}/{}: latency {payload} B",
                     round + 1,
@@ -158,6 +204,9 @@ impl Plan<'_> {
                     }
                 }
             }
+            let label = format!("round {}/{}", round + 1, self.rounds);
+            self.stream_round(&label, &mut stream_rates, &mut beside_runs, progress)
+                .await?;
         }
         let mut latency = Vec::new();
         let mut json_rows = Vec::new();
@@ -175,8 +224,78 @@ impl Plan<'_> {
             latency,
             json_path: json_rows,
             throughput,
+            stream_rate: stream_rates
+                .iter()
+                .filter_map(|parts| StreamRate::from_rounds(parts))
+                .collect(),
+            beside_stream: beside_runs
+                .iter()
+                .flatten()
+                .map(BesideStreamRun::finish)
+                .collect(),
         })
     }
+
+    /// One round of the stream points: throughput at each item size, the subjects taking
+    /// turns, then calls beside a stream on each subject's connection.
+    async fn stream_round(
+        &self,
+        label: &str,
+        rates: &mut Vec<Vec<StreamRate>>,
+        beside_runs: &mut [Option<BesideStreamRun>],
+        progress: &ProgressBar,
+    ) -> anyhow::Result<()> {
+        let (window, duration) = (self.streams.window, self.round);
+        let mut point = 0;
+        for &item in &self.streams.items {
+            progress.set_message(format!("{label}: stream of {item} B items"));
+            for &i in &self.streams.subjects {
+                let subject = &self.subjects[i];
+                let on = subject.clone();
+                let part = subject
+                    .run(move || async move {
+                        stream_rate::stream_rate(&on, item, window, duration).await
+                    })
+                    .await
+                    .and_then(|part| part)
+                    .with_context(|| {
+                        format!("{} stream of {item} B items", subject_name(subject))
+                    })?;
+                if rates.len() <= point {
+                    rates.push(Vec::new());
+                }
+                rates[point].push(part);
+                point += 1;
+                progress.inc(1);
+            }
+        }
+        progress.set_message(format!("{label}: calls beside a stream"));
+        for (&i, slot) in self.streams.subjects.iter().zip(beside_runs) {
+            let subject = &self.subjects[i];
+            let Some(mut run) = slot.take() else { continue };
+            *slot = Some(
+                subject
+                    .run(move || async move {
+                        run.round_pair(duration).await?;
+                        anyhow::Ok(run)
+                    })
+                    .await
+                    .and_then(|run| run)
+                    .with_context(|| format!("{} calls beside a stream", subject_name(subject)))?,
+            );
+            progress.inc(1);
+        }
+        Ok(())
+    }
+}
+
+/// A subject as the error messages name it: `rpc uds`.
+fn subject_name(subject: &Subject) -> String {
+    format!(
+        "{} {}",
+        subject.implementation.name(),
+        subject.transport.name()
+    )
 }
 
 /// One round of `run`'s timed calls, made where `subject`'s connections live (see

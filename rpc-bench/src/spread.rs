@@ -37,6 +37,26 @@ impl Spread {
     }
 }
 
+/// Which figure of a point: the median of its rounds, or one round's (the targets are judged on
+/// the first and counted on each of the second).
+#[derive(Debug, Clone, Copy)]
+pub enum Pick {
+    /// The median of the rounds.
+    Median,
+    /// One round, by its index.
+    Round(usize),
+}
+
+impl Spread {
+    /// The figure `pick` chooses; `None` for a round that was not measured.
+    pub fn pick(&self, pick: Pick) -> Option<f64> {
+        match pick {
+            Pick::Median => Some(self.median),
+            Pick::Round(i) => self.rounds.get(i).copied(),
+        }
+    }
+}
+
 /// The median; the mean of the middle two for an even count, NaN for none.
 pub fn median(values: impl Iterator<Item = f64>) -> f64 {
     let mut values: Vec<f64> = values.collect();
