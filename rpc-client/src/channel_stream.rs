@@ -223,8 +223,10 @@ where
         let Some(slot) = self.streams.get(&id) else {
             return Poll::Ready(None);
         };
-        // Answers that wait need no I/O; the connection is driven only for more.
-        if slot.answers.is_empty() && slot.overrun.is_none() {
+        // Answers that wait need no I/O; the connection is driven only for more, or for the
+        // calls waiting beside the stream: on a current-thread runtime nothing else may read
+        // their answers until this consumer has taken the whole backlog.
+        if (slot.answers.is_empty() && slot.overrun.is_none()) || !self.calls.is_empty() {
             self.drive(cx, Some(id));
         }
         let Some(slot) = self.streams.get_mut(&id) else {
@@ -294,7 +296,16 @@ where
     type Item = Result<Resp, RpcError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.shared.lock().poll_stream(self.id, cx)
+        // Answers waiting in the slot are handed out with no I/O, so a consumer that keeps up
+        // would otherwise run through a whole window of them (thousands of small items)
+        // without yielding, while a call's task woken on the same worker waits in its LIFO
+        // slot: each answer spends tokio's cooperative budget, as a socket read would.
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let next = self.shared.lock().poll_stream(self.id, cx);
+        if next.is_ready() {
+            coop.made_progress();
+        }
+        next
     }
 }
 

@@ -37,15 +37,14 @@ impl Echo for EchoService {
                 format!("an echo.stream item is at most {ECHO_MAX_STREAM_ITEM} bytes, not {len}"),
             ));
         }
-        // `len` fits in memory: it is at most ECHO_MAX_STREAM_ITEM.
-        let item = ByteBuf::from(vec![0; len as usize]);
+        // `len` fits in memory: it is at most ECHO_MAX_STREAM_ITEM. Each item is freshly zeroed
+        // memory (calloc's zero pages for a large one), cheaper than copying a template.
+        let len = len as usize;
         let count = count.map_or(usize::MAX, |count| {
             usize::try_from(count).unwrap_or(usize::MAX)
         });
-        Streaming::new(futures::StreamExt::take(
-            futures::stream::repeat(item),
-            count,
-        ))
+        let items = futures::stream::repeat_with(move || ByteBuf::from(vec![0; len]));
+        Streaming::new(futures::StreamExt::take(items, count))
     }
 }
 

@@ -158,6 +158,16 @@ where
     /// peer must not flood the log) and ends the connection, as the peer leaving does.
     pub(crate) async fn run(self, connection: u64) {
         if let Err(err) = self.await {
+            if peer_left(&err) {
+                // A client that goes away while answers are on their way (it dropped a stream
+                // it was reading, or was killed mid-call) is not misbehaving.
+                tracing::debug!(
+                    connection,
+                    error = %rpc_core::Untrusted(&rpc_core::error_chain(&err)),
+                    "the peer left while answers were being sent"
+                );
+                return;
+            }
             static BROKEN: LogLimit = LogLimit::new();
             if let Some(suppressed) = BROKEN.allow() {
                 tracing::warn!(
@@ -409,6 +419,18 @@ where
             return Poll::Pending;
         }
     }
+}
+
+/// Whether `err` only says the peer closed or reset the connection while answers were being
+/// written: a write to a closed socket, not a malformed or stalled frame.
+fn peer_left(err: &CodecError) -> bool {
+    matches!(
+        err,
+        CodecError::Io(io) if matches!(
+            io.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        )
+    )
 }
 
 /// One call: `handler` run on `request`, counted in the server's `status`, and aborted when the
