@@ -272,6 +272,24 @@ where
         }
     }
 
+    /// Queues `message`, a cancel or a grant (a few dozen bytes, under any frame limit), and
+    /// writes what is queued as far as the socket takes it. Only written: reading here would
+    /// take the socket's registration from the task that holds it.
+    fn write_now(&mut self, message: ClientMessage<Req>, cx: &mut Context<'_>) {
+        if self.transport.queue(ClientFrame::new(message)).is_ok() {
+            self.send(cx);
+        }
+    }
+
+    /// Tells the server to stop working on call or stream `id` (see [`State::write_now`]).
+    fn cancel(&mut self, id: u64, trace_context: tarpc::trace::Context, cx: &mut Context<'_>) {
+        let cancel = ClientMessage::Cancel {
+            trace_context,
+            request_id: id,
+        };
+        self.write_now(cancel, cx);
+    }
+
     /// Marks the connection unusable and wakes every waiting call and stream to fail.
     fn fail(&mut self, why: Broken) {
         self.broken = Some(why);
@@ -368,16 +386,10 @@ where
             .remove(&self.id)
             .is_some_and(|slot| slot.answer.is_none());
         if waiting && state.broken.is_none() {
-            let cancel = ClientMessage::Cancel {
-                trace_context: self.trace_context,
-                request_id: self.id,
-            };
             // Written now if the socket has room (it nearly always has); otherwise by the call
-            // woken below. The server drops the call at its deadline regardless. Only written:
-            // reading here would take the socket's registration from the call that holds it.
-            if state.transport.queue(ClientFrame::new(cancel)).is_ok() {
-                state.send(&mut Context::from_waker(Waker::noop()));
-            }
+            // woken below. The server drops the call at its deadline regardless.
+            let noop = &mut Context::from_waker(Waker::noop());
+            state.cancel(self.id, self.trace_context, noop);
         }
         state.leave(self.id);
     }

@@ -198,18 +198,7 @@ where
             }
         }
         if let Some(trace_context) = cancel {
-            self.cancel_stream(id, trace_context, cx);
-        }
-    }
-
-    /// Tells the server to stop stream `id`, writing now as far as the socket takes it.
-    fn cancel_stream(&mut self, id: u64, trace_context: trace::Context, cx: &mut Context<'_>) {
-        let cancel = ClientMessage::Cancel {
-            trace_context,
-            request_id: id,
-        };
-        if self.transport.queue(ClientFrame::new(cancel)).is_ok() {
-            self.send(cx);
+            self.cancel(id, trace_context, cx);
         }
     }
 
@@ -249,9 +238,7 @@ where
                     request_id: id,
                     bytes,
                 };
-                if self.transport.queue(ClientFrame::new(grant)).is_ok() {
-                    self.send(cx);
-                }
+                self.write_now(grant, cx);
             }
             // The consumer goes off with its answer and may not poll again for a while: if the
             // socket would wake it for other tasks' answers, one of them takes over the reading.
@@ -320,11 +307,10 @@ where
             // It ended (its last answer or its error was yielded): the server is done with it.
             return;
         };
-        // Answers still on their way are dropped as they arrive (the id is unknown now). Only
-        // written: reading here would take the socket's registration from the task holding it.
+        // Answers still on their way are dropped as they arrive (the id is unknown now).
         if !slot.closed && state.broken.is_none() {
             let noop = &mut Context::from_waker(Waker::noop());
-            state.cancel_stream(self.id, slot.trace_context, noop);
+            state.cancel(self.id, slot.trace_context, noop);
         }
         state.leave(self.id);
     }
