@@ -194,10 +194,7 @@ impl Plan<'_> {
                                 .with_context(|| {
                                     format!("{} throughput at {payload} B", name(subject))
                                 })?;
-                            if rates.len() <= point {
-                                rates.push(Vec::new());
-                            }
-                            rates[point].push(part);
+                            add_round(&mut rates, point, part);
                             point += 1;
                             progress.inc(1);
                         }
@@ -261,10 +258,7 @@ impl Plan<'_> {
                     .with_context(|| {
                         format!("{} stream of {item} B items", subject_name(subject))
                     })?;
-                if rates.len() <= point {
-                    rates.push(Vec::new());
-                }
-                rates[point].push(part);
+                add_round(rates, point, part);
                 point += 1;
                 progress.inc(1);
             }
@@ -290,6 +284,15 @@ impl Plan<'_> {
 }
 
 /// A subject as the error messages name it: `rpc uds`.
+/// Adds a round's figure of point `point` (the points of a round come in the same order every
+/// round, so the first round makes each point's list).
+fn add_round<T>(points: &mut Vec<Vec<T>>, point: usize, part: T) {
+    if points.len() <= point {
+        points.push(Vec::new());
+    }
+    points[point].push(part);
+}
+
 fn subject_name(subject: &Subject) -> String {
     format!(
         "{} {}",
