@@ -227,21 +227,17 @@ impl Drop for ClientRuntime {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::sync::mpsc;
 
     use futures::SinkExt;
-    use rpc_core::handshake::HandshakeCodec;
-    use rpc_core::schema::SchemaHash;
     use rpc_core::services::kv::{KvClient, KvEvent, KvRequest, KvResponse};
-    use rpc_core::transport::Link;
     use rpc_core::wire::ClientMessage;
-    use rpc_core::{Endpoint, FrameLimit, Hello, HelloReply, LocalStream, WireTransport};
+    use rpc_core::{Endpoint, LocalStream, WireTransport};
     use tarpc::Response;
     use tokio::net::UnixListener;
-    use tokio_util::codec::Framed;
 
     use super::*;
+    use crate::fake_server::{self, SocketPath};
 
     type Server = WireTransport<LocalStream, ClientMessage<KvRequest>, Response<KvResponse>>;
 
@@ -263,22 +259,7 @@ mod tests {
         runtime.block_on(async move {
             listener.set_nonblocking(true).expect("non-blocking");
             let listener = UnixListener::from_std(listener).expect("registers");
-            let (stream, _) = listener.accept().await.expect("the client connects");
-            let stream = LocalStream::unix(stream).expect("a unix stream");
-            let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
-            framed
-                .next()
-                .await
-                .expect("a hello")
-                .expect("a valid hello");
-            let max_frame = FrameLimit::default();
-            let accepted = HelloReply::Accepted {
-                server_version: "0.0.0-test".into(),
-                max_frame,
-                schema_hash: SchemaHash(0),
-            };
-            framed.send(accepted).await.expect("accepted");
-            let mut server: Server = Link::from_handshake(framed, max_frame).transport();
+            let mut server: Server = fake_server::accept(&listener, "kv").await;
             for round in 0..2 {
                 let Some(Ok(ClientMessage::Request(request))) = server.next().await else {
                     panic!("expected a watch");
@@ -317,15 +298,6 @@ mod tests {
         });
     }
 
-    /// A Unix socket path of this test's own, removed when dropped.
-    struct SocketPath(PathBuf);
-
-    impl Drop for SocketPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
     fn set(key: &str, value: &str) -> StreamEvent<KvEvent> {
         StreamEvent::Item(KvEvent::Set {
             key: key.into(),
@@ -335,10 +307,7 @@ mod tests {
 
     #[test]
     fn a_blocking_subscription_iterates_the_items_cancels_on_drop_and_outlives_its_client() {
-        let path =
-            std::env::temp_dir().join(format!("rpc-client-{}-blocking.sock", std::process::id()));
-        let path = SocketPath(path);
-        let _ = std::fs::remove_file(&path.0);
+        let path = SocketPath::new("blocking");
         let listener = std::os::unix::net::UnixListener::bind(&path.0).expect("binds");
         let (saw, seen) = mpsc::channel();
         let server = std::thread::spawn(move || fake_kv_server(listener, saw));

@@ -37,6 +37,8 @@ mod blocking;
 mod channel;
 mod connect;
 mod error;
+#[cfg(test)]
+mod fake_server;
 mod json_client;
 mod reconnect;
 mod server_check;

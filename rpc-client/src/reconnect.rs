@@ -247,20 +247,17 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
     use std::time::Duration;
 
     use futures::{SinkExt, StreamExt};
-    use rpc_core::handshake::HandshakeCodec;
-    use rpc_core::transport::Link;
     use rpc_core::wire::ClientMessage;
-    use rpc_core::{Endpoint, Hello, HelloReply, LocalStream, StreamEvent, WireTransport};
+    use rpc_core::{Endpoint, LocalStream, StreamEvent, WireTransport};
     use serde::Deserialize;
     use tarpc::Response;
     use tokio::net::UnixListener;
-    use tokio_util::codec::Framed;
 
     use super::*;
+    use crate::fake_server::{self, SocketPath};
 
     /// Opens a stream of numbers.
     #[derive(Debug, Serialize, Deserialize)]
@@ -274,35 +271,9 @@ mod tests {
 
     type Server = WireTransport<LocalStream, ClientMessage<Numbers>, Response<StreamEvent<u64>>>;
 
-    /// A Unix socket path of this test's own, removed when dropped.
-    struct SocketPath(PathBuf);
-
-    impl Drop for SocketPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    /// Accepts one connection on `listener` and completes its handshake, as a server hosting
-    /// `numbers` would.
+    /// Accepts one connection on `listener`, as a server hosting `numbers` would.
     async fn accept(listener: &UnixListener) -> Server {
-        let (stream, _) = listener.accept().await.expect("the client connects");
-        let stream = LocalStream::unix(stream).expect("a unix stream");
-        let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
-        let hello = framed
-            .next()
-            .await
-            .expect("a hello")
-            .expect("a valid hello");
-        assert_eq!(hello.service, "numbers");
-        let max_frame = FrameLimit::default();
-        let accepted = HelloReply::Accepted {
-            server_version: "0.0.0-test".into(),
-            max_frame,
-            schema_hash: SchemaHash(0),
-        };
-        framed.send(accepted).await.expect("the acceptance is sent");
-        Link::from_handshake(framed, max_frame).transport()
+        fake_server::accept(listener, "numbers").await
     }
 
     /// Reads a stream's request and its opening grant; sends it item `n`.
@@ -332,10 +303,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_ends_with_its_connection_and_opening_it_again_reconnects() {
-        let path =
-            std::env::temp_dir().join(format!("rpc-client-{}-streams.sock", std::process::id()));
-        let path = SocketPath(path);
-        let _ = std::fs::remove_file(&path.0);
+        let path = SocketPath::new("streams");
         let listener = UnixListener::bind(&path.0).expect("binds");
         let connector = Connector::endpoint(Endpoint::Unix(path.0.clone())).expect("a connector");
         let (stub, mut server) = tokio::join!(
