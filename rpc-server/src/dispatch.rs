@@ -78,10 +78,23 @@ impl<S: rpc_core::transport::FieldRead, In, Out, D> QueuedLen for WireTransport<
     }
 }
 
-/// A response waiting for room in the transport, and the stream it is an item of, if it is one.
+/// A response waiting for room in the transport.
 struct Unsent<Resp> {
     response: Response<Resp>,
-    stream: Option<u64>,
+    /// Whether it is an item of the stream its request id names (so more may follow).
+    stream_item: bool,
+}
+
+impl<Resp> Unsent<Resp> {
+    fn new(request_id: u64, message: Result<Resp, ServerError>, stream_item: bool) -> Self {
+        Unsent {
+            response: Response {
+                request_id,
+                message,
+            },
+            stream_item,
+        }
+    }
 }
 
 /// One connection's calls: the requests read from `transport`, the handlers running for them,
@@ -207,13 +220,7 @@ where
                 return true;
             }
         };
-        self.unsent = Some(Unsent {
-            response: Response {
-                request_id,
-                message,
-            },
-            stream: None,
-        });
+        self.unsent = Some(Unsent::new(request_id, message, false));
         true
     }
 
@@ -221,29 +228,17 @@ where
     /// stream closed by the end of the request stream why. Whether there was one.
     fn take_streamed(&mut self, cx: &mut Context<'_>) -> bool {
         if let Some(request_id) = self.closing.pop() {
-            self.unsent = Some(Unsent {
-                response: Response {
-                    request_id,
-                    message: Err(closed_by_shutdown()),
-                },
-                stream: None,
-            });
+            self.unsent = Some(Unsent::new(request_id, Err(closed_by_shutdown()), false));
             return true;
         }
         let Poll::Ready((request_id, yielded)) = self.streams.poll_next(cx) else {
             return false;
         };
-        let (message, stream) = match yielded {
-            Yielded::Item(item) => (Ok(item), Some(request_id)),
-            Yielded::Last(last) => (last, None),
+        let (message, stream_item) = match yielded {
+            Yielded::Item(item) => (Ok(item), true),
+            Yielded::Last(last) => (last, false),
         };
-        self.unsent = Some(Unsent {
-            response: Response {
-                request_id,
-                message,
-            },
-            stream,
-        });
+        self.unsent = Some(Unsent::new(request_id, message, stream_item));
         true
     }
 
@@ -264,16 +259,16 @@ where
         let request_id = unsent.response.request_id;
         match self.transport().start_send(unsent.response) {
             Err(CodecError::OutgoingTooLarge { limit }) => {
-                if unsent.stream.is_some() {
+                if unsent.stream_item {
                     self.streams.cancel(request_id);
                 }
                 self.transport().start_send(too_large(request_id, limit))
             }
             Err(err) => Err(err),
             Ok(()) => {
-                if let Some(stream) = unsent.stream {
+                if unsent.stream_item {
                     let len = self.transport.last_queued_len();
-                    self.streams.sent(stream, len);
+                    self.streams.sent(request_id, len);
                 }
                 Ok(())
             }
