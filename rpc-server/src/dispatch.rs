@@ -42,7 +42,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use rpc_core::streaming::Answer;
 use rpc_core::wire::ClientMessage;
-use rpc_core::{CodecError, IdMap, WireTransport};
+use rpc_core::{CodecError, WireTransport};
 use tarpc::{Request, Response, ServerError, context};
 
 use crate::in_flight::InFlight;
@@ -115,9 +115,6 @@ pub(crate) struct Dispatch<T, Resp, NewCall, Call> {
     in_flight: InFlight,
     /// The streams open, by the id of the call that opened each.
     streams: OpenStreams<Resp>,
-    /// Credit granted to running calls that may yet open a stream (a client grants its window
-    /// right after its request); at most one entry per call in flight.
-    early_credit: IdMap<u64>,
     /// Streams closed when the request stream ended, still to be told why.
     closing: Vec<u64>,
     /// A response the transport had no room for yet.
@@ -152,7 +149,6 @@ where
             running: FuturesUnordered::new(),
             in_flight: InFlight::default(),
             streams: OpenStreams::default(),
-            early_credit: IdMap::default(),
             closing: Vec::new(),
             unsent: None,
             reading: true,
@@ -208,7 +204,6 @@ where
         };
         let Finished { request_id, answer } = finished;
         self.in_flight.finish(request_id);
-        let credit = self.early_credit.remove(&request_id).unwrap_or(0);
         let message = match answer {
             Answer::One(message) => message,
             Answer::Stream(_) if !self.reading => Err(closed_by_shutdown()),
@@ -216,10 +211,11 @@ where
                 Err(too_many_streams(self.max_streams))
             }
             Answer::Stream(stream) => {
-                self.streams.open(request_id, stream, credit);
+                self.streams.open(request_id, stream);
                 return true;
             }
         };
+        self.streams.forget(request_id);
         self.unsent = Some(Unsent::new(request_id, message, false));
         true
     }
@@ -279,7 +275,6 @@ where
     /// to be told why.
     fn stop_reading(&mut self) {
         self.reading = false;
-        self.early_credit.clear();
         self.closing = self.streams.close_all();
     }
 
@@ -309,9 +304,11 @@ where
             Some(Ok(ClientMessage::Cancel { request_id, .. })) => {
                 self.in_flight.cancel(request_id);
                 self.streams.cancel(request_id);
-                self.early_credit.remove(&request_id);
             }
-            Some(Ok(ClientMessage::Grant { request_id, bytes })) => self.grant(request_id, bytes),
+            Some(Ok(ClientMessage::Grant { request_id, bytes })) => {
+                let running = self.in_flight.contains(request_id);
+                self.streams.grant(request_id, bytes, running);
+            }
             Some(Err(err)) => return Poll::Ready(Err(err)),
             None => {
                 // Ready: the loop goes round again, to tell the closed streams why.
@@ -319,20 +316,6 @@ where
             }
         }
         Poll::Ready(Ok(()))
-    }
-
-    /// Adds credit to stream `request_id`, or keeps it for the call of that id if it is still
-    /// running (it may open a stream). Credit for anything else is ignored: it may cross the
-    /// stream's last answer on the wire, and costs nothing.
-    fn grant(&mut self, request_id: u64, bytes: u64) {
-        if self.streams.contains(request_id) {
-            self.streams.grant(request_id, bytes);
-        } else if self.in_flight.contains(request_id) {
-            let credit = self.early_credit.entry(request_id).or_default();
-            *credit = credit
-                .saturating_add(bytes)
-                .min(rpc_core::limits::MAX_STREAM_CREDIT);
-        }
     }
 
     /// Starts running `request`'s handler, unless [`admit`] turns it away (or a stream with

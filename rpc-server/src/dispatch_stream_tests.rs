@@ -20,6 +20,8 @@ enum Ask {
     Items { count: Option<u64>, len: usize },
     /// A stream whose producer panics at its first poll.
     Panics,
+    /// Endless items of `len` bytes, from a handler that takes 100 ms to return the stream.
+    SlowToOpen { len: usize },
     /// An ordinary call.
     Ping,
 }
@@ -79,6 +81,13 @@ fn serve(max_streams: usize) -> Served {
                                 panic!("the test producer panics, as asked")
                             },
                         ))
+                        .into_answer(Reply::Items)
+                    }
+                    Ask::SlowToOpen { len } => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Streaming::new(futures::stream::repeat_with(move || {
+                            serde_bytes::ByteBuf::from(vec![1; len])
+                        }))
                         .into_answer(Reply::Items)
                     }
                     Ask::Items { count, len } => {
@@ -424,4 +433,22 @@ async fn calls_are_answered_within_a_burst_while_a_stream_saturates_the_connecti
         items_before < queued_before / item + 4 * STREAM_BURST,
         "{items_before} items came before the call's answer"
     );
+}
+
+#[tokio::test]
+async fn credit_granted_while_the_call_runs_is_the_streams_once_it_opens() {
+    let mut served = serve(4);
+    // The grant arrives while the handler is still making the stream.
+    send(
+        &mut served.client,
+        [open(1, Ask::SlowToOpen { len: 1000 }), grant(1, 10_000)],
+    )
+    .await;
+    let (answers, bytes) = drain(&mut served.client, Duration::from_millis(500)).await;
+    assert!(!answers.is_empty(), "the early grant was lost");
+    assert!(
+        bytes >= 10_000,
+        "{bytes} bytes sent of a 10000-byte early grant"
+    );
+    assert!(answers.iter().all(|answer| answer.request_id == 1));
 }

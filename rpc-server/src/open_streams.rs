@@ -33,8 +33,8 @@ use tarpc::ServerError;
 struct Open<Resp> {
     /// Bytes the client still allows; the stream is polled only while this is positive.
     credit: i64,
-    /// Stops its pull, which drops the producer.
-    abort: AbortHandle,
+    /// Stops its pull in progress, which drops the producer; `None` before its first pull.
+    abort: Option<AbortHandle>,
     /// The producer, while it is not being polled: its credit is spent, or its last item is
     /// waiting to be sent.
     parked: Option<BoxStream<'static, Result<Resp, ServerError>>>,
@@ -53,6 +53,9 @@ pub(crate) enum Yielded<Resp> {
 /// The streams a connection is sending, by the id of the call that opened each.
 pub(crate) struct OpenStreams<Resp> {
     open: IdMap<Open<Resp>>,
+    /// Credit granted to calls still running, which may yet open a stream (a client grants its
+    /// window right after its request): at most one entry per call in flight.
+    early: IdMap<i64>,
     /// Streams with credit, each waiting for its next item.
     pulling: FuturesUnordered<Abortable<Pull<Resp>>>,
 }
@@ -61,6 +64,7 @@ impl<Resp> Default for OpenStreams<Resp> {
     fn default() -> Self {
         OpenStreams {
             open: IdMap::default(),
+            early: IdMap::default(),
             pulling: FuturesUnordered::new(),
         }
     }
@@ -77,29 +81,35 @@ impl<Resp: Send + 'static> OpenStreams<Resp> {
         self.open.contains_key(&id)
     }
 
-    /// Opens stream `id` with the answers `answer` produces and `credit` bytes granted already
-    /// (grants that arrived while its call ran).
-    pub(crate) fn open(&mut self, id: u64, answer: StreamAnswer<Resp>, credit: u64) {
-        let (abort, registration) = AbortHandle::new_pair();
-        let mut open = Open {
-            credit: 0,
-            abort,
+    /// Opens stream `id`, whose call has just finished, with the answers `answer` produces and
+    /// the credit granted while the call ran.
+    pub(crate) fn open(&mut self, id: u64, answer: StreamAnswer<Resp>) {
+        let open = Open {
+            credit: self.early.remove(&id).unwrap_or(0),
+            abort: None,
             parked: Some(answer.events),
             end: Some(answer.end),
         };
-        add_credit(&mut open.credit, credit);
         self.open.insert(id, open);
-        self.resume(id, Some(registration));
+        self.resume(id);
     }
 
-    /// Adds `bytes` to stream `id`'s credit, polling it again if it was waiting for some. A grant
-    /// for a stream that is not open (ended, cancelled, or never opened) is ignored: it may cross
-    /// the stream's last answer on the wire.
-    pub(crate) fn grant(&mut self, id: u64, bytes: u64) {
+    /// Adds `bytes` to stream `id`'s credit, polling it again if it was waiting for some; or,
+    /// while `id`'s call is `running` (it may yet open a stream), keeps it for that call. A grant
+    /// for anything else (a stream ended or cancelled, an id never used) is ignored: it may cross
+    /// the stream's last answer on the wire, and costs nothing.
+    pub(crate) fn grant(&mut self, id: u64, bytes: u64, running: bool) {
         if let Some(open) = self.open.get_mut(&id) {
             add_credit(&mut open.credit, bytes);
-            self.resume(id, None);
+            self.resume(id);
+        } else if running {
+            add_credit(self.early.entry(id).or_default(), bytes);
         }
+    }
+
+    /// Call `id` finished without opening a stream: forgets the credit granted to it.
+    pub(crate) fn forget(&mut self, id: u64) {
+        self.early.remove(&id);
     }
 
     /// Stream `id`'s item of `len` bytes was queued: takes it off the credit, and polls the
@@ -109,23 +119,25 @@ impl<Resp: Send + 'static> OpenStreams<Resp> {
             open.credit = open
                 .credit
                 .saturating_sub(i64::try_from(len).unwrap_or(i64::MAX));
-            self.resume(id, None);
+            self.resume(id);
         }
     }
 
-    /// Closes stream `id`, dropping its producer at once: the client cancelled it.
+    /// Closes stream `id`, dropping its producer at once, or forgets what was granted to its
+    /// call: the client cancelled it.
     pub(crate) fn cancel(&mut self, id: u64) {
-        if let Some(open) = self.open.remove(&id) {
-            open.abort.abort();
+        self.early.remove(&id);
+        if let Some(abort) = self.open.remove(&id).and_then(|open| open.abort) {
+            abort.abort();
         }
     }
 
     /// Closes every stream, dropping the producers; returns their ids, to be told why.
     pub(crate) fn close_all(&mut self) -> Vec<u64> {
         let ids = self.open.keys().copied().collect();
-        for (_, open) in self.open.drain() {
-            open.abort.abort();
-        }
+        self.open.clear();
+        self.early.clear();
+        // Every producer not parked is in a pull: dropping them all drops every producer.
         self.pulling.clear();
         ids
     }
@@ -166,9 +178,8 @@ impl<Resp: Send + 'static> OpenStreams<Resp> {
         }
     }
 
-    /// Polls stream `id`'s producer again if it is parked and has credit. `registration` is the
-    /// stream's abort registration on its first pull; later pulls get a fresh pair.
-    fn resume(&mut self, id: u64, registration: Option<futures::future::AbortRegistration>) {
+    /// Polls stream `id`'s producer again if it is parked and has credit.
+    fn resume(&mut self, id: u64) {
         let Some(open) = self.open.get_mut(&id) else {
             return;
         };
@@ -178,11 +189,8 @@ impl<Resp: Send + 'static> OpenStreams<Resp> {
         let Some(stream) = open.parked.take() else {
             return;
         };
-        let registration = registration.unwrap_or_else(|| {
-            let (abort, registration) = AbortHandle::new_pair();
-            open.abort = abort;
-            registration
-        });
+        let (abort, registration) = AbortHandle::new_pair();
+        open.abort = Some(abort);
         self.pulling.push(Abortable::new(
             Pull {
                 id,
