@@ -251,19 +251,9 @@ impl JsonClient {
         let index = request.index();
         let response = match live.channel.call(ctx, request).await {
             Ok(response) => response,
-            Err(err) if connection_broke(&err, &live.channel) => {
-                return Err(JsonCallError::Interrupted {
-                    service: service.clone(),
-                    method: method.to_owned(),
-                    streaming: false,
-                });
-            }
-            Err(source) => {
-                return Err(JsonCallError::Rpc {
-                    service: service.clone(),
-                    method: method.to_owned(),
-                    source,
-                });
+            Err(err) => {
+                let broke = connection_broke(&err, &live.channel);
+                return Err(rpc_failure(err, broke, service, method, false));
             }
         };
         if response.method != index {
@@ -319,19 +309,9 @@ impl JsonClient {
         let is_end = |answer: &JsonResponse| answer.value == "End";
         let answers = match rpc_core::StreamStub::open(&live.channel, ctx, request, is_end).await {
             Ok(answers) => answers,
-            Err(err) if connection_broke(&err, &live.channel) => {
-                return Err(JsonCallError::Interrupted {
-                    service: service.clone(),
-                    method: method.to_owned(),
-                    streaming: true,
-                });
-            }
-            Err(source) => {
-                return Err(JsonCallError::Rpc {
-                    service: service.clone(),
-                    method: method.to_owned(),
-                    source,
-                });
+            Err(err) => {
+                let broke = connection_broke(&err, &live.channel);
+                return Err(rpc_failure(err, broke, service, method, true));
             }
         };
         let channel = live.channel.clone();
@@ -430,4 +410,31 @@ async fn describe(
             source,
         })?;
     Ok(Arc::new(schema))
+}
+
+/// What `err`, the connection's error for a call or stream of `service.method`, means to a
+/// JSON caller: the connection `broke` ([`JsonCallError::Interrupted`]: a call may or may not
+/// have run, a stream ended and is not reopened) or the server answered with an error
+/// ([`JsonCallError::Rpc`]).
+fn rpc_failure(
+    err: RpcError,
+    broke: bool,
+    service: &str,
+    method: &str,
+    streaming: bool,
+) -> JsonCallError {
+    let (service, method) = (service.to_owned(), method.to_owned());
+    if broke {
+        JsonCallError::Interrupted {
+            service,
+            method,
+            streaming,
+        }
+    } else {
+        JsonCallError::Rpc {
+            service,
+            method,
+            source: err,
+        }
+    }
 }

@@ -14,7 +14,7 @@ use rpc_core::streaming::Answers;
 use rpc_core::tarpc::client::RpcError;
 use serde_json::Value;
 
-use super::JsonCallError;
+use super::{JsonCallError, rpc_failure};
 
 /// The events of the stream opened as method `index` of `service` (`method` by name), from its
 /// `answers`. `broke` tells an error that means the connection broke (the stream ends with
@@ -45,16 +45,10 @@ pub(super) fn events(
             }),
             Ok(answer) if answer.value == "End" => return None,
             Ok(answer) => return Some((Ok(answer.value), Some(state))),
-            Err(err) if (state.broke)(&err) => Err(JsonCallError::Interrupted {
-                service: state.service,
-                method: state.method,
-                streaming: true,
-            }),
-            Err(source) => Err(JsonCallError::Rpc {
-                service: state.service,
-                method: state.method,
-                source,
-            }),
+            Err(err) => {
+                let broke = (state.broke)(&err);
+                Err(rpc_failure(err, broke, &state.service, &state.method, true))
+            }
         };
         // Nothing after an error: dropping the answers tells the connection to forget the stream.
         Some((last, None))
