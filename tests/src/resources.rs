@@ -151,6 +151,21 @@ impl Baseline {
         self.rss
     }
 
+    /// Checks that the server's resident memory now is at most `budget` bytes over this
+    /// baseline, and returns how far over it is (also printed, with the test's output). `what`
+    /// says what the test did, for the message.
+    pub fn assert_rss_within(&self, budget: u64, what: &str) -> u64 {
+        let held = resident_bytes(self.pid).saturating_sub(self.rss);
+        eprintln!("{what}: {} KiB over the baseline", held >> 10);
+        assert!(
+            held <= budget,
+            "{what}: the server holds {} MiB over its baseline, over the {} MiB budget",
+            held >> 20,
+            budget >> 20
+        );
+        held
+    }
+
     /// Checks that `server` (the one measured) still serves a normal client, that its
     /// descriptors come back to within [`FD_SLACK`] of the baseline within [`SETTLE_TIMEOUT`],
     /// and that its resident memory is within [`RSS_SLACK`] of the baseline. `after` says what

@@ -13,7 +13,7 @@ use rpc_core::tarpc::context;
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 use tests::binaries::client_binary;
-use tests::resources::{Baseline, resident_bytes};
+use tests::resources::Baseline;
 use tests::{ServerProcess, TestDir, run_client_in, set_many};
 
 /// How far above its baseline the server's memory may go while the watcher is stopped.
@@ -117,16 +117,7 @@ async fn a_watcher_prints_each_set_and_after_sigstop_sees_lagged_then_live_event
     let baseline = Baseline::measure(server.pid()).await;
     signal(&watcher, Signal::STOP);
     set_many(&kv, "while-stopped-", 100_000).await;
-    let held = resident_bytes(server.pid()).saturating_sub(baseline.rss());
-    eprintln!(
-        "with the watcher stopped through 100 000 sets: {} KiB over the baseline",
-        held >> 10
-    );
-    assert!(
-        held <= RSS_BUDGET,
-        "the server holds {} MiB over its baseline for a stopped watcher",
-        held >> 20
-    );
+    baseline.assert_rss_within(RSS_BUDGET, "a watcher stopped through 100 000 sets");
 
     // Resumed: what was in flight, a `Lagged` for what was lost, then live events.
     signal(&watcher, Signal::CONT);

@@ -12,23 +12,11 @@ use rpc_core::services::kv::{KvEvent, KvResponse};
 use rpc_core::tarpc::{Response, context};
 use rpc_core::wire::ClientMessage;
 use tests::raw::{grant, kv_watch, raw_kv};
-use tests::resources::{Baseline, resident_bytes};
-use tests::{ServerProcess, TestDir, assert_bystander_served, bystander, set_many};
+use tests::resources::Baseline;
+use tests::{TestDir, assert_bystander_served, bystander, set_many};
 
 /// What the hostile streams together may add to the server's resident memory.
 const RSS_BUDGET: u64 = 64 * 1024 * 1024;
-
-/// Checks the server's resident memory is within [`RSS_BUDGET`] of `baseline`.
-fn assert_within_budget(server: &ServerProcess, baseline: &Baseline, what: &str) {
-    let held = resident_bytes(server.pid()).saturating_sub(baseline.rss());
-    eprintln!("{what}: {} KiB over the baseline", held >> 10);
-    assert!(
-        held <= RSS_BUDGET,
-        "{what}: the server holds {} MiB over its baseline, over the {} MiB budget",
-        held >> 20,
-        RSS_BUDGET >> 20
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_never_granted_cost_little_and_one_past_the_limit_is_refused() {
@@ -59,7 +47,7 @@ async fn streams_never_granted_cost_little_and_one_past_the_limit_is_refused() {
     // The watchers fall behind without costing the store anything.
     set_many(&kv, "ungranted-", 2 * KV_WATCH_BACKLOG).await;
     assert_bystander_served(&kv).await;
-    assert_within_budget(&server, &baseline, "256 streams never granted credit");
+    baseline.assert_rss_within(RSS_BUDGET, "256 streams never granted credit");
 
     drop(hostile);
     baseline
@@ -85,11 +73,7 @@ async fn a_watcher_with_absurd_credit_that_never_reads_holds_up_nothing_and_then
     // socket takes, its producer waits, and the sets go on.
     set_many(&kv, "flood-", 100_000).await;
     assert_bystander_served(&kv).await;
-    assert_within_budget(
-        &server,
-        &baseline,
-        "a watcher that reads nothing, 100 000 sets",
-    );
+    baseline.assert_rss_within(RSS_BUDGET, "a watcher that reads nothing, 100 000 sets");
 
     // Reading again: what the socket held, then a `Lagged` for what was lost, then live events.
     kv.set(context::current(), "marker".into(), "last".into())
@@ -160,7 +144,7 @@ async fn a_flood_of_grants_leaves_other_clients_served() {
     }
     let (mut flooder, sent) = flood.await.expect("no panic");
     sent.expect("the server read every grant without closing the connection");
-    assert_within_budget(&server, &baseline, "200 000 grants");
+    baseline.assert_rss_within(RSS_BUDGET, "200 000 grants");
     // The stream is still served: a set's event arrives (after whatever the grants let through).
     kv.set(context::current(), "after-flood".into(), "v".into())
         .await

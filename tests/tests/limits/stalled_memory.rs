@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use tests::raw::{accepted, claim_length, echo_request_frame};
-use tests::resources::{Baseline, resident_bytes};
+use tests::resources::Baseline;
 use tests::{TestDir, assert_bystander_served, bystander};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -56,31 +56,15 @@ async fn stalled_large_fields_hold_little_memory_and_give_it_back_when_their_pee
     // Let the server read what was sent and settle on what it holds for each connection.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_bystander_served(&kv).await;
-    let held = resident_bytes(server.pid()).saturating_sub(baseline.rss());
-    eprintln!(
-        "{STALLED} stalled connections hold {} KiB ({} KiB each)",
-        held / 1024,
-        held / 1024 / STALLED as u64
-    );
-    assert!(
-        held <= STALLED_RSS_BUDGET,
-        "{STALLED} connections stalled in a large field hold {} MiB over the baseline, over the {} MiB budget",
-        held >> 20,
-        STALLED_RSS_BUDGET >> 20
-    );
+    let what = format!("{STALLED} connections stalled in a large field");
+    let held = baseline.assert_rss_within(STALLED_RSS_BUDGET, &what);
+    eprintln!("{} KiB each", held / 1024 / STALLED as u64);
 
     drop(stalled);
     tokio::time::sleep(GIVE_BACK_TIME).await;
-    let after = resident_bytes(server.pid()).saturating_sub(baseline.rss());
-    eprintln!(
-        "{} KiB over the baseline {GIVE_BACK_TIME:?} after the peers left",
-        after / 1024
-    );
-    assert!(
-        after <= AFTER_RSS_SLACK,
-        "{:?} after the stalled peers left the server still holds {} MiB over its baseline",
-        GIVE_BACK_TIME,
-        after >> 20
+    baseline.assert_rss_within(
+        AFTER_RSS_SLACK,
+        &format!("{GIVE_BACK_TIME:?} after the stalled peers left"),
     );
     baseline
         .assert_restored_within(&server, "stalled large fields", AFTER_RSS_SLACK)
