@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use rpc_core::handshake::HandshakeCodec;
+use rpc_core::handshake::{HandshakeCodec, HandshakeError};
+use rpc_core::lane::{LaneError, ShmSize};
 use rpc_core::schema::SchemaHash;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 use rpc_core::transport::Link;
@@ -58,6 +59,8 @@ pub struct Connector {
     server_check: ServerCheck,
     /// The credit each stream opens with (see [`Connector::stream_window`]).
     stream_window: u64,
+    /// The shared-memory regions offered on Unix connections (see [`Connector::shm_size`]).
+    shm_size: ShmSize,
 }
 
 /// A stream window [`Connector::stream_window`] cannot take.
@@ -85,6 +88,7 @@ impl Connector {
             socket_buffer: DEFAULT_SOCKET_BUFFER,
             server_check: ServerCheck::default(),
             stream_window: DEFAULT_STREAM_WINDOW,
+            shm_size: ShmSize::default(),
         }
     }
 
@@ -125,6 +129,16 @@ impl Connector {
     /// fails alone, before it is sent.
     pub fn max_frame(mut self, limit: FrameLimit) -> Self {
         self.max_frame = limit;
+        self
+    }
+
+    /// Sets the size of the shared-memory regions this client offers on Unix connections (on
+    /// Linux): [`rpc_core::lane::DEFAULT_SHM_SIZE`] (16 MiB) by default, [`ShmSize::OFF`] for
+    /// none. The server answers the smaller of this and its own `--shm-size`. With the lane, byte
+    /// and string fields of 32 KiB or more travel through a region mapped by both processes
+    /// instead of through the socket, when they fit; see [`rpc_core::lane`].
+    pub fn shm_size(mut self, size: ShmSize) -> Self {
+        self.shm_size = size;
         self
     }
 
@@ -280,9 +294,10 @@ impl Connector {
         let mut attempts = Vec::new();
         for (endpoint, token) in self.target.candidates()? {
             match self.open(&endpoint, token, service).await {
-                Ok((framed, server_max_frame, schema_hash)) => {
+                Ok((framed, server_max_frame, schema_hash, shm)) => {
                     let limit = self.max_frame.min(server_max_frame);
-                    return Ok((Link::from_handshake(framed, limit), schema_hash));
+                    let link = Link::from_handshake(framed, limit).with_shm(shm);
+                    return Ok((link, schema_hash));
                 }
                 Err(err) if err.try_next() => {
                     tracing::debug!(%endpoint, error = %err, "endpoint failed; trying the next");
@@ -321,13 +336,14 @@ impl Connector {
     }
 
     /// Connects to one endpoint and completes the handshake, within the connect timeout. Returns
-    /// the connection, and the frame limit and schema hash the server announced.
+    /// the connection, and the frame limit, schema hash and shared-memory size the server
+    /// announced.
     async fn open(
         &self,
         endpoint: &Endpoint,
         token: Option<Token>,
         service: &str,
-    ) -> Result<(HandshakeStream, FrameLimit, SchemaHash), ConnectError> {
+    ) -> Result<(HandshakeStream, FrameLimit, SchemaHash, ShmSize), ConnectError> {
         if endpoint.is_tcp() && token.is_none() {
             return Err(ConnectError::MissingToken {
                 endpoint: endpoint.clone(),
@@ -348,16 +364,29 @@ impl Connector {
                 endpoint: endpoint.clone(),
                 source,
             };
+            // The lane's regions travel as descriptors: offered on Unix sockets only.
+            let offer = if endpoint.is_tcp() {
+                ShmSize::OFF
+            } else {
+                self.shm_size
+            };
             framed
-                .send(Hello::new(service, token))
+                .send(Hello::new(service, token).with_shm(offer))
                 .await
                 .map_err(handshake_error)?;
             match framed.next().await {
+                Some(Ok(HelloReply::Accepted { shm, .. })) if shm > offer => Err(handshake_error(HandshakeError::Codec(
+                    LaneError::Protocol(format!(
+                        "the server answered a shared-memory size of {shm} bytes to an offer of {offer}"
+                    ))
+                    .into(),
+                ))),
                 Some(Ok(HelloReply::Accepted {
                     max_frame,
                     schema_hash,
+                    shm,
                     ..
-                })) => Ok((framed, max_frame, schema_hash)),
+                })) => Ok((framed, max_frame, schema_hash, shm)),
                 Some(Ok(HelloReply::Refused(refusal))) => Err(ConnectError::Refused {
                     endpoint: endpoint.clone(),
                     refusal,

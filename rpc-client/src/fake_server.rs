@@ -55,6 +55,7 @@ pub(crate) async fn accept<Req, Resp>(
         server_version: "0.0.0-test".into(),
         max_frame,
         schema_hash: SchemaHash(0),
+        shm: rpc_core::lane::ShmSize::OFF,
     };
     framed.send(accepted).await.expect("the acceptance is sent");
     Link::from_handshake(framed, max_frame).transport()

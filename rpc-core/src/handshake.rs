@@ -22,6 +22,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use subtle::ConstantTimeEq;
 
+use crate::lane::ShmSize;
 use crate::schema::SchemaHash;
 use crate::untrusted::Untrusted;
 use crate::wire::{CodecError, FrameLimit};
@@ -32,10 +33,11 @@ pub use crate::wire::handshake_frame::{HandshakeCodec, HandshakeMessage};
 /// The bytes every handshake frame starts with.
 pub const MAGIC: [u8; 4] = *b"LRPC";
 
-/// The protocol version this build speaks: 4, since clients grant streams credit
-/// ([`crate::wire::ClientMessage::Grant`]) and schemas say which methods stream (3 added the
-/// service's schema hash to [`HelloReply::Accepted`], 2 the server's frame limit).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// The protocol version this build speaks: 5, since the hello and its acceptance agree on the
+/// shared-memory lane ([`Hello::shm`], [`crate::lane`]). (4 let clients grant streams credit
+/// ([`crate::wire::ClientMessage::Grant`]) and schemas say which methods stream, 3 added the
+/// service's schema hash to [`HelloReply::Accepted`], 2 the server's frame limit.)
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The length of a TCP token in bytes (256 bits).
 pub const TOKEN_LEN: usize = 32;
@@ -98,16 +100,26 @@ pub struct Hello {
     pub service: String,
     /// The endpoint's token; required on TCP, ignored on Unix sockets.
     pub token: Option<Token>,
+    /// The size of the shared-memory regions the client offers for this connection (a `u64`
+    /// on the wire), [`ShmSize::OFF`] for none. Only a Unix socket on Linux uses the lane.
+    pub shm: ShmSize,
 }
 
 impl Hello {
-    /// A hello in this build's protocol version.
+    /// A hello in this build's protocol version, offering no shared-memory lane.
     pub fn new(service: impl Into<String>, token: Option<Token>) -> Self {
         Hello {
             version: PROTOCOL_VERSION,
             service: service.into(),
             token,
+            shm: ShmSize::OFF,
         }
+    }
+
+    /// This hello offering a shared-memory lane with regions of `shm` bytes.
+    pub fn with_shm(mut self, shm: ShmSize) -> Self {
+        self.shm = shm;
+        self
     }
 }
 
@@ -116,6 +128,8 @@ impl Hello {
 pub(crate) struct HelloBody {
     pub(crate) service: String,
     pub(crate) token: Option<Token>,
+    #[serde(with = "shm_size_as_u64")]
+    pub(crate) shm: ShmSize,
 }
 
 /// The server's answer to a [`Hello`].
@@ -134,6 +148,11 @@ pub enum HelloReply {
         /// The [`SchemaHash`] of the service as the server hosts it. A client built against a
         /// schema with another hash may send or read the wrong bytes: the connector warns.
         schema_hash: SchemaHash,
+        /// The size of the connection's shared-memory regions (a `u64` on the wire): the
+        /// smaller of the client's offer and the server's own size, [`ShmSize::OFF`] for no
+        /// lane (always on TCP). A value a [`ShmSize`] cannot hold does not decode.
+        #[serde(with = "shm_size_as_u64")]
+        shm: ShmSize,
     },
     /// The server closes the connection after this reply. Variant 1 in every protocol version.
     Refused(Refusal),
@@ -154,6 +173,19 @@ mod frame_limit_as_u32 {
         FrameLimit::new(bytes).map_err(|err| {
             serde::de::Error::custom(format!("server announced an unusable frame limit: {err}"))
         })
+    }
+}
+
+/// A [`ShmSize`] on the wire: a `u64`, checked against the size's range when read.
+mod shm_size_as_u64 {
+    use super::*;
+
+    pub(super) fn serialize<S: Serializer>(size: &ShmSize, s: S) -> Result<S::Ok, S::Error> {
+        size.bytes().serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ShmSize, D::Error> {
+        ShmSize::new(u64::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -273,6 +305,8 @@ mod tests {
         let token = Token::from_bytes([7; TOKEN_LEN]);
         let hello = Hello::new("kv", Some(token));
         assert_eq!(round_trip(hello.clone()), hello);
+        let offering = Hello::new("kv", None).with_shm(ShmSize::default());
+        assert_eq!(round_trip(offering.clone()), offering);
         let refused = HelloReply::Refused(Refusal::PeerNotAllowed { uid: 5, gid: 6 });
         assert_eq!(round_trip(refused.clone()), refused);
         for bytes in [crate::wire::MIN_MAX_FRAME, 1 << 20, u32::MAX as usize] {
@@ -280,6 +314,7 @@ mod tests {
                 server_version: "0.1.0".into(),
                 max_frame: FrameLimit::new(bytes).expect("in range"),
                 schema_hash: SchemaHash(0x0123_4567_89ab_cdef),
+                shm: ShmSize::new(1 << 20).expect("in range"),
             };
             assert_eq!(round_trip(accepted.clone()), accepted);
         }
@@ -300,18 +335,19 @@ mod tests {
     }
 
     #[test]
-    fn an_accepted_reply_carries_the_frame_limit_as_a_u32_then_the_schema_hash() {
+    fn an_accepted_reply_carries_the_frame_limit_as_a_u32_then_the_schema_hash_and_shm_size() {
         let mut wire = BytesMut::new();
         let accepted = HelloReply::Accepted {
             server_version: "v".into(),
             max_frame: FrameLimit::new(0x0001_2345).expect("in range"),
             schema_hash: SchemaHash(0x0102_0304_0506_0708),
+            shm: ShmSize::new(0x0001_0000).expect("in range"),
         };
         HandshakeCodec::<(), HelloReply>::new()
             .encode(accepted, &mut wire)
             .expect("encodes");
-        // Variant 0, the version string (u64 length, bytes), the limit, then the schema hash,
-        // little-endian.
+        // Variant 0, the version string (u64 length, bytes), the limit, the schema hash, then the
+        // shared-memory size, little-endian.
         let body = &wire[4 + 6..];
         assert_eq!(
             body,
@@ -320,7 +356,8 @@ mod tests {
                 &[1, 0, 0, 0, 0, 0, 0, 0],
                 b"v",
                 &[0x45, 0x23, 1, 0],
-                &[8, 7, 6, 5, 4, 3, 2, 1]
+                &[8, 7, 6, 5, 4, 3, 2, 1],
+                &[0, 0, 1, 0, 0, 0, 0, 0],
             ]
             .concat()
         );
@@ -329,7 +366,14 @@ mod tests {
     #[test]
     fn an_accepted_reply_with_an_out_of_range_frame_limit_does_not_decode() {
         for limit in [0u32, 1, crate::wire::MIN_MAX_FRAME as u32 - 1] {
-            let body = [&[0u8, 0, 0, 0][..], &[0; 8], &limit.to_le_bytes(), &[0; 8]].concat();
+            let body = [
+                &[0u8, 0, 0, 0][..],
+                &[0; 8],
+                &limit.to_le_bytes(),
+                &[0; 8],
+                &[0; 8],
+            ]
+            .concat();
             match decode_reply(reply_frame(PROTOCOL_VERSION, &body)) {
                 Err(HandshakeError::Codec(err @ CodecError::Malformed(_))) => assert!(
                     crate::error_chain(&err).contains("unusable frame limit"),
@@ -343,9 +387,20 @@ mod tests {
             &[0; 8],
             &4096u32.to_le_bytes(),
             &[0; 8],
+            &[0; 8],
         ]
         .concat();
         assert!(decode_reply(reply_frame(PROTOCOL_VERSION, &body)).is_ok());
+        // A shared-memory size out of range does not decode either.
+        let body = [
+            &[0u8, 0, 0, 0][..],
+            &[0; 8],
+            &4096u32.to_le_bytes(),
+            &[0; 8],
+            &1000u64.to_le_bytes(),
+        ]
+        .concat();
+        assert!(decode_reply(reply_frame(PROTOCOL_VERSION, &body)).is_err());
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod endpoint_file;
 mod error_chain;
 pub mod handshake;
 mod id_map;
+pub mod lane;
 pub mod limits;
 pub mod location;
 pub mod schema;

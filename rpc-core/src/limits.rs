@@ -74,6 +74,34 @@ pub const DEFAULT_SOCKET_BUFFER: usize = 1024 * 1024;
 /// authenticated.
 pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
 
+// --- The shared-memory lane (Unix sockets on Linux) ---------------------------------------------
+//
+// Enforced by `crate::lane` and the transport's lane frames (`wire/lane_frame.rs`).
+
+/// Default size of each shared-memory region of a Unix connection: 16 MiB, one region per
+/// direction, made when the first large field is sent (so a connection that never sends one
+/// costs nothing). As large as the default frame limit, so any one message fits. A region's pages
+/// become resident as they are written: about the bytes in flight at the busiest moment, at most
+/// this size. `0` turns the lane off (`rpc-server --shm-size`, `Connector::shm_size`); the two
+/// sides use the smaller of their sizes.
+pub const DEFAULT_SHM_SIZE: u64 = 16 * 1024 * 1024;
+
+/// The largest shared-memory region a side offers or accepts: 1 GiB. A larger `--shm-size` is
+/// refused, never cut.
+pub const MAX_SHM_SIZE: u64 = 1024 * 1024 * 1024;
+
+/// The smallest non-zero shared-memory region: 64 KiB, room for two fields of [`BIG_FIELD`].
+pub const MIN_SHM_SIZE: u64 = 64 * 1024;
+
+/// The most large fields one message may carry through the lane: 64. A message with more goes
+/// through the socket, and a lane frame claiming more is malformed.
+pub const LANE_MAX_FIELDS: usize = 64;
+
+/// The most small bytes (everything but the large fields) a lane frame may carry: 32 KiB
+/// ([`BIG_FIELD`]). A message with more goes through the socket, so a lane frame is always
+/// buffered whole and a peer that stalls in one holds at most this much.
+pub const LANE_MAX_SMALLS: usize = BIG_FIELD;
+
 // --- Names and files, checked where they are parsed -------------------------------------------
 
 pub use crate::endpoint::MAX_UNIX_PATH_LEN;

@@ -1,7 +1,7 @@
 //! [`LocalStream`]: one connected socket, Unix or TCP, behind one type.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -46,7 +46,22 @@ pub struct UnixConnection {
     io: AsyncFd<std::os::unix::net::UnixStream>,
     /// Registered for writability while a write waits for room; `None` otherwise.
     writable: Option<AsyncFd<std::os::unix::net::UnixStream>>,
+    /// Descriptors the peer sent (`SCM_RIGHTS`), once [`LocalStream::accept_descriptors`] has
+    /// been called; until then reads are plain, and the kernel closes any descriptor sent.
+    inbox: Option<Inbox>,
 }
+
+/// Descriptors received and not taken yet.
+#[derive(Debug, Default)]
+struct Inbox {
+    fds: Vec<OwnedFd>,
+    /// A message carried more descriptors than there was room for (the kernel closed them).
+    truncated: bool,
+}
+
+/// Descriptors one read has room for: more than the one the lane ever sends at a time, so that
+/// a peer sending several is seen doing so (and refused) rather than cut off silently.
+const DESCRIPTORS_PER_READ: usize = 4;
 
 impl LocalStream {
     /// Wraps a connected Unix socket (see [`UnixConnection`]). Needs a tokio runtime.
@@ -54,7 +69,11 @@ impl LocalStream {
         let std = stream.into_std()?;
         no_sigpipe(&std)?;
         let io = register(std, Interest::READABLE)?;
-        Ok(LocalStream::Unix(UnixConnection { io, writable: None }))
+        Ok(LocalStream::Unix(UnixConnection {
+            io,
+            writable: None,
+            inbox: None,
+        }))
     }
 
     /// Wraps a connected TCP socket. Prefer it to building [`LocalStream::Tcp`] directly: on
@@ -82,6 +101,53 @@ impl LocalStream {
         Ok(())
     }
 
+    /// From now on, takes the descriptors the peer sends with its bytes (`SCM_RIGHTS`) and keeps
+    /// them for [`LocalStream::take_descriptors`]: for the shared-memory lane, whose peer sends
+    /// its region this way. Before this, and on TCP, a descriptor sent is closed by the kernel
+    /// unread. Reads of large fields stay plain reads (a descriptor arrives only with the first
+    /// byte of a frame, never inside a field).
+    pub fn accept_descriptors(&mut self) {
+        if let LocalStream::Unix(unix) = self {
+            unix.inbox.get_or_insert_with(Inbox::default);
+        }
+    }
+
+    /// The descriptors received since the last call, or an error if the peer sent more in one
+    /// message than there was room for (those were closed by the kernel).
+    pub fn take_descriptors(&mut self) -> io::Result<Vec<OwnedFd>> {
+        let LocalStream::Unix(UnixConnection {
+            inbox: Some(inbox), ..
+        }) = self
+        else {
+            return Ok(Vec::new());
+        };
+        if inbox.truncated {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the peer sent more descriptors in one message than it may",
+            ));
+        }
+        Ok(std::mem::take(&mut inbox.fds))
+    }
+
+    /// Writes `buf` with `fd` attached to its first byte (`SCM_RIGHTS`), or waits for room;
+    /// returns how many bytes were written (the descriptor goes with the first of them). Unix
+    /// sockets only.
+    pub fn poll_write_with_descriptor(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        fd: BorrowedFd<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            LocalStream::Unix(unix) => unix.poll_send(cx, &[io::IoSlice::new(buf)], Some(fd)),
+            LocalStream::Tcp(_) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "descriptors cannot travel over TCP",
+            ))),
+        }
+    }
+
     /// Reads into `buf`'s spare capacity, growing its length by the bytes read: `Ok(0)` at the
     /// end of the stream. Unlike [`AsyncRead`], the spare capacity is not zeroed first, which
     /// matters for megabyte fields. At most `max` bytes are read: when the spare capacity is
@@ -105,6 +171,7 @@ impl LocalStream {
                 let room = buf.capacity() - buf.len();
                 unix.poll_read_ready_with(cx, room, |socket| {
                     rustix::io::read(socket, rustix::buffer::spare_capacity(&mut *buf))
+                        .map(Read::plain)
                         .map_err(io::Error::from)
                 })
             }
@@ -152,14 +219,28 @@ impl UnixConnection {
         max: usize,
         mut take: impl FnMut(&[u8]),
     ) -> Poll<io::Result<usize>> {
-        self.poll_read_ready_with(cx, max, |socket| {
+        let inbox = &mut self.inbox;
+        let io = &self.io;
+        poll_read_ready_with(io, cx, max, |socket| {
             SCRATCH.with_borrow_mut(|scratch| {
-                scratch.clear();
-                scratch.reserve(max);
-                let room = &mut scratch.spare_capacity_mut()[..max];
-                let (bytes, _) = rustix::io::read(socket, room)?;
-                take(bytes);
-                Ok(bytes.len())
+                let Some(inbox) = inbox.as_mut() else {
+                    scratch.clear();
+                    scratch.reserve(max);
+                    let room = &mut scratch.spare_capacity_mut()[..max];
+                    let (bytes, _) = rustix::io::read(socket, room)?;
+                    take(bytes);
+                    return Ok(Read::plain(bytes.len()));
+                };
+                // recvmsg needs initialised memory: the scratch buffer is zeroed once, then kept.
+                if scratch.len() < max {
+                    scratch.resize(max, 0);
+                }
+                let (n, with_fds) = receive_with_descriptors(socket, &mut scratch[..max], inbox)?;
+                take(&scratch[..n]);
+                Ok(Read {
+                    n,
+                    may_have_more: with_fds,
+                })
             })
         })
     }
@@ -170,22 +251,9 @@ impl UnixConnection {
         &mut self,
         cx: &mut Context<'_>,
         max: usize,
-        mut read: impl FnMut(&std::os::unix::net::UnixStream) -> io::Result<usize>,
+        read: impl FnMut(&std::os::unix::net::UnixStream) -> io::Result<Read>,
     ) -> Poll<io::Result<usize>> {
-        loop {
-            let mut guard = ready!(self.io.poll_read_ready(cx))?;
-            match guard.try_io(|io| read(io.get_ref())) {
-                Ok(Ok(n)) => {
-                    if n < max {
-                        // Drained: wait for the next readiness event before reading again.
-                        guard.clear_ready();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-                Ok(Err(err)) => return Poll::Ready(Err(err)),
-                Err(_would_block) => continue,
-            }
-        }
+        poll_read_ready_with(&self.io, cx, max, read)
     }
 
     /// Writes `bufs` straight to the socket; when it is full, waits for room through a second,
@@ -195,8 +263,18 @@ impl UnixConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, bufs, None)
+    }
+
+    /// [`UnixConnection::poll_write_vectored`], with `fd` attached to the first byte if given.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Poll<io::Result<usize>> {
         loop {
-            match send_vectored(self.io.get_ref(), bufs) {
+            match send_with(self.io.get_ref(), bufs, fd) {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 result => {
                     self.writable = None;
@@ -291,12 +369,101 @@ impl AsyncWrite for LocalStream {
 /// program embedding this client) on the first write after its server died. Apple systems have
 /// no `MSG_NOSIGNAL`; their sockets are marked `SO_NOSIGPIPE` when wrapped instead.
 pub fn send_vectored(socket: impl AsFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    send_with(socket, bufs, None)
+}
+
+/// [`send_vectored`], with `fd` attached (`SCM_RIGHTS`) if given.
+fn send_with(
+    socket: impl AsFd,
+    bufs: &[io::IoSlice<'_>],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<usize> {
     #[cfg(not(any(target_vendor = "apple", windows)))]
     let flags = rustix::net::SendFlags::NOSIGNAL;
     #[cfg(any(target_vendor = "apple", windows))]
     let flags = rustix::net::SendFlags::empty();
-    let mut control = rustix::net::SendAncillaryBuffer::default();
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    let fds;
+    if let Some(fd) = fd {
+        fds = [fd];
+        if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::other("no room for a descriptor"));
+        }
+    }
     Ok(rustix::net::sendmsg(socket, bufs, &mut control, flags)?)
+}
+
+/// What one read of a Unix socket came to.
+struct Read {
+    /// Bytes read.
+    n: usize,
+    /// Whether more may be waiting even if the read was short.
+    may_have_more: bool,
+}
+
+impl Read {
+    /// A plain read, which is short only when the socket is drained.
+    fn plain(n: usize) -> Self {
+        Read {
+            n,
+            may_have_more: false,
+        }
+    }
+}
+
+/// Reads into `buf` with `recvmsg`, keeping any descriptors the peer sent in `inbox`. Returns
+/// the bytes read and whether descriptors came with them: the kernel ends a read after the bytes
+/// a descriptor came with, however much more is waiting, so such a short read does not mean the
+/// socket is drained (and must not clear its readiness: no new event would come for the rest).
+fn receive_with_descriptors(
+    socket: impl AsFd,
+    buf: &mut [u8],
+    inbox: &mut Inbox,
+) -> io::Result<(usize, bool)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let mut space =
+        [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(DESCRIPTORS_PER_READ))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        socket,
+        &mut [io::IoSliceMut::new(buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut with_fds = received.flags.contains(ReturnFlags::CTRUNC);
+    inbox.truncated |= with_fds;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            inbox.fds.extend(fds);
+            with_fds = true;
+        }
+    }
+    Ok((received.bytes, with_fds))
+}
+
+/// Waits until `io` is readable and runs `read`, which reads at most `max` bytes and returns how
+/// many; retries if the readiness was stale.
+fn poll_read_ready_with(
+    io: &AsyncFd<std::os::unix::net::UnixStream>,
+    cx: &mut Context<'_>,
+    max: usize,
+    mut read: impl FnMut(&std::os::unix::net::UnixStream) -> io::Result<Read>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        let mut guard = ready!(io.poll_read_ready(cx))?;
+        match guard.try_io(|io| read(io.get_ref())) {
+            Ok(Ok(Read { n, may_have_more })) => {
+                if n < max && !may_have_more {
+                    // Drained: wait for the next readiness event before reading again.
+                    guard.clear_ready();
+                }
+                return Poll::Ready(Ok(n));
+            }
+            Ok(Err(err)) => return Poll::Ready(Err(err)),
+            Err(_would_block) => continue,
+        }
+    }
 }
 
 /// Whether the peer of a connected socket has hung up, asked of the kernel without waiting:

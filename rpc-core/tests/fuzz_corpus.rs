@@ -402,6 +402,7 @@ fn handshake_seeds() -> Vec<(&'static str, Vec<u8>)> {
         server_version: "0.1.0".into(),
         max_frame: FrameLimit::default(),
         schema_hash: rpc_core::schema::SchemaHash(0),
+        shm: rpc_core::lane::ShmSize::default(),
     });
     let limit = u32::try_from(MAX_HANDSHAKE_FRAME).expect("small limit");
     let header = |len: u32| {

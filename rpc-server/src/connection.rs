@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, HandshakeError};
+use rpc_core::lane::ShmSize;
 use rpc_core::limits::{MAX_ECHOED_NAME, OVER_LIMIT_HELLO_WAIT, REFUSAL_WRITE_TIMEOUT};
 use rpc_core::schema::SchemaHash;
 use rpc_core::transport::Link;
@@ -117,10 +118,17 @@ pub(crate) async fn run(
             return;
         }
     };
+    // The lane needs a Unix socket (its regions travel as descriptors); on TCP it is off.
+    let shm = if peer.endpoint.is_tcp() {
+        ShmSize::OFF
+    } else {
+        hello.shm.min(shared.limits.shm_size)
+    };
     let accepted = HelloReply::Accepted {
         server_version: env!("CARGO_PKG_VERSION").to_owned(),
         max_frame: shared.limits.max_frame,
         schema_hash,
+        shm,
     };
     if let Err(err) = framed.send(accepted).await {
         tracing::debug!(connection = peer.connection_id, error = %err, "peer left during handshake");
@@ -135,7 +143,7 @@ pub(crate) async fn run(
         peer_pid = creds.and_then(|c| c.pid),
         "connection accepted"
     );
-    let link = Link::from_handshake(framed, shared.limits.max_frame);
+    let link = Link::from_handshake(framed, shared.limits.max_frame).with_shm(shm);
     let ctx = ServeContext {
         max_in_flight: shared.limits.max_in_flight,
         max_streams: shared.limits.max_streams,

@@ -8,11 +8,12 @@
 use std::time::Duration;
 
 use rpc_core::FrameLimit;
+use rpc_core::lane::ShmSize;
 
 pub use rpc_core::limits::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_UID,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_STREAMS, DEFAULT_READ_TIMEOUT, DEFAULT_SHUTDOWN_GRACE,
-    DEFAULT_SOCKET_MODE,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_STREAMS, DEFAULT_READ_TIMEOUT, DEFAULT_SHM_SIZE,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_SOCKET_MODE,
 };
 pub use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
@@ -38,6 +39,11 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Kernel buffer size set on each Unix connection (0 keeps the kernel's default).
     pub socket_buffer: usize,
+    /// Size of each shared-memory region of a Unix connection whose client offers the lane
+    /// (the smaller of the two sizes is used); [`ShmSize::OFF`] turns the lane off. Each such
+    /// connection can cost the server up to twice this: its own region, and the pages of the
+    /// client's it reads.
+    pub shm_size: ShmSize,
 }
 
 impl Default for Limits {
@@ -52,6 +58,7 @@ impl Default for Limits {
             read_timeout: DEFAULT_READ_TIMEOUT,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             socket_buffer: DEFAULT_SOCKET_BUFFER,
+            shm_size: ShmSize::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use rpc_core::lane::ShmSize;
 use rpc_core::untrusted::EscapingWriter;
 use rpc_core::{FrameLimit, ServerLocation, location::DEFAULT_NAME};
 use rpc_server::limits::{
@@ -68,6 +69,11 @@ struct Args {
     /// Time in-flight calls get to finish after SIGINT/SIGTERM, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
     shutdown_grace_ms: u64,
+    /// Size of each shared-memory region of a Unix connection, in bytes: 0 (no shared-memory
+    /// lane), or from 65536 to 1073741824 [default: 16 MiB]. Clients use the smaller of theirs
+    /// and this.
+    #[arg(long, value_name = "BYTES")]
+    shm_size: Option<ShmSize>,
     /// Runtime worker threads, at least 1 [default: one per core].
     #[arg(long, value_name = "N", value_parser = positive::<usize>)]
     threads: Option<usize>,
@@ -143,6 +149,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         read_timeout: Duration::from_millis(args.read_timeout_ms),
         handshake_timeout: Duration::from_millis(args.handshake_timeout_ms),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        shm_size: args.shm_size.unwrap_or_default(),
         ..Limits::default()
     };
     let config = ServerConfig {

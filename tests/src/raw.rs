@@ -135,9 +135,10 @@ pub fn decode_reply(bytes: &[u8]) -> HelloReply {
 }
 
 /// Bytes in the body of the hello [`hello_frame`] makes for a service name of `service_len`
-/// bytes: magic, version, the name as a bincode string (u64 length, bytes), an absent token.
+/// bytes: magic, version, the name as a bincode string (u64 length, bytes), an absent token, and
+/// no shared-memory lane (a `u64` 0).
 pub const fn hello_body_len(service_len: usize) -> usize {
-    MAGIC.len() + 2 + 8 + service_len + 1
+    MAGIC.len() + 2 + 8 + service_len + 1 + 8
 }
 
 /// A complete handshake frame with a tokenless hello for `service`, built byte by byte so it can
@@ -151,6 +152,7 @@ pub fn hello_frame(service: &str) -> Vec<u8> {
     frame.put_u64_le(service.len() as u64);
     frame.put_slice(service.as_bytes());
     frame.put_u8(0);
+    frame.put_u64_le(0);
     assert_eq!(frame.len(), 4 + body_len);
     frame.to_vec()
 }
@@ -259,6 +261,7 @@ pub async fn accept_as_fake_server<Req, Resp>(
             server_version: "0.0.0-fake".into(),
             max_frame,
             schema_hash,
+            shm: rpc_core::lane::ShmSize::OFF,
         })
         .await
         .expect("the acceptance is sent");

@@ -19,7 +19,7 @@ import struct
 import sys
 
 MAGIC = b"LRPC"
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 STREAM_WINDOW = 256 * 1024
 MAX_HANDSHAKE_FRAME = 4096
 # Our own frame limit; the connection honours the smaller of this and the server's (spec §2).
@@ -169,7 +169,8 @@ def read_refusal(r):
 
 def handshake(sock, service):
     """Sends the hello; returns (frame limit in force, the service's schema hash)."""
-    body = MAGIC + struct.pack(">H", PROTOCOL_VERSION) + string(service) + b"\x00"  # no token
+    # No token, and no shared-memory lane offered (a u64 0): this client passes no descriptors.
+    body = MAGIC + struct.pack(">H", PROTOCOL_VERSION) + string(service) + b"\x00" + u64(0)
     send_frame(sock, body)
     frame = read_frame(sock, MAX_HANDSHAKE_FRAME)
     if frame[:4] != MAGIC:
@@ -192,6 +193,9 @@ def handshake(sock, service):
     if max_frame < 4096:
         raise Mismatch(f"the server announced a frame limit of {max_frame}, below 4096")
     schema_hash = r.u64()
+    shm = r.u64()
+    if shm != 0:
+        raise Mismatch(f"the server agreed a shared-memory lane of {shm} bytes, which was not offered")
     r.end()
     return min(max_frame, OUR_MAX_FRAME), schema_hash
 

@@ -10,17 +10,19 @@ use bytes::BytesMut;
 use tokio_util::codec::Framed;
 
 use crate::handshake::HandshakeCodec;
+use crate::lane::ShmSize;
 use crate::stream::LocalStream;
 use crate::transport::WireTransport;
 use crate::wire::{FrameLimit, MessageSeed, WireCodec};
 
-/// A socket past an accepted handshake: the stream, the bytes read beyond the handshake, and the
-/// frame limit in force on it.
+/// A socket past an accepted handshake: the stream, the bytes read beyond the handshake, the
+/// frame limit in force on it, and the size of its shared-memory regions (if any).
 #[derive(Debug)]
 pub struct Link {
     io: LocalStream,
     read_ahead: BytesMut,
     limit: FrameLimit,
+    shm: ShmSize,
 }
 
 impl Link {
@@ -39,7 +41,17 @@ impl Link {
             io: parts.io,
             read_ahead: parts.read_buf,
             limit,
+            shm: ShmSize::OFF,
         }
+    }
+
+    /// This link using the shared-memory lane with regions of `shm` bytes, as the handshake
+    /// agreed: only on a Unix socket on Linux, and [`ShmSize::OFF`] changes nothing.
+    pub fn with_shm(mut self, shm: ShmSize) -> Self {
+        let usable = cfg!(any(target_os = "linux", target_os = "android"))
+            && matches!(self.io, LocalStream::Unix(_));
+        self.shm = if usable { shm } else { ShmSize::OFF };
+        self
     }
 
     /// The frame limit the connection honours.
@@ -47,9 +59,14 @@ impl Link {
         self.limit
     }
 
+    /// The size of the connection's shared-memory regions, [`ShmSize::OFF`] without the lane.
+    pub fn shm(&self) -> ShmSize {
+        self.shm
+    }
+
     /// The transport a client speaks, or any peer that checks nothing before decoding.
     pub fn transport<In, Out>(self) -> WireTransport<LocalStream, In, Out> {
-        WireTransport::new(self.io, self.read_ahead, WireCodec::new(self.limit))
+        WireTransport::new(self.io, self.read_ahead, WireCodec::new(self.limit)).with_lane(self.shm)
     }
 
     /// [`Link::transport`] reading incoming messages as `seed` reads them: for messages whose
@@ -60,6 +77,7 @@ impl Link {
         seed: D,
     ) -> WireTransport<LocalStream, In, Out, D> {
         WireTransport::with_seed(self.io, self.read_ahead, WireCodec::new(self.limit), seed)
+            .with_lane(self.shm)
     }
 
     /// The transport a server reads requests from: each request's deadline is checked before it
@@ -72,5 +90,6 @@ impl Link {
             self.read_ahead,
             WireCodec::for_requests(self.limit),
         )
+        .with_lane(self.shm)
     }
 }

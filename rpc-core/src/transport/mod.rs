@@ -13,7 +13,7 @@
 
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -23,6 +23,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::poll_read_buf;
 
+use crate::lane::ShmSize;
 use crate::stream::LocalStream;
 use crate::wire::{CodecError, MessageSeed, WireCodec};
 
@@ -86,6 +87,23 @@ where
         }
     }
 
+    /// This transport with the shared-memory lane on, both ways, with regions of `size` bytes
+    /// (what the handshake agreed; [`ShmSize::OFF`] changes nothing). Unix sockets only: the
+    /// regions travel as descriptors.
+    pub fn with_lane(mut self, size: ShmSize) -> Self {
+        if !size.is_off() {
+            self.io.accept_descriptors();
+            self.reader = self.reader.with_lane(size);
+            self.writer = self.writer.with_lane(size);
+        }
+        self
+    }
+
+    /// Bytes of this side's shared-memory region the peer has not given back yet.
+    pub fn lane_in_use(&self) -> u64 {
+        self.writer.lane_in_use()
+    }
+
     /// Whether part of a frame has arrived and the rest has not: what a read timeout guards.
     pub fn is_mid_frame(&self) -> bool {
         self.reader.is_mid_frame()
@@ -116,7 +134,8 @@ where
 }
 
 /// A socket a [`WireTransport`] runs over: readable and writable, with a descriptor (to ask the
-/// kernel how much has arrived), and able to read a large field straight into its buffer.
+/// kernel how much has arrived), able to read a large field straight into its buffer, and (for
+/// the shared-memory lane) to pass descriptors.
 pub trait FieldRead: AsyncRead + AsyncWrite + AsFd + Unpin {
     /// Reads into `buf`'s spare capacity, at most `max` bytes, without zeroing it first;
     /// `Ok(0)` at the end of the stream.
@@ -125,6 +144,21 @@ pub trait FieldRead: AsyncRead + AsyncWrite + AsFd + Unpin {
         cx: &mut Context<'_>,
         buf: &mut Vec<u8>,
         max: usize,
+    ) -> Poll<io::Result<usize>>;
+
+    /// From now on, keeps the descriptors the peer sends (see
+    /// [`LocalStream::accept_descriptors`]).
+    fn accept_descriptors(&mut self);
+
+    /// The descriptors received since the last call.
+    fn take_descriptors(&mut self) -> io::Result<Vec<OwnedFd>>;
+
+    /// Writes `buf` with `fd` attached to its first byte.
+    fn poll_write_with_descriptor(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        fd: BorrowedFd<'_>,
     ) -> Poll<io::Result<usize>>;
 }
 
@@ -136,6 +170,23 @@ impl FieldRead for LocalStream {
         max: usize,
     ) -> Poll<io::Result<usize>> {
         self.poll_read_vec(cx, buf, max)
+    }
+
+    fn accept_descriptors(&mut self) {
+        LocalStream::accept_descriptors(self);
+    }
+
+    fn take_descriptors(&mut self) -> io::Result<Vec<OwnedFd>> {
+        LocalStream::take_descriptors(self)
+    }
+
+    fn poll_write_with_descriptor(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        fd: BorrowedFd<'_>,
+    ) -> Poll<io::Result<usize>> {
+        LocalStream::poll_write_with_descriptor(self, cx, buf, fd)
     }
 }
 
@@ -156,8 +207,15 @@ where
     /// connection cannot be resynchronised). What [`Stream::poll_next`] returns.
     pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<In, CodecError>>> {
         loop {
+            if let Err(err) = self.pass_descriptors() {
+                return Poll::Ready(Some(Err(err)));
+            }
             let io = &self.io;
-            let need = match self.reader.decode(&mut || queued_bytes(io)) {
+            let decoded = self.reader.decode(&mut || queued_bytes(io));
+            if let Err(err) = self.settle_lane() {
+                return Poll::Ready(Some(Err(err)));
+            }
+            let need = match decoded {
                 Ok(Ok(item)) => return Poll::Ready(Some(Ok(item))),
                 Ok(Err(need)) => need,
                 Err(err) => return Poll::Ready(Some(Err(err))),
@@ -183,6 +241,31 @@ where
                 Err(err) => return Poll::Ready(Some(Err(CodecError::Io(err)))),
             }
         }
+    }
+}
+
+impl<S, In, Out, D> WireTransport<S, In, Out, D>
+where
+    S: FieldRead,
+{
+    /// Hands the descriptors the socket received to the reader (the peer's region).
+    fn pass_descriptors(&mut self) -> Result<(), CodecError> {
+        for fd in self.io.take_descriptors()? {
+            self.reader.offer_descriptor(fd)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the lane's bookkeeping between reader and writer: slots copied out of the peer's
+    /// region are reported to it, and slots the peer reports copied are freed.
+    fn settle_lane(&mut self) -> Result<(), CodecError> {
+        if let Some(through) = self.reader.take_release() {
+            self.writer.queue_release(through);
+        }
+        if let Some(through) = self.reader.take_peer_released() {
+            self.writer.release_slots(through)?;
+        }
+        Ok(())
     }
 }
 
@@ -257,3 +340,6 @@ where
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod lane_tests;

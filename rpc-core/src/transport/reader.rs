@@ -27,10 +27,13 @@
 //! because after [`MAX_PROBES`] probes the frame is read whole and decoded once.
 
 use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
 
 use bytes::{Buf, BytesMut};
 
+use crate::lane::{LaneError, PeerRegion, ShmSize};
 pub use crate::limits::{FIELD_RESERVE, FIELD_STEP, MAX_PROBES};
+use crate::wire::lane_frame::{LaneFrame, split_lane_frame};
 use crate::wire::large_field::{self, Probe};
 use crate::wire::{
     BIG_FIELD, BodyCheck, CodecError, FrameLimit, LENGTH_PREFIX_LEN, MessageSeed, READ_AHEAD,
@@ -64,8 +67,48 @@ pub struct FrameReader<In, D = PhantomData<In>> {
     large: Option<LargeFrame>,
     /// The body length of the frame the last message decoded came in.
     last_len: usize,
+    /// The shared-memory lane's incoming side, when the handshake agreed on one.
+    lane: Option<LaneIn>,
     seed: D,
     _in: PhantomData<fn() -> In>,
+}
+
+/// The incoming side of the shared-memory lane: the peer's region and the bookkeeping of its
+/// slots.
+#[derive(Debug)]
+struct LaneIn {
+    size: ShmSize,
+    /// The peer's region, once its first lane frame has come.
+    peer: Option<PeerRegion>,
+    /// The descriptor the peer sent for its region, until its first lane frame.
+    offered: Option<OwnedFd>,
+    /// Position up to which the peer's slots were copied, not yet reported back.
+    to_release: Option<u64>,
+    /// The peer's latest report of this side's slots copied, not yet acted on.
+    released: Option<u64>,
+}
+
+impl LaneIn {
+    /// Copies out the fields of a lane frame, adopting the peer's region first if need be.
+    fn copy_out(&mut self, slots: &[(u64, u64)]) -> Result<Vec<Vec<u8>>, LaneError> {
+        let peer = match &mut self.peer {
+            Some(peer) => peer,
+            None => {
+                let fd = self.offered.take().ok_or_else(|| {
+                    LaneError::Protocol(
+                        "a shared-memory frame came before the region's descriptor".to_owned(),
+                    )
+                })?;
+                self.peer.insert(PeerRegion::adopt(fd, self.size)?)
+            }
+        };
+        let fields = slots
+            .iter()
+            .map(|&(pos, len)| peer.copy_out(pos, len))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.to_release = Some(peer.copied_through());
+        Ok(fields)
+    }
 }
 
 /// Progress through a frame of at least [`BIG_FIELD`] bytes.
@@ -117,9 +160,51 @@ impl<In, D> FrameReader<In, D> {
             buf: read_ahead,
             large: None,
             last_len: 0,
+            lane: None,
             seed,
             _in: PhantomData,
         }
+    }
+
+    /// This reader taking lane frames (see `wire/lane_frame.rs`) whose fields are in a peer
+    /// region of `size` bytes; [`ShmSize::OFF`] leaves the lane off, and a zero-length frame
+    /// malformed.
+    pub fn with_lane(mut self, size: ShmSize) -> Self {
+        self.lane = (!size.is_off()).then_some(LaneIn {
+            size,
+            peer: None,
+            offered: None,
+            to_release: None,
+            released: None,
+        });
+        self
+    }
+
+    /// Hands the reader a descriptor the peer sent: its region, adopted with its first lane
+    /// frame. Any other descriptor (a second one, or one without a lane) breaks the rules; it is
+    /// closed.
+    pub fn offer_descriptor(&mut self, fd: OwnedFd) -> Result<(), CodecError> {
+        match &mut self.lane {
+            Some(lane) if lane.peer.is_none() && lane.offered.is_none() => {
+                lane.offered = Some(fd);
+                Ok(())
+            }
+            _ => {
+                Err(LaneError::Protocol("the peer sent a descriptor it may not".to_owned()).into())
+            }
+        }
+    }
+
+    /// The position up to which the peer's slots have been copied, if that has moved since the
+    /// last call: to report back to the peer.
+    pub fn take_release(&mut self) -> Option<u64> {
+        self.lane.as_mut()?.to_release.take()
+    }
+
+    /// The peer's latest report of this side's slots it has copied, if one came since the last
+    /// call.
+    pub fn take_peer_released(&mut self) -> Option<u64> {
+        self.lane.as_mut()?.released.take()
     }
 
     /// This reader decoding with `seed` from now on, e.g. a typed reader given the seed a
@@ -133,6 +218,7 @@ impl<In, D> FrameReader<In, D> {
             buf: self.buf,
             large: self.large,
             last_len: self.last_len,
+            lane: self.lane,
             seed,
             _in: PhantomData,
         }
@@ -212,6 +298,13 @@ impl<In, D: MessageSeed<In>> FrameReader<In, D> {
                     self.buf.reserve(MIN_READ_SPACE);
                     return Ok(Err(Need::Buffer));
                 };
+                if len == 0 && self.lane.is_some() {
+                    match self.decode_lane_frame()? {
+                        Some(Some(item)) => return Ok(Ok(item)),
+                        Some(None) => continue,
+                        None => return Ok(Err(Need::Buffer)),
+                    }
+                }
                 if len < BIG_FIELD || len > self.limit.bytes() {
                     // Small frames (and refusals of oversized ones) are buffered whole.
                     return match split_frame(&mut self.buf, self.limit)? {
@@ -244,6 +337,40 @@ impl<In, D: MessageSeed<In>> FrameReader<In, D> {
                     )
                     .map(Ok);
                 }
+            }
+        }
+    }
+
+    /// Takes a lane frame off the buffer: `Some(Some(message))` for a message whose fields were
+    /// in the peer's region, `Some(None)` for a report of slots released (noted), `None` until
+    /// the whole frame is here.
+    fn decode_lane_frame(&mut self) -> Result<Option<Option<In>>, CodecError> {
+        let Some(lane) = self.lane.as_mut() else {
+            return Ok(None);
+        };
+        let frame = match split_lane_frame(&mut self.buf, self.limit)? {
+            None => return Ok(None),
+            Some(frame) => frame,
+        };
+        let message_len = frame.message_len();
+        match frame {
+            LaneFrame::Released(through) => {
+                lane.released = Some(lane.released.map_or(through, |last| last.max(through)));
+                Ok(Some(None))
+            }
+            LaneFrame::Fields { slots, smalls } => {
+                let fields = lane.copy_out(&slots)?;
+                if let Some(check) = self.check {
+                    check(&smalls)?;
+                }
+                self.last_len = message_len;
+                let item = large_field::decode_with_fields(
+                    self.format,
+                    self.seed.clone(),
+                    &smalls,
+                    fields,
+                )?;
+                Ok(Some(Some(item)))
             }
         }
     }

@@ -17,6 +17,9 @@ use bytes::{Buf, BytesMut};
 use serde::Serialize;
 use tokio::io::AsyncWrite;
 
+use crate::lane::{OwnRegion, ShmSize};
+use crate::transport::FieldRead;
+use crate::wire::lane_frame;
 use crate::wire::{BIG_FIELD, CodecError, LENGTH_PREFIX_LEN, WireFormat};
 
 /// Small-piece bytes staged before they are written even without a large field to go with them.
@@ -43,15 +46,47 @@ pub struct FrameWriter<Out> {
     /// An emptied buffer of encoded frames, kept for the next one: encoding into a fresh buffer
     /// grew it several times per small call.
     spare: BytesMut,
+    /// The shared-memory lane's outgoing side, when the handshake agreed on one.
+    lane: Option<LaneOut>,
+}
+
+/// The outgoing side of the shared-memory lane.
+#[derive(Debug)]
+struct LaneOut {
+    size: ShmSize,
+    /// This side's region, made when the first large message is queued.
+    region: Option<OwnRegion>,
+    /// The region could not be made: every message goes through the socket.
+    unavailable: bool,
+    /// Whether the region's descriptor has been queued to go with a frame.
+    fd_queued: bool,
+}
+
+impl LaneOut {
+    /// The region, made now if it does not exist yet; `None` if it cannot be made.
+    fn region(&mut self) -> Option<&mut OwnRegion> {
+        if self.region.is_none() && !self.unavailable {
+            match OwnRegion::new(self.size) {
+                Ok(region) => self.region = Some(region),
+                // The lane only saves copies: without a region the socket carries everything.
+                Err(_) => self.unavailable = true,
+            }
+        }
+        self.region.as_mut()
+    }
 }
 
 /// One entry of the outgoing queue.
 #[derive(Debug)]
 enum Outgoing<Out> {
-    /// Encoded frames of small messages, written as one; the first `written` bytes have been
-    /// sent. (Counted rather than advanced past, so the buffer's capacity stays measurable for
-    /// reuse.)
-    Encoded { buf: BytesMut, written: usize },
+    /// Encoded frames of small messages (and lane frames), written as one; the first `written`
+    /// bytes have been sent. (Counted rather than advanced past, so the buffer's capacity stays
+    /// measurable for reuse.) With `with_fd`, the lane's region goes with the first byte.
+    Encoded {
+        buf: BytesMut,
+        written: usize,
+        with_fd: bool,
+    },
     /// A large message, serialized as it is written; `written` frame bytes have been sent.
     Direct {
         item: Out,
@@ -69,10 +104,78 @@ impl<Out> FrameWriter<Out> {
             buffered: 0,
             stage: BytesMut::new(),
             spare: BytesMut::new(),
+            lane: None,
         }
     }
 
-    /// Whether queued messages are still to be written (the socket was full).
+    /// This writer sending large fields through a shared-memory region of `size` bytes (made
+    /// when the first one is queued) where they fit; [`ShmSize::OFF`] leaves the lane off.
+    pub fn with_lane(mut self, size: ShmSize) -> Self {
+        self.lane = (!size.is_off()).then_some(LaneOut {
+            size,
+            region: None,
+            unavailable: false,
+            fd_queued: false,
+        });
+        self
+    }
+
+    /// The encoding buffer at the back of the queue, none of which has been written, added if
+    /// need be. (Appended to only while none of it has been written: a buffer is freed only once
+    /// written out whole, so one that kept growing while the socket was full would keep every
+    /// byte ever sent on the connection.)
+    fn open_buffer(&mut self) -> &mut BytesMut {
+        if !matches!(
+            self.queue.back(),
+            Some(Outgoing::Encoded { written: 0, .. })
+        ) {
+            let mut buf = std::mem::take(&mut self.spare);
+            buf.reserve(SMALL_RESERVE);
+            self.queue.push_back(Outgoing::Encoded {
+                buf,
+                written: 0,
+                with_fd: false,
+            });
+        }
+        match self.queue.back_mut() {
+            Some(Outgoing::Encoded { buf, .. }) => buf,
+            _ => unreachable!("an encoding buffer was just put at the back"),
+        }
+    }
+
+    /// Queues a report to the peer that its slots up to `through` have been copied, ahead of
+    /// anything queued after it.
+    pub fn queue_release(&mut self, through: u64) {
+        if self.lane.is_none() {
+            return;
+        }
+        let buf = self.open_buffer();
+        let before = buf.len();
+        lane_frame::encode_released(through, buf);
+        let added = buf.len() - before;
+        self.buffered += added;
+    }
+
+    /// The peer has copied this side's slots up to `through`: they are free again.
+    pub fn release_slots(&mut self, through: u64) -> Result<(), CodecError> {
+        match self.lane.as_mut().and_then(|lane| lane.region.as_mut()) {
+            Some(region) => Ok(region.release(through)?),
+            None => Err(crate::lane::LaneError::Protocol(
+                "the peer gave back slots of a region never sent".to_owned(),
+            )
+            .into()),
+        }
+    }
+
+    /// Bytes of this side's region handed out and not given back yet.
+    pub fn lane_in_use(&self) -> u64 {
+        self.lane
+            .as_ref()
+            .and_then(|lane| lane.region.as_ref())
+            .map_or(0, OwnRegion::in_use)
+    }
+
+    /// Whether queued messages (or reports of released slots) are still to be written.
     pub fn has_unsent(&self) -> bool {
         !self.queue.is_empty()
     }
@@ -94,7 +197,7 @@ impl<Out> FrameWriter<Out> {
     pub(super) fn front_is_partly_written(&self) -> bool {
         matches!(
             self.queue.front(),
-            Some(Outgoing::Encoded { written, buf }) if *written > 0 && *written < buf.len()
+            Some(Outgoing::Encoded { written, buf, .. }) if *written > 0 && *written < buf.len()
         )
     }
 
@@ -112,20 +215,15 @@ impl<Out: Serialize> FrameWriter<Out> {
         // Appended to the last buffer only if none of it has been written: a buffer is freed
         // only once written out whole, so one that kept growing while the socket was full would
         // keep every byte ever sent on the connection.
-        if !matches!(
-            self.queue.back(),
-            Some(Outgoing::Encoded { written: 0, .. })
-        ) {
-            let mut buf = std::mem::take(&mut self.spare);
-            buf.reserve(SMALL_RESERVE);
-            self.queue.push_back(Outgoing::Encoded { buf, written: 0 });
-        }
-        if let Some(Outgoing::Encoded { buf, written: 0 }) = self.queue.back_mut() {
+        let format = self.format;
+        let buf = self.open_buffer();
+        {
             let before = buf.len();
-            let encoded = self.format.encode_small_frame(&item, BIG_FIELD, buf);
+            let encoded = format.encode_small_frame(&item, BIG_FIELD, buf);
             let added = buf.len() - before;
+            let emptied = buf.is_empty();
             self.buffered += added;
-            if buf.is_empty() {
+            if emptied {
                 if let Some(Outgoing::Encoded { buf, .. }) = self.queue.pop_back() {
                     self.spare = buf;
                 }
@@ -133,6 +231,9 @@ impl<Out: Serialize> FrameWriter<Out> {
             if encoded? {
                 return Ok(added - LENGTH_PREFIX_LEN);
             }
+        }
+        if let Some(len) = self.queue_lane(&item)? {
+            return Ok(len);
         }
         // A body of 32 KiB or more: sized now, written from the message itself.
         let body_len = self.format.body_len(&item)?;
@@ -144,16 +245,72 @@ impl<Out: Serialize> FrameWriter<Out> {
         Ok(body_len)
     }
 
+    /// Queues `item` as a lane frame, its large fields written into this side's region, and
+    /// returns its body length; `Ok(None)` when it goes through the socket instead (no lane,
+    /// no room in the region, or not a message the lane carries).
+    fn queue_lane(&mut self, item: &Out) -> Result<Option<usize>, CodecError> {
+        let format = self.format;
+        let Some(lane) = self.lane.as_mut() else {
+            return Ok(None);
+        };
+        let Some(region) = lane.region() else {
+            return Ok(None);
+        };
+        let mut frame = BytesMut::new();
+        let Some(len) =
+            lane_frame::encode_fields(format, format.limit(), region, item, &mut frame)?
+        else {
+            return Ok(None);
+        };
+        let with_fd = !lane.fd_queued;
+        lane.fd_queued = true;
+        self.buffered += frame.len();
+        if with_fd {
+            // The descriptor goes with this frame's first byte: a buffer of its own.
+            self.queue.push_back(Outgoing::Encoded {
+                buf: frame,
+                written: 0,
+                with_fd,
+            });
+        } else {
+            self.open_buffer().extend_from_slice(&frame);
+        }
+        Ok(Some(len))
+    }
+
     /// Writes the queue to `io` until it is empty or `io` is full (then `cx` is woken when it
     /// has room). Does not flush `io`.
-    pub fn poll_write<S: AsyncWrite>(
+    pub fn poll_write<S: FieldRead>(
         &mut self,
         mut io: Pin<&mut S>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), CodecError>> {
         while let Some(entry) = self.queue.front_mut() {
             match entry {
-                Outgoing::Encoded { buf, written } => {
+                Outgoing::Encoded {
+                    buf,
+                    written,
+                    with_fd,
+                } => {
+                    if *with_fd {
+                        let region = self.lane.as_ref().and_then(|lane| lane.region.as_ref());
+                        let Some(region) = region else {
+                            return Poll::Ready(Err(CodecError::unencodable(
+                                "a lane frame without a region",
+                            )));
+                        };
+                        let n = ready!(io.as_mut().get_mut().poll_write_with_descriptor(
+                            cx,
+                            &buf[*written..],
+                            region.fd()
+                        ))?;
+                        if n == 0 {
+                            return Poll::Ready(Err(write_zero()));
+                        }
+                        *with_fd = false;
+                        *written += n;
+                        self.buffered -= n;
+                    }
                     while *written < buf.len() {
                         let n = ready!(io.as_mut().poll_write(cx, &buf[*written..]))?;
                         if n == 0 {

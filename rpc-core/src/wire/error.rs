@@ -30,6 +30,9 @@ pub enum CodecError {
     /// A message could not be encoded.
     #[error("message could not be encoded")]
     Encode(#[source] bincode::Error),
+    /// The peer broke the shared-memory lane's rules, or a region could not be used.
+    #[error(transparent)]
+    Lane(#[from] crate::lane::LaneError),
 }
 
 impl CodecError {

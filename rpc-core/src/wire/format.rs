@@ -44,6 +44,11 @@ impl WireFormat {
         WireFormat { limit }
     }
 
+    /// The frame limit values are held to.
+    pub(crate) fn limit(self) -> FrameLimit {
+        self.limit
+    }
+
     pub(crate) fn options(self) -> impl Options + Copy {
         bincode::DefaultOptions::new()
             .with_fixint_encoding()

@@ -32,6 +32,7 @@ impl HandshakeMessage for Hello {
         let body = HelloBody {
             service: self.service.clone(),
             token: self.token.clone(),
+            shm: self.shm,
         };
         format.encode_body(&body, dst)
     }
@@ -42,11 +43,16 @@ impl HandshakeMessage for Hello {
         if version != PROTOCOL_VERSION {
             return Err(HandshakeError::UnsupportedVersion(version));
         }
-        let HelloBody { service, token } = format.decode(body)?;
+        let HelloBody {
+            service,
+            token,
+            shm,
+        } = format.decode(body)?;
         Ok(Hello {
             version,
             service,
             token,
+            shm,
         })
     }
 }

@@ -30,6 +30,7 @@ mod error;
 mod format;
 pub mod frame;
 pub(crate) mod handshake_frame;
+pub(crate) mod lane_frame;
 pub(crate) mod large_field;
 mod response_seed;
 

@@ -1,0 +1,222 @@
+//! [`OwnRegion`]: the region a side writes its large fields into, and the slots it hands out.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::fs::{MemfdFlags, SealFlags};
+
+use crate::lane::{LaneError, ShmSize};
+
+/// Slots start at multiples of this many bytes.
+const SLOT_ALIGN: u64 = 64;
+
+/// This side's outgoing region: a memfd of a fixed size, mapped writable here and sealed so that
+/// nobody can shrink or grow it (the peer cannot make a write here fault with `SIGBUS`) and
+/// nobody else can write to it (the peer may only read).
+///
+/// Slots are handed out in order, like a ring. A slot's position is a byte count that only
+/// grows ([`OwnRegion::alloc`]); its place in the region is that count modulo the size, and a
+/// slot never wraps around the end. The peer gives slots back in the same order, by saying up to
+/// which position it has copied ([`OwnRegion::release`]). When every slot is back, the next one
+/// starts at the region's beginning again, so a connection with one message in flight at a time
+/// keeps writing (and keeps resident) only the first pages.
+#[derive(Debug)]
+pub struct OwnRegion {
+    fd: OwnedFd,
+    map: MmapRaw,
+    size: u64,
+    /// Position after the last slot handed out.
+    head: u64,
+    /// Position up to which the peer has given slots back.
+    tail: u64,
+}
+
+impl OwnRegion {
+    /// Makes a region of `size` bytes (not [`ShmSize::OFF`]): a memfd, sized, mapped, sealed.
+    pub fn new(size: ShmSize) -> Result<Self, LaneError> {
+        let region = |what| {
+            move |err: rustix::io::Errno| LaneError::Region {
+                what,
+                source: err.into(),
+            }
+        };
+        if size.is_off() {
+            return Err(LaneError::Protocol("a region of size 0".to_owned()));
+        }
+        let fd =
+            rustix::fs::memfd_create("rpc-lane", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+                .map_err(region("memfd_create"))?;
+        rustix::fs::ftruncate(&fd, size.bytes()).map_err(region("ftruncate"))?;
+        let len = usize::try_from(size.bytes()).map_err(|_| LaneError::Region {
+            what: "size",
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })?;
+        let map = MmapOptions::new()
+            .len(len)
+            .map_raw(fd.as_raw_fd())
+            .map_err(|source| LaneError::Region {
+                what: "mmap",
+                source,
+            })?;
+        // Sealed after mapping: FUTURE_WRITE stops every later write and writable mapping, the
+        // peer's included, while this mapping goes on working. Kernels before 5.1 lack it; there
+        // the peer could write into slots meant for itself, which it reads only as copies.
+        let seals = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+        rustix::fs::fcntl_add_seals(&fd, seals | SealFlags::FUTURE_WRITE)
+            .or_else(|_| rustix::fs::fcntl_add_seals(&fd, seals))
+            .map_err(region("sealing"))?;
+        Ok(OwnRegion {
+            fd,
+            map,
+            size: size.bytes(),
+            head: 0,
+            tail: 0,
+        })
+    }
+
+    /// The memfd, to send to the peer once.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The region's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bytes handed out and not given back yet (alignment and skipped ends included).
+    pub fn in_use(&self) -> u64 {
+        self.head - self.tail
+    }
+
+    /// A slot of `len` bytes, as its position, or `None` when the free part of the region
+    /// cannot hold it now.
+    pub fn alloc(&mut self, len: usize) -> Option<u64> {
+        let len = len as u64;
+        if len == 0 || len > self.size {
+            return None;
+        }
+        let mut start = self.head.next_multiple_of(SLOT_ALIGN);
+        if self.head == self.tail && start % self.size != 0 {
+            // Nothing is out: start again at the beginning, whose pages are resident already.
+            start = start.next_multiple_of(self.size);
+        }
+        if start % self.size + len > self.size {
+            // No slot wraps around the end: skip to the beginning.
+            start = start.next_multiple_of(self.size);
+        }
+        let end = start + len;
+        if end - self.tail > self.size {
+            return None;
+        }
+        self.head = end;
+        Some(start)
+    }
+
+    /// Forgets every slot handed out after `head` (a value of [`OwnRegion::mark`]): a message
+    /// that took some slots and then could not go through the lane gives them back.
+    pub fn rollback(&mut self, head: u64) {
+        debug_assert!(self.tail <= head && head <= self.head);
+        self.head = head.clamp(self.tail, self.head);
+    }
+
+    /// The position the next slot would follow, for [`OwnRegion::rollback`].
+    pub fn mark(&self) -> u64 {
+        self.head
+    }
+
+    /// Writes `bytes` into the slot at `pos`, which [`OwnRegion::alloc`] handed out for them.
+    pub fn write(&mut self, pos: u64, bytes: &[u8]) {
+        let offset = pos % self.size;
+        let fits = offset
+            .checked_add(bytes.len() as u64)
+            .is_some_and(|end| end <= self.size);
+        assert!(fits, "a slot handed out lies inside the region");
+        // SAFETY: `offset + bytes.len()` is within the mapping (checked just above), which lives
+        // as long as `self`. Only this side can write to the region (it is sealed against every
+        // other writer), and no reference to the mapped memory is ever made here: the peer may
+        // read it at any time, which does not affect this copy.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.as_mut_ptr().add(offset as usize),
+                bytes.len(),
+            );
+        }
+    }
+
+    /// The peer has copied every slot up to position `through`: they are free again. A
+    /// position before the last one given back, or past every slot handed out, breaks the rules.
+    pub fn release(&mut self, through: u64) -> Result<(), LaneError> {
+        if through < self.tail || through > self.head {
+            return Err(LaneError::Protocol(format!(
+                "the peer gave back slots up to {through}, but only {}..={} are out",
+                self.tail, self.head
+            )));
+        }
+        self.tail = through;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(size: u64) -> OwnRegion {
+        OwnRegion::new(ShmSize::new(size).expect("in range")).expect("a memfd")
+    }
+
+    #[test]
+    fn slots_go_round_the_ring_never_wrap_and_come_back_in_order() {
+        let mut r = region(64 * 1024);
+        let a = r.alloc(40_000).expect("fits");
+        assert_eq!(a, 0);
+        // 40 000 + 30 000 passes the end: nothing free at the start until `a` comes back.
+        assert_eq!(r.alloc(30_000), None);
+        let b = r.alloc(20_000).expect("fits after a");
+        assert_eq!(b, 40_000u64.next_multiple_of(SLOT_ALIGN));
+        r.release(a + 40_000).expect("in order");
+        let c = r.alloc(30_000).expect("the start is free again");
+        assert_eq!(c % r.size(), 0, "skipped the end rather than wrap");
+        assert!(r.release(c + 30_001).is_err(), "past what is out");
+        assert!(r.release(a).is_err(), "before what came back");
+        r.release(c + 30_000).expect("all back");
+        assert_eq!(r.in_use(), 0);
+        // Everything back: the next slot starts at the beginning.
+        let d = r.alloc(100).expect("fits");
+        assert_eq!(d % r.size(), 0);
+        assert!(d > c, "positions only grow");
+    }
+
+    #[test]
+    fn a_rollback_gives_back_what_a_message_took() {
+        let mut r = region(64 * 1024);
+        let mark = r.mark();
+        r.alloc(50_000).expect("fits");
+        assert_eq!(r.alloc(50_000), None);
+        r.rollback(mark);
+        assert_eq!(r.in_use(), 0);
+        assert!(r.alloc(60_000).is_some());
+    }
+
+    #[test]
+    fn the_region_is_sealed_against_resizing_and_other_writers() {
+        let mut r = region(64 * 1024);
+        let seals = rustix::fs::fcntl_get_seals(r.fd()).expect("a memfd");
+        assert!(seals.contains(SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL));
+        assert!(rustix::fs::ftruncate(r.fd(), 0).is_err(), "cannot shrink");
+        let pos = r.alloc(5).expect("fits");
+        r.write(pos, b"hello");
+        let mut read = [0u8; 5];
+        rustix::io::pread(r.fd(), &mut read, pos).expect("readable");
+        assert_eq!(&read, b"hello");
+        if seals.contains(SealFlags::FUTURE_WRITE) {
+            assert!(
+                rustix::io::pwrite(r.fd(), b"x", 0).is_err(),
+                "no other writer"
+            );
+        }
+    }
+}
