@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use rpc_client::DEFAULT_CONNECT_TIMEOUT;
+use rpc_core::lane::ShmSize;
 use rpc_core::{Endpoint, FrameLimit};
 
 use cli::Output;
@@ -53,6 +54,11 @@ struct Args {
     /// server's own limit applies too: a connection honours the smaller.
     #[arg(long, value_name = "BYTES", global = true)]
     max_frame: Option<FrameLimit>,
+    /// Size of each shared-memory region offered on a Unix connection, in bytes: 0 (no
+    /// shared-memory lane), or from 65536 to 1073741824 [default: 16 MiB]. The server's own
+    /// `--shm-size` may make it smaller.
+    #[arg(long, value_name = "BYTES", global = true)]
+    shm_size: Option<ShmSize>,
     /// Also talk to a server that runs as this uid over a Unix socket (by default only your own
     /// uid and root are trusted: a server run by anyone else is refused before anything is sent).
     #[arg(long, value_name = "UID", global = true)]
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
         runtime_dir: args.runtime_dir,
         timeout: std::time::Duration::from_millis(args.timeout_ms),
         max_frame: args.max_frame,
+        shm_size: args.shm_size,
         expect_uid: args.expect_uid,
         output: Output {
             pretty,

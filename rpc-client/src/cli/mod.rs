@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use rpc_client::{ConnectError, Connector, JsonCallError, JsonClient, JsonConnectError, Target};
+use rpc_core::lane::ShmSize;
 use rpc_core::schema::{ServiceSchema, Type};
 use rpc_core::services::health::HealthClient;
 use rpc_core::services::introspect::IntrospectClient;
@@ -72,6 +73,7 @@ pub struct Settings {
     pub runtime_dir: Option<PathBuf>,
     pub timeout: Duration,
     pub max_frame: Option<FrameLimit>,
+    pub shm_size: Option<ShmSize>,
     pub expect_uid: Option<u32>,
     pub output: Output,
 }
@@ -189,7 +191,8 @@ impl Settings {
         };
         let connector = Connector::new(target)
             .connect_timeout(self.timeout)
-            .max_frame(self.max_frame.unwrap_or_default());
+            .max_frame(self.max_frame.unwrap_or_default())
+            .shm_size(self.shm_size.unwrap_or_default());
         Ok(match self.expect_uid {
             Some(uid) => connector.expect_server_uid(uid),
             None => connector,

@@ -116,11 +116,32 @@ async fn rpc_client_max_frame_is_honoured_and_checked() {
             output.stderr
         );
     }
+    for bad in ["1000", "65535", "1073741825", "lots"] {
+        let output = run_client(["--shm-size", bad, "list"], &[]);
+        assert!(
+            !output.status.success() && output.stderr.contains("--shm-size"),
+            "--shm-size {bad}: {output:?}"
+        );
+    }
     let output = run_client(["--timeout-ms", "0", "list"], &[]);
     assert!(
         !output.status.success() && output.stderr.contains("--timeout-ms"),
         "{output:?}"
     );
+}
+
+#[test]
+fn rpc_server_refuses_a_shared_memory_size_out_of_range_naming_the_flag_and_the_range() {
+    let dir = TestDir::new();
+    for bad in ["1", "65535", "1073741825"] {
+        let exit = dir.server().arg("--shm-size").arg(bad).run_to_exit();
+        assert!(!exit.status.success(), "--shm-size {bad} was accepted");
+        assert!(
+            exit.stderr.contains("--shm-size") && exit.stderr.contains("0 (off)"),
+            "{}",
+            exit.stderr
+        );
+    }
 }
 
 #[test]
