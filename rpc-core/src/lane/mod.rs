@@ -75,8 +75,14 @@ impl ShmSize {
 }
 
 impl Default for ShmSize {
+    /// [`DEFAULT_SHM_SIZE`] on Linux (and Android), [`ShmSize::OFF`] elsewhere: the regions are
+    /// memfds.
     fn default() -> Self {
-        ShmSize(DEFAULT_SHM_SIZE)
+        if cfg!(any(target_os = "linux", target_os = "android")) {
+            ShmSize(DEFAULT_SHM_SIZE)
+        } else {
+            ShmSize::OFF
+        }
     }
 }
 

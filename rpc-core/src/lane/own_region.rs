@@ -1,8 +1,13 @@
 //! [`OwnRegion`]: the region a side writes its large fields into, and the slots it hands out.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use memmap2::{MmapOptions, MmapRaw};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use memmap2::MmapOptions;
+use memmap2::MmapRaw;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use rustix::fs::{MemfdFlags, SealFlags};
 
 use crate::lane::{LaneError, ShmSize};
@@ -33,6 +38,18 @@ pub struct OwnRegion {
 
 impl OwnRegion {
     /// Makes a region of `size` bytes (not [`ShmSize::OFF`]): a memfd, sized, mapped, sealed.
+    /// Linux (and Android) only: elsewhere it fails, and the lane stays off.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn new(_size: ShmSize) -> Result<Self, LaneError> {
+        Err(LaneError::Region {
+            what: "memfd_create",
+            source: std::io::ErrorKind::Unsupported.into(),
+        })
+    }
+
+    /// Makes a region of `size` bytes (not [`ShmSize::OFF`]): a memfd, sized, mapped, sealed.
+    /// Linux (and Android) only: elsewhere it fails, and the lane stays off.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn new(size: ShmSize) -> Result<Self, LaneError> {
         let region = |what| {
             move |err: rustix::io::Errno| LaneError::Region {
@@ -171,6 +188,7 @@ impl OwnRegion {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::SealFlags;
 
     fn region(size: u64) -> OwnRegion {
         OwnRegion::new(ShmSize::new(size).expect("in range")).expect("a memfd")

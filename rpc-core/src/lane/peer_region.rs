@@ -3,6 +3,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use memmap2::{MmapOptions, MmapRaw};
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use rustix::fs::SealFlags;
 
 use crate::lane::{LaneError, ShmSize};
@@ -28,6 +29,11 @@ impl PeerRegion {
     /// The descriptor is closed when this returns; the mapping keeps the region.
     pub fn adopt(fd: OwnedFd, size: ShmSize) -> Result<Self, LaneError> {
         let bad = |why: String| LaneError::BadRegion(why);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        return Err(bad(format!(
+            "shared memory is Linux's here ({} bytes, descriptor {fd:?})",
+            size.bytes()
+        )));
         let stat = rustix::fs::fstat(&fd).map_err(|err| bad(format!("fstat: {err}")))?;
         if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(bad("not a memory file".to_owned()));
@@ -39,10 +45,13 @@ impl PeerRegion {
                 size.bytes()
             )));
         }
-        let seals = rustix::fs::fcntl_get_seals(&fd)
-            .map_err(|err| bad(format!("not a sealable memfd ({err})")))?;
-        if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
-            return Err(bad("not sealed against shrinking and growing".to_owned()));
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let seals = rustix::fs::fcntl_get_seals(&fd)
+                .map_err(|err| bad(format!("not a sealable memfd ({err})")))?;
+            if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
+                return Err(bad("not sealed against shrinking and growing".to_owned()));
+            }
         }
         let len = usize::try_from(size.bytes()).map_err(|_| bad("too large".to_owned()))?;
         let map = MmapOptions::new()
