@@ -225,8 +225,19 @@ impl Settings {
         } else {
             serde_json::to_string(value)
         };
-        println!("{}", escape_json(&text.map_err(Failure::call)?));
-        Ok(())
+        print_line(&escape_json(&text.map_err(Failure::call)?))
+    }
+}
+
+/// Writes one line to stdout. A reader that has gone (`rpc-client call ... | head -c 10`) ends
+/// the output quietly, as `watch` does, rather than with a panic and a backtrace.
+fn print_line(line: &impl std::fmt::Display) -> Result<(), Failure> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::call(
+            anyhow::Error::new(err).context("cannot write to stdout"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -343,16 +354,14 @@ pub fn list(settings: &Settings) -> Result<(), Failure> {
                 text.push_str(&format!("  {}.{}\n", schema.name, method.signature()));
             }
         }
-        print_lines(&text);
-        Ok(())
+        print_lines(&text)
     })
 }
 
 /// Prints text that quotes the server (names from its schemas) a line at a time, each escaped.
-fn print_lines(text: &str) {
-    for line in text.lines() {
-        println!("{}", Untrusted(line));
-    }
+fn print_lines(text: &str) -> Result<(), Failure> {
+    text.lines()
+        .try_for_each(|line| print_line(&Untrusted(line)))
 }
 
 /// `describe SERVICE`: its methods and types.
@@ -380,8 +389,7 @@ pub fn describe(settings: &Settings, service: &str) -> Result<(), Failure> {
         if settings.output.schemas_as_json {
             return settings.print_json(&schema);
         }
-        print_lines(&schema.to_idl());
-        Ok(())
+        print_lines(&schema.to_idl())
     })
 }
 

@@ -273,3 +273,24 @@ async fn a_client_warns_when_the_servers_schema_is_not_its_own() {
         .expect("the server stops")
         .expect("the server task ends");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly_with_no_panic() {
+    let dir = TestDir::new();
+    let _server = dir.server().start();
+    // 64 KiB of JSON, far more than a pipe whose reader has already gone takes.
+    let payload = format!("{{\"bytes\":[{}]}}", vec!["7"; 32 * 1024].join(","));
+    let mut child = std::process::Command::new(tests::binaries::client_binary())
+        .args(["--runtime-dir"])
+        .arg(dir.runtime_dir())
+        .args(["call", "echo.echo", &payload])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rpc-client starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("rpc-client ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
