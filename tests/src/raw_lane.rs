@@ -43,6 +43,25 @@ use crate::raw::{CLOSE_TIMEOUT, connect, decode_echo_response, echo_request_fram
 /// (`rpc-lane`) in `/proc/<pid>/fd` and `/proc/<pid>/maps`.
 pub const TEST_REGION_NAME: &str = "hostile-lane";
 
+/// The name of the memfds the library's own lane makes (client and server alike).
+pub const LIBRARY_REGION_NAME: &str = "rpc-lane";
+
+/// The lines of `/proc/<pid>/maps` that map a memfd called `name`: the lane regions process
+/// `pid` has mapped (its own writable, its peers' read-only).
+pub fn mapped_regions(pid: u32, name: &str) -> Vec<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_else(|err| panic!("cannot read the maps of process {pid}: {err}"));
+    let path = format!("/memfd:{name}");
+    maps.lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(5)
+                .is_some_and(|mapped| mapped == path)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The smallest field a slot may carry: `rpc_core::transport::BIG_FIELD`, 32 KiB.
 pub const BIG_FIELD: u64 = rpc_core::transport::BIG_FIELD as u64;
 

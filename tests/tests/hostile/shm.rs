@@ -21,9 +21,9 @@ use rpc_core::services::kv::KvClient;
 use rustix::fs::SealFlags;
 use tests::raw::{connect, echo_request_frame};
 use tests::raw_lane::{
-    BIG_FIELD, LaneConnection, TEST_REGION_NAME, echo_payload, echo_smalls, lane_echo_frame,
-    lane_frame, lane_hello_frame, read_reply, released_frame, sealed_region, send_with_fds,
-    unsealed_region, write_slot,
+    BIG_FIELD, LIBRARY_REGION_NAME, LaneConnection, TEST_REGION_NAME, echo_payload, echo_smalls,
+    lane_echo_frame, lane_frame, lane_hello_frame, mapped_regions, read_reply, released_frame,
+    sealed_region, send_with_fds, unsealed_region, write_slot,
 };
 use tests::resources::{Baseline, SETTLE_TIMEOUT, open_fds, resident_bytes};
 use tests::{ServerProcess, TestDir, assert_bystander_served, assert_serves_calls, bystander};
@@ -89,17 +89,6 @@ fn assert_logged(server: &ServerProcess, reason: &str) {
     );
 }
 
-/// The lines of the server's `/proc/<pid>/maps` that map a memfd named `name`.
-fn region_maps(pid: u32, name: &str) -> Vec<String> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap_or_else(|err| panic!("cannot read the maps of process {pid}: {err}"));
-    let needle = format!("/memfd:{name} ");
-    maps.lines()
-        .filter(|line| line.contains(&needle) || line.ends_with(&format!("/memfd:{name}")))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Waits until the server maps no region, its own or a client's: every lane connection is
 /// gone.
 fn wait_for_no_region(server: &ServerProcess, after: &str) {
@@ -107,7 +96,10 @@ fn wait_for_no_region(server: &ServerProcess, after: &str) {
     tests::wait_for(
         SETTLE_TIMEOUT,
         &format!("the server to unmap every region after {after}"),
-        || region_maps(pid, TEST_REGION_NAME).is_empty() && region_maps(pid, "rpc-lane").is_empty(),
+        || {
+            mapped_regions(pid, TEST_REGION_NAME).is_empty()
+                && mapped_regions(pid, LIBRARY_REGION_NAME).is_empty()
+        },
     );
 }
 
@@ -505,8 +497,8 @@ async fn a_lane_peer_killed_or_gone_mid_transfer_leaves_no_descriptor_mapping_or
         SETTLE_TIMEOUT,
         "the server to map the client's region and its own",
         || {
-            !region_maps(pid, TEST_REGION_NAME).is_empty()
-                && !region_maps(pid, "rpc-lane").is_empty()
+            !mapped_regions(pid, TEST_REGION_NAME).is_empty()
+                && !mapped_regions(pid, LIBRARY_REGION_NAME).is_empty()
         },
     );
     child.kill().expect("the client can be killed");
@@ -807,7 +799,7 @@ async fn a_descriptor_on_a_connection_without_the_lane_is_dropped_and_the_connec
             .any(|target| target.contains(TEST_REGION_NAME)),
         "the server kept a descriptor sent where there is no lane"
     );
-    assert!(region_maps(server.pid(), TEST_REGION_NAME).is_empty());
+    assert!(mapped_regions(server.pid(), TEST_REGION_NAME).is_empty());
     assert_bystander_served(&watched.bystander).await;
     drop(plain);
     watched
