@@ -9,6 +9,8 @@
 //! - [`run_client`]: run the `rpc-client` CLI and keep its exit status and output.
 //! - [`assert_serves_calls`]: the "is a normal client still served?" check that ends most tests.
 //! - [`raw`]: the protocol spoken by hand, for tests that must send what no real client sends.
+//! - [`raw_lane`]: the shared-memory lane spoken by hand: regions, descriptors and lane frames
+//!   no real sender makes.
 //! - [`resources`]: the server's descriptors, memory and CPU time from `/proc`, and the
 //!   "back to its baseline" check that ends the hardening tests.
 //! - [`other_user`]: a throwaway system user, for tests of what another user may do.
@@ -40,6 +42,7 @@ pub mod binaries;
 mod client;
 pub mod other_user;
 pub mod raw;
+pub mod raw_lane;
 pub mod resources;
 mod server;
 

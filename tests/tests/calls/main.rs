@@ -8,6 +8,8 @@
 //! - [`reconnect`]: deadlines, cancellation, the in-flight limit, and reconnection after a
 //!   restart.
 //! - [`restarts`]: every client kind survives its server's restart, killed or stopped.
+//! - [`shm`]: a large echo over a Unix socket goes through the shared-memory lane, and through
+//!   the socket when either side turns the lane off.
 //! - [`concurrency`]: many clients at once, each getting its own answers.
 //! - [`declared`]: a service of one's own, declared with `#[rpc_core::service]`: tarpc's bytes on
 //!   the wire, hosted and called by its type.
@@ -31,6 +33,7 @@ mod no_sigpipe;
 mod reconnect;
 mod restarts;
 mod shell;
+mod shm;
 mod transport;
 mod watch;
 mod wire_spec;
