@@ -86,6 +86,8 @@ struct LaneIn {
     to_release: Option<u64>,
     /// The peer's latest report of this side's slots copied, not yet acted on.
     released: Option<u64>,
+    /// The furthest report of this side's slots copied so far: reports only go forward.
+    released_through: u64,
 }
 
 impl LaneIn {
@@ -176,6 +178,7 @@ impl<In, D> FrameReader<In, D> {
             offered: None,
             to_release: None,
             released: None,
+            released_through: 0,
         });
         self
     }
@@ -355,7 +358,17 @@ impl<In, D: MessageSeed<In>> FrameReader<In, D> {
         let message_len = frame.message_len();
         match frame {
             LaneFrame::Released(through) => {
-                lane.released = Some(lane.released.map_or(through, |last| last.max(through)));
+                // Checked here as well as by the writer, which sees only the last of several
+                // reports read together.
+                if through < lane.released_through {
+                    return Err(LaneError::Protocol(format!(
+                        "the peer gave back slots up to {through} after giving back up to {}",
+                        lane.released_through
+                    ))
+                    .into());
+                }
+                lane.released_through = through;
+                lane.released = Some(through);
                 Ok(Some(None))
             }
             LaneFrame::Fields { slots, smalls } => {

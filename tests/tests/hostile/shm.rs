@@ -871,9 +871,20 @@ async fn malformed_lane_frames_and_false_releases_close_only_that_connection() {
         assert_logged(&server, reason);
     }
 
-    // Releases of the server's slots: past what it handed out, and going backwards. The
-    // server merges the reports it reads together (keeping the furthest), so the true report
-    // `lane_in_use` sent is first settled by a call answered after it.
+    // Releases of the server's slots: past what it handed out, and going backwards, alone (the
+    // true report `lane_in_use` sent first settled by a call answered after it) and right after
+    // the true report, in one write (the server checks every report, not only the last it read).
+    {
+        let (mut lane, _region) = lane_in_use(&server).await;
+        let out = lane
+            .server_slots_released()
+            .expect("one answer came through the region");
+        let both = [released_frame(out), released_frame(0)].concat();
+        lane.send(&both).await.expect("the server reads");
+        lane.assert_closed_unanswered("backwards in one write")
+            .await;
+        assert_logged(&server, "after giving back up to");
+    }
     for (what, past) in [("past what is out", true), ("backwards", false)] {
         let (mut lane, _region) = lane_in_use(&server).await;
         assert_eq!(lane.lane_answers(), 1, "the answer came through the socket");
