@@ -26,10 +26,9 @@ use rpc_core::services::echo::EchoClient;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
-use crate::measure::{
-    self, Implementation, Recorder, RoundLatency, Subject, TimedCalls, Transport, WARMUP_CALLS,
-};
+use crate::measure::{self, Recorder, RoundLatency, TimedCalls, WARMUP_CALLS};
 use crate::spread::Spread;
+use crate::subject::{Implementation, Subject, Transport};
 
 /// Bytes each way of the calls timed.
 pub const CALL_PAYLOAD: usize = 64;

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::measure::{Implementation, Transport};
 use crate::report::Report;
+use crate::subject::{Implementation, Transport};
 
 /// Looks up one figure by implementation, transport and size (payload or item).
 type Lookup<'a> = dyn Fn(Implementation, Transport, usize) -> Option<f64> + 'a;

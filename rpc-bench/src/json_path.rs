@@ -22,11 +22,10 @@ use rpc_core::services::echo;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::measure::{
-    LatencyRun, Recorder, RoundLatency, Subject, TimedCalls, Transport, WARMUP_CALLS,
-};
+use crate::measure::{LatencyRun, Recorder, RoundLatency, TimedCalls, WARMUP_CALLS};
 use crate::report::size_label;
 use crate::spread::median;
+use crate::subject::{Subject, Transport};
 
 /// The largest payload the JSON path is measured at: 4 KiB. In JSON each byte is an array item,
 /// a `serde_json::Value` of its own on both ways, so the path's cost grows with every byte; it is

@@ -23,6 +23,7 @@ mod soak;
 mod spread;
 mod stock;
 mod stream_rate;
+mod subject;
 mod targets;
 
 use std::path::PathBuf;
@@ -38,9 +39,9 @@ use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
 use crate::dedicated::Dedicated;
 use crate::machine::Machine;
-use crate::measure::{Implementation, Subject, Transport};
 use crate::report::{Report, Settings};
 use crate::schedule::{Plan, StreamPlan};
+use crate::subject::{Implementation, Subject, Transport};
 
 // The same allocator as rpc-server, for every implementation measured here (clients and the
 // baseline servers alike), so allocator differences do not pass for framework overhead.

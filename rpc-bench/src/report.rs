@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::beside_stream::{self, BesideStream};
 use crate::json_path::{self, JsonPath};
 use crate::machine::Machine;
-use crate::measure::{Implementation, Latency, Throughput, Transport};
+use crate::measure::{Latency, Throughput};
 use crate::spread::Pick;
 use crate::stream_rate::{self, StreamRate};
+use crate::subject::{Implementation, Transport};
 use crate::targets::TargetCheck;
 
 /// Every setting of a run.

@@ -12,8 +12,9 @@ use indicatif::ProgressBar;
 
 use crate::beside_stream::{BesideStream, BesideStreamRun};
 use crate::json_path::{self, JsonPath, JsonPathRun};
-use crate::measure::{self, Latency, LatencyRun, Subject, Throughput, TimedCalls};
+use crate::measure::{self, Latency, LatencyRun, Throughput, TimedCalls};
 use crate::stream_rate::{self, StreamRate};
+use crate::subject::Subject;
 
 /// What to measure.
 pub struct Plan<'a> {

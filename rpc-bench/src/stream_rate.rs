@@ -19,9 +19,9 @@ use futures::StreamExt;
 use rpc_core::StreamEvent;
 use serde::Serialize;
 
-use crate::measure::{Implementation, Subject, Transport};
 use crate::report::size_label;
 use crate::spread::Spread;
+use crate::subject::{Implementation, Subject, Transport};
 
 /// Item sizes measured by default: the small item a change feed sends, and a large one that
 /// fills a quarter of the default window.

@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use crate::measure::{Implementation, Transport};
 use crate::report::{OURS, Report, STOCK, size_label};
 use crate::spread::Pick;
+use crate::subject::{Implementation, Transport};
 
 /// One of the targets, checked on this run.
 #[derive(Debug, Clone, Serialize)]
