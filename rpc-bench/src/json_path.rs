@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use rpc_client::{Connector, JsonClient, Target};
+use rpc_client::JsonClient;
 use rpc_core::services::echo;
 use serde::Serialize;
 use serde_json::Value;
@@ -50,11 +50,7 @@ impl JsonPathRun {
     /// Reads the echo service's schema from the server's `introspect` service, connects with it
     /// (as `rpc-client call` does), and makes [`WARMUP_CALLS`] untimed calls.
     pub async fn start(subject: &Subject, size: usize) -> anyhow::Result<Self> {
-        let connector = Connector::new(Target::Endpoint {
-            endpoint: subject.endpoint.clone(),
-            token: subject.token.clone(),
-        });
-        let client = JsonClient::connect(&connector, echo::NAME).await?;
+        let client = JsonClient::connect(&subject.connector(), echo::NAME).await?;
         let bytes: Vec<Value> = (0..size).map(|i| Value::from(i as u8)).collect();
         let mut run = JsonPathRun {
             client,

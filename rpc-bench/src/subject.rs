@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use rpc_client::{Client, Connector, Target};
+use rpc_core::lane::ShmSize;
 use rpc_core::services::echo::EchoClient;
 use rpc_core::{Endpoint, Token};
 use serde::Serialize;
@@ -19,7 +20,8 @@ use crate::stock;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Implementation {
-    /// This framework: rpc-server and rpc-client.
+    /// This framework: rpc-server and rpc-client, over the socket alone (the shared-memory lane
+    /// off; see [`Subject::connector`]).
     Rpc,
     /// Length-prefixed echo with no RPC layer.
     Raw,
@@ -132,16 +134,24 @@ impl Subject {
         }
     }
 
-    /// A connection with the framework's client, whose streams open with `stream_window` bytes
-    /// of credit (`None`: the client's default).
+    /// The framework's client settings for this subject: the socket path, with the
+    /// shared-memory lane off. The lane is on by default on Unix connections, so a subject
+    /// meant to measure the socket says so here.
+    pub fn connector(&self) -> Connector {
+        Connector::new(Target::Endpoint {
+            endpoint: self.endpoint.clone(),
+            token: self.token.clone(),
+        })
+        .shm_size(ShmSize::OFF)
+    }
+
+    /// A connection with the framework's client ([`Subject::connector`]), whose streams open
+    /// with `stream_window` bytes of credit (`None`: the client's default).
     pub async fn connect_rpc(
         &self,
         stream_window: Option<u64>,
     ) -> anyhow::Result<Client<EchoClient>> {
-        let mut connector = Connector::new(Target::Endpoint {
-            endpoint: self.endpoint.clone(),
-            token: self.token.clone(),
-        });
+        let mut connector = self.connector();
         if let Some(bytes) = stream_window {
             connector = connector.stream_window(bytes)?;
         }
