@@ -17,15 +17,17 @@ type Lookup<'a> = dyn Fn(Implementation, Transport, usize) -> Option<f64> + 'a;
 type Series = (Implementation, Transport, RGBColor, bool);
 
 const RPC: RGBColor = RGBColor(0, 90, 200);
+const RPC_SHM: RGBColor = RGBColor(200, 0, 60);
 const RPC_CT: RGBColor = RGBColor(0, 150, 110);
 const RAW: RGBColor = RGBColor(120, 120, 120);
 const TARPC: RGBColor = RGBColor(220, 90, 0);
 const TARPC_CT: RGBColor = RGBColor(150, 40, 160);
 
 /// The lines of the calls' panels.
-const CALL_SERIES: [Series; 8] = [
+const CALL_SERIES: [Series; 9] = [
     (Implementation::Rpc, Transport::Uds, RPC, true),
     (Implementation::Rpc, Transport::Tcp, RPC, false),
+    (Implementation::RpcShm, Transport::Uds, RPC_SHM, true),
     (Implementation::Raw, Transport::Uds, RAW, true),
     (Implementation::Raw, Transport::Tcp, RAW, false),
     (Implementation::Tarpc, Transport::Uds, TARPC, true),

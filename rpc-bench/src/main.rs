@@ -235,18 +235,23 @@ fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("rpc-bench").tempdir()?;
     let (rpc_server, rpc_subjects) = if args.endpoint.is_empty() {
         let server = servers::start_rpc_server(dir.path(), args.server_threads)?;
-        let subjects = [Transport::Uds, Transport::Tcp]
-            .into_iter()
-            .map(|t| {
-                Ok(Subject {
-                    implementation: Implementation::Rpc,
-                    transport: t,
-                    endpoint: server.endpoint(t == Transport::Tcp)?.clone(),
-                    token: server.token.clone(),
-                    dedicated: None,
-                })
+        // The socket path over both transports, then the lane over the same Unix socket.
+        let subjects = [
+            (Implementation::Rpc, Transport::Uds),
+            (Implementation::Rpc, Transport::Tcp),
+            (Implementation::RpcShm, Transport::Uds),
+        ]
+        .into_iter()
+        .map(|(implementation, t)| {
+            Ok(Subject {
+                implementation,
+                transport: t,
+                endpoint: server.endpoint(t == Transport::Tcp)?.clone(),
+                token: server.token.clone(),
+                dedicated: None,
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
         (Some(server), subjects)
     } else {
         let token = match std::env::var(rpc_client::RPC_TOKEN) {

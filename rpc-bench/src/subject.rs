@@ -39,6 +39,12 @@ pub enum Implementation {
     /// of an A/B comparison measured in the same run.
     #[serde(rename = "rpc-b")]
     RpcB,
+    /// This framework with the shared-memory lane (`rpc_core::lane`): the server of `rpc`, over
+    /// the same Unix socket, its client offering a region (see [`Subject::connector`]), so that
+    /// fields of 32 KiB or more travel through shared memory. Unix sockets only: the lane is
+    /// always off on TCP.
+    #[serde(rename = "rpc-shm")]
+    RpcShm,
 }
 
 impl Implementation {
@@ -51,6 +57,7 @@ impl Implementation {
             Implementation::Tarpc => "tarpc",
             Implementation::TarpcCt => "tarpc-ct",
             Implementation::RpcB => "rpc-b",
+            Implementation::RpcShm => "rpc-shm",
         }
     }
 }
@@ -134,15 +141,19 @@ impl Subject {
         }
     }
 
-    /// The framework's client settings for this subject: the socket path, with the
-    /// shared-memory lane off. The lane is on by default on Unix connections, so a subject
-    /// meant to measure the socket says so here.
+    /// The framework's client settings for this subject: `rpc-shm` offers the client's default
+    /// region, every other subject turns the lane off. The lane is on by default on Unix
+    /// connections, so a subject meant to measure the socket path says so here.
     pub fn connector(&self) -> Connector {
+        let shm = match self.implementation {
+            Implementation::RpcShm => ShmSize::default(),
+            _ => ShmSize::OFF,
+        };
         Connector::new(Target::Endpoint {
             endpoint: self.endpoint.clone(),
             token: self.token.clone(),
         })
-        .shm_size(ShmSize::OFF)
+        .shm_size(shm)
     }
 
     /// A connection with the framework's client ([`Subject::connector`]), whose streams open
@@ -161,7 +172,10 @@ impl Subject {
     /// A connection to this subject, with the client its implementation uses.
     pub(crate) async fn connect(&self) -> anyhow::Result<Connection> {
         Ok(match self.implementation {
-            Implementation::Rpc | Implementation::RpcCt | Implementation::RpcB => {
+            Implementation::Rpc
+            | Implementation::RpcCt
+            | Implementation::RpcB
+            | Implementation::RpcShm => {
                 Connection::Echo(Echoer::Rpc(self.connect_rpc(None).await?))
             }
             Implementation::Tarpc | Implementation::TarpcCt => {
