@@ -60,7 +60,7 @@ impl BesideStreamRun {
     pub async fn start(subject: &Subject, window: Option<u64>) -> anyhow::Result<Self> {
         let mut run = BesideStreamRun {
             subject: subject.clone(),
-            client: subject.connect_rpc(window).await?,
+            client: subject.connect_rpc(CALL_PAYLOAD, window).await?,
             bytes: measure::payload(CALL_PAYLOAD),
             alone: Recorder::new()?,
             beside: Recorder::new()?,

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use crate::large_payload;
 use crate::report::Report;
 use crate::subject::{Implementation, Transport};
 
@@ -85,7 +86,10 @@ impl Report {
                 caption: format!("throughput, {k} in flight on 1 connection"),
                 x_desc: "payload (bytes, log)",
                 y_desc: "calls/s (log)",
-                xs: self.settings.payloads.clone(),
+                // Large payloads are measured for latency only.
+                xs: (self.settings.payloads.iter().copied())
+                    .filter(|&p| !large_payload::is_large(p))
+                    .collect(),
                 series: &CALL_SERIES,
                 value: Box::new(move |i, t, p| self.rate(i, t, p, k, 1)),
             });

@@ -50,7 +50,7 @@ impl JsonPathRun {
     /// Reads the echo service's schema from the server's `introspect` service, connects with it
     /// (as `rpc-client call` does), and makes [`WARMUP_CALLS`] untimed calls.
     pub async fn start(subject: &Subject, size: usize) -> anyhow::Result<Self> {
-        let client = JsonClient::connect(&subject.connector(), echo::NAME).await?;
+        let client = JsonClient::connect(&subject.connector(size)?, echo::NAME).await?;
         let bytes: Vec<Value> = (0..size).map(|i| Value::from(i as u8)).collect();
         let mut run = JsonPathRun {
             client,

@@ -13,6 +13,7 @@ mod beside_stream;
 mod chart;
 mod dedicated;
 mod json_path;
+mod large_payload;
 mod machine;
 mod measure;
 mod raw;
@@ -49,7 +50,7 @@ use crate::subject::{Implementation, Subject, Transport};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Payload sizes measured, bytes.
-const PAYLOADS: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
+const PAYLOADS: [usize; 5] = [64, 4 << 10, 64 << 10, 1 << 20, large_payload::PAYLOAD];
 /// Calls in flight per connection, for throughput.
 const IN_FLIGHT: [usize; 3] = [1, 16, 64];
 /// Connection counts, for throughput.
@@ -193,7 +194,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.soak {
         let duration = args.duration.unwrap_or(Duration::from_secs(60));
         let dir = tempfile::Builder::new().prefix("rpc-soak").tempdir()?;
-        let server = servers::start_rpc_server(dir.path(), args.server_threads)?;
+        let server = servers::start_rpc_server(dir.path(), args.server_threads, &[])?;
         let report = runtime.block_on(soak::run(&server, duration, &args.out))?;
         anyhow::ensure!(
             report.passed,
@@ -232,9 +233,23 @@ fn run(args: Args) -> anyhow::Result<()> {
         "--stream-window must be between 1 byte and 64 MiB (the most credit a server holds)"
     );
 
+    let payloads = if args.payload.is_empty() {
+        PAYLOADS.to_vec()
+    } else {
+        args.payload.clone()
+    };
+    anyhow::ensure!(
+        payloads
+            .iter()
+            .all(|&p| p > 0 && p <= large_payload::MAX_PAYLOAD),
+        "--payload must be between 1 byte and 64 MiB"
+    );
+
     let dir = tempfile::Builder::new().prefix("rpc-bench").tempdir()?;
     let (rpc_server, rpc_subjects) = if args.endpoint.is_empty() {
-        let server = servers::start_rpc_server(dir.path(), args.server_threads)?;
+        // Room for the run's largest payload, over the socket and in the lane.
+        let limits = large_payload::server_args(&payloads)?;
+        let server = servers::start_rpc_server(dir.path(), args.server_threads, &limits)?;
         // The socket path over both transports, then the lane over the same Unix socket.
         let subjects = [
             (Implementation::Rpc, Transport::Uds),
@@ -285,6 +300,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 "bench-ct",
                 &ct_dir,
                 Some(1),
+                &[],
             )?)
         }
         None => None,
@@ -313,6 +329,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 "compared",
                 dir.path(),
                 args.server_threads,
+                &[],
             )
             .with_context(|| format!("cannot start {}", binary.display()))?;
             for transport in [Transport::Uds, Transport::Tcp] {
@@ -353,15 +370,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    let payloads = if args.payload.is_empty() {
-        PAYLOADS.to_vec()
-    } else {
-        args.payload.clone()
-    };
-    anyhow::ensure!(
-        payloads.iter().all(|&p| p > 0 && p <= 8 << 20),
-        "--payload must be between 1 byte and 8 MiB"
-    );
     let settings = Settings {
         payloads: payloads.clone(),
         in_flight: IN_FLIGHT.to_vec(),
@@ -374,6 +382,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         stream_items: stream_items.clone(),
         stream_window: args.stream_window.unwrap_or(DEFAULT_STREAM_WINDOW),
         socket_buffer: DEFAULT_SOCKET_BUFFER,
+        large_payloads: large_payload::note(&payloads),
         compared_server: args
             .compare_server
             .as_ref()

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
+use crate::large_payload;
 use crate::raw;
 use crate::spread::Spread;
 use crate::subject::{Connection, Implementation, Subject, Transport};
@@ -152,14 +153,23 @@ pub(crate) trait TimedCalls: Send {
     /// Where the calls' times go.
     fn recorder(&mut self) -> &mut Recorder;
 
-    /// Makes calls, one at a time, for `duration`, recording each one's time as one round.
+    /// The most calls a round times, if fewer than its duration allows.
+    fn calls_per_round(&self) -> Option<u64> {
+        None
+    }
+
+    /// Makes calls, one at a time, for `duration` (or [`TimedCalls::calls_per_round`] calls,
+    /// whichever comes first, and at least one), recording each one's time as one round.
     fn round(&mut self, duration: Duration) -> impl Future<Output = anyhow::Result<()>> + Send {
         async move {
             let until = Instant::now() + duration;
+            let cap = self.calls_per_round().unwrap_or(u64::MAX);
+            let mut calls = 0;
             loop {
                 let elapsed = self.call().await?;
                 self.recorder().record(elapsed);
-                if Instant::now() >= until {
+                calls += 1;
+                if Instant::now() >= until || calls >= cap {
                     self.recorder().end_round();
                     return Ok(());
                 }
@@ -199,12 +209,13 @@ pub struct LatencyRun {
 }
 
 impl LatencyRun {
-    /// Opens a connection and makes [`WARMUP_CALLS`] untimed calls on it.
+    /// Opens a connection and makes [`WARMUP_CALLS`] untimed calls on it (a large payload
+    /// fewer: see `large_payload.rs`).
     pub async fn start(subject: &Subject, size: usize) -> anyhow::Result<Self> {
         let mut run = LatencyRun {
             subject: subject.clone(),
             size,
-            connection: subject.connect().await?,
+            connection: subject.connect(size).await?,
             recorder: Recorder::new()?,
             bytes: ByteBuf::new(),
             frame: Vec::new(),
@@ -214,7 +225,12 @@ impl LatencyRun {
             Connection::Echo(_) => run.bytes = payload(size),
             Connection::Raw(_) => run.frame = raw::frame(size),
         }
-        for _ in 0..WARMUP_CALLS {
+        let warmup = if large_payload::is_large(size) {
+            large_payload::WARMUP_CALLS
+        } else {
+            WARMUP_CALLS
+        };
+        for _ in 0..warmup {
             run.call().await?;
         }
         Ok(run)
@@ -271,6 +287,10 @@ impl TimedCalls for LatencyRun {
     fn recorder(&mut self) -> &mut Recorder {
         &mut self.recorder
     }
+
+    fn calls_per_round(&self) -> Option<u64> {
+        large_payload::is_large(self.size).then_some(large_payload::CALLS_PER_ROUND)
+    }
 }
 
 /// The percentiles of a run's calls: the p50 from its rounds, the others from all calls.
@@ -308,7 +328,7 @@ pub async fn throughput(
 ) -> anyhow::Result<Throughput> {
     let mut opened = Vec::with_capacity(connections);
     for _ in 0..connections {
-        opened.push(subject.connect().await?);
+        opened.push(subject.connect(size).await?);
     }
     let start = Instant::now();
     let deadline = start + duration;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::beside_stream::{self, BesideStream};
 use crate::json_path::{self, JsonPath};
+use crate::large_payload;
 use crate::machine::Machine;
 use crate::measure::{Latency, Throughput};
 use crate::spread::Pick;
@@ -46,6 +47,9 @@ pub struct Settings {
     pub rpc_server: String,
     /// The other rpc-server build measured as `rpc-b` (`--compare-server`), if any.
     pub compared_server: Option<String>,
+    /// How the payloads above 8 MiB were measured (latency only, on fewer subjects), if the run
+    /// had one (see `large_payload.rs`).
+    pub large_payloads: Option<String>,
 }
 
 /// Stock tarpc's two configurations, its default and its fastest here.
@@ -273,6 +277,9 @@ impl Report {
                 r(ru, best),
             );
         }
+        if let Some(note) = &s.large_payloads {
+            let _ = writeln!(out, "  ({note})");
+        }
         json_path::write_text(&self.json_path, out);
         let _ = writeln!(
             out,
@@ -293,6 +300,9 @@ impl Report {
                 l.max_us,
                 l.samples
             );
+        }
+        if s.payloads.iter().all(|&p| large_payload::is_large(p)) {
+            return;
         }
         let _ = writeln!(
             out,
@@ -320,7 +330,7 @@ impl Report {
             "rpc tcp range",
             "rpc-shm range"
         );
-        for &p in &s.payloads {
+        for &p in s.payloads.iter().filter(|&&p| !large_payload::is_large(p)) {
             for &c in &s.connections {
                 for &k in &s.in_flight {
                     let (ru, rt) = (self.rate(Rpc, Uds, p, k, c), self.rate(Rpc, Tcp, p, k, c));
@@ -387,6 +397,9 @@ impl Report {
                     f(b, 1),
                     r(a, b)
                 );
+                if large_payload::is_large(p) {
+                    continue;
+                }
                 for &c in &self.settings.connections {
                     for &k in &self.settings.in_flight {
                         let (a, b) = (self.rate(Rpc, tr, p, k, c), self.rate(RpcB, tr, p, k, c));

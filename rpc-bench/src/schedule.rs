@@ -12,6 +12,7 @@ use indicatif::ProgressBar;
 
 use crate::beside_stream::{BesideStream, BesideStreamRun};
 use crate::json_path::{self, JsonPath, JsonPathRun};
+use crate::large_payload;
 use crate::measure::{self, Latency, LatencyRun, Throughput, TimedCalls};
 use crate::stream_rate::{self, StreamRate};
 use crate::subject::Subject;
@@ -87,11 +88,18 @@ impl Plan<'_> {
                 .count(),
             None => 0,
         };
-        self.subjects.len()
-            * self.payloads.len()
-            * (1 + self.in_flight.len() * self.connections.len())
-            + json
-            + self.streams.points()
+        let calls: usize = self
+            .payloads
+            .iter()
+            .map(|&p| match large_payload::is_large(p) {
+                true => {
+                    let measured = self.subjects.iter();
+                    measured.filter(|s| large_payload::measures(s, p)).count()
+                }
+                false => self.subjects.len() * (1 + self.in_flight.len() * self.connections.len()),
+            })
+            .sum();
+        calls + json + self.streams.points()
     }
 
     /// Runs every round. Latency runs keep their connection from round to round (one per
@@ -105,6 +113,10 @@ impl Plan<'_> {
         for &payload in payloads {
             let mut runs = Vec::new();
             for subject in self.subjects {
+                if !large_payload::measures(subject, payload) {
+                    runs.push(None);
+                    continue;
+                }
                 let on = subject.clone();
                 runs.push(Some(
                     subject
@@ -170,7 +182,12 @@ impl Plan<'_> {
                     );
                     progress.inc(1);
                 }
-                for &connections in self.connections {
+                // A large payload is measured for latency only.
+                let connections = match large_payload::is_large(payload) {
+                    true => &[][..],
+                    false => self.connections,
+                };
+                for &connections in connections {
                     for &in_flight in self.in_flight {
                         progress.set_message(format!(
                             "round {}/{}: {payload} B x{in_flight} on {connections}",

@@ -78,7 +78,7 @@ pub async fn stream_rate(
     window: Option<u64>,
     duration: Duration,
 ) -> anyhow::Result<StreamRate> {
-    let client = subject.connect_rpc(window).await?;
+    let client = subject.connect_rpc(item, window).await?;
     let start = Instant::now();
     let deadline = start + duration;
     let mut stream = client

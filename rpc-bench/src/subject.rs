@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_bytes::ByteBuf;
 
 use crate::dedicated::Dedicated;
+use crate::large_payload;
 use crate::raw::RawConnection;
 use crate::stock;
 
@@ -141,42 +142,48 @@ impl Subject {
         }
     }
 
-    /// The framework's client settings for this subject: `rpc-shm` offers the client's default
-    /// region, every other subject turns the lane off. The lane is on by default on Unix
-    /// connections, so a subject meant to measure the socket path says so here.
-    pub fn connector(&self) -> Connector {
+    /// The framework's client settings for this subject, for echoes of `payload` bytes:
+    /// `rpc-shm` offers a region (the client's default, or room for a large payload), every
+    /// other subject turns the lane off; the frame limit is the default, or room for a large
+    /// payload (see `large_payload.rs`). The lane is on by default on Unix connections, so a
+    /// subject meant to measure the socket path says so here.
+    pub fn connector(&self, payload: usize) -> anyhow::Result<Connector> {
         let shm = match self.implementation {
-            Implementation::RpcShm => ShmSize::default(),
+            Implementation::RpcShm => large_payload::region(payload)?,
             _ => ShmSize::OFF,
         };
-        Connector::new(Target::Endpoint {
+        Ok(Connector::new(Target::Endpoint {
             endpoint: self.endpoint.clone(),
             token: self.token.clone(),
         })
         .shm_size(shm)
+        .max_frame(large_payload::frame_limit(payload)?))
     }
 
-    /// A connection with the framework's client ([`Subject::connector`]), whose streams open
-    /// with `stream_window` bytes of credit (`None`: the client's default).
+    /// A connection with the framework's client for `payload`-byte fields
+    /// ([`Subject::connector`]), whose streams open with `stream_window` bytes of credit
+    /// (`None`: the client's default).
     pub async fn connect_rpc(
         &self,
+        payload: usize,
         stream_window: Option<u64>,
     ) -> anyhow::Result<Client<EchoClient>> {
-        let mut connector = self.connector();
+        let mut connector = self.connector(payload)?;
         if let Some(bytes) = stream_window {
             connector = connector.stream_window(bytes)?;
         }
         Ok(connector.connect::<EchoClient>().await?)
     }
 
-    /// A connection to this subject, with the client its implementation uses.
-    pub(crate) async fn connect(&self) -> anyhow::Result<Connection> {
+    /// A connection to this subject for echoes of `payload` bytes, with the client its
+    /// implementation uses.
+    pub(crate) async fn connect(&self, payload: usize) -> anyhow::Result<Connection> {
         Ok(match self.implementation {
             Implementation::Rpc
             | Implementation::RpcCt
             | Implementation::RpcB
             | Implementation::RpcShm => {
-                Connection::Echo(Echoer::Rpc(self.connect_rpc(None).await?))
+                Connection::Echo(Echoer::Rpc(self.connect_rpc(payload, None).await?))
             }
             Implementation::Tarpc | Implementation::TarpcCt => {
                 Connection::Echo(Echoer::Stock(stock::connect(&self.endpoint).await?))

@@ -301,6 +301,7 @@ mod tests {
                 socket_buffer: 0,
                 rpc_server: String::new(),
                 compared_server: None,
+                large_payloads: None,
             },
             latency: Vec::new(),
             json_path: Vec::new(),
