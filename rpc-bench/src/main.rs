@@ -13,6 +13,7 @@ mod beside_stream;
 mod chart;
 mod dedicated;
 mod json_path;
+mod lane_targets;
 mod large_payload;
 mod machine;
 mod measure;
