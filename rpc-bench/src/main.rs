@@ -13,6 +13,7 @@ mod beside_stream;
 mod chart;
 mod dedicated;
 mod json_path;
+mod lane_check;
 mod lane_targets;
 mod large_payload;
 mod machine;
@@ -40,9 +41,11 @@ use rpc_core::limits::{DEFAULT_STREAM_WINDOW, MAX_STREAM_CREDIT};
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
 use crate::dedicated::Dedicated;
+use crate::lane_check::LaneCheck;
 use crate::machine::Machine;
 use crate::report::{Report, Settings};
 use crate::schedule::{Plan, StreamPlan};
+use crate::servers::ServerProcess;
 use crate::subject::{Implementation, Subject, Transport};
 
 // The same allocator as rpc-server, for every implementation measured here (clients and the
@@ -419,7 +422,30 @@ fn run(args: Args) -> anyhow::Result<()> {
             items: stream_items,
             window: args.stream_window,
         },
+        lane_server: rpc_server.as_ref().map(ServerProcess::pid),
     };
+    // Before any rpc-shm connection opens: the socket path's subjects must leave no region in
+    // their servers (see lane_check.rs).
+    for (implementation, server) in [
+        (Implementation::Rpc, rpc_server.as_ref()),
+        (Implementation::RpcCt, rpc_ct_server.as_ref()),
+    ] {
+        let (Some(server), Some(subject)) = (
+            server,
+            (subjects.iter())
+                .find(|s| s.implementation == implementation && s.transport == Transport::Uds),
+        ) else {
+            continue;
+        };
+        runtime
+            .block_on(lane_check::probe_socket_path(subject, server.pid()))
+            .with_context(|| {
+                format!(
+                    "checking that {} uds is the socket path",
+                    implementation.name()
+                )
+            })?;
+    }
     let progress = ProgressBar::new(plan.points_per_round() as u64 * u64::from(ROUNDS)).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -445,6 +471,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         beside_stream: measured.beside_stream,
         streams_not_measured: streams.then_some(stream_rate::NOT_MEASURED),
         targets: Vec::new(),
+        lane_check: Some(measured.lane),
     };
     report.check_targets();
     print!("{}", report.to_text());
@@ -454,5 +481,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.out.join("results.json").display(),
         args.out.join("report.svg").display()
     );
+    if let Some(LaneCheck::Failed { what }) = &report.lane_check {
+        anyhow::bail!("the shared-memory lane was not used: {what}");
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::beside_stream::{self, BesideStream};
 use crate::json_path::{self, JsonPath};
+use crate::lane_check::LaneCheck;
 use crate::large_payload;
 use crate::machine::Machine;
 use crate::measure::{Latency, Throughput};
@@ -79,6 +80,8 @@ pub struct Report {
     pub streams_not_measured: Option<&'static str>,
     /// The targets.
     pub targets: Vec<TargetCheck>,
+    /// Whether rpc-shm's calls went through the shared-memory lane.
+    pub lane_check: Option<LaneCheck>,
 }
 
 /// A payload size as the tables show it: `64 B`, `4 KiB`, `1 MiB`.
@@ -220,6 +223,9 @@ impl Report {
                 t.rounds_met,
                 t.rounds
             );
+        }
+        if let Some(lane) = &self.lane_check {
+            let _ = writeln!(out, "\n{}", lane.describe());
         }
         out
     }

@@ -12,10 +12,11 @@ use indicatif::ProgressBar;
 
 use crate::beside_stream::{BesideStream, BesideStreamRun};
 use crate::json_path::{self, JsonPath, JsonPathRun};
+use crate::lane_check::LaneCheck;
 use crate::large_payload;
 use crate::measure::{self, Latency, LatencyRun, Throughput, TimedCalls};
 use crate::stream_rate::{self, StreamRate};
-use crate::subject::Subject;
+use crate::subject::{Implementation, Subject};
 
 /// What to measure.
 pub struct Plan<'a> {
@@ -38,6 +39,9 @@ pub struct Plan<'a> {
     pub calls: bool,
     /// The streams to measure (none with `--only calls`).
     pub streams: StreamPlan,
+    /// The pid of the rpc-shm subject's server, whose maps show whether the lane was used
+    /// (see `lane_check.rs`); `None` when the bench did not start it.
+    pub lane_server: Option<u32>,
 }
 
 /// The stream points: throughput at each item size, and calls beside a stream, for each
@@ -72,6 +76,8 @@ pub struct Measured {
     pub stream_rate: Vec<StreamRate>,
     /// Calls beside a stream, per subject.
     pub beside_stream: Vec<BesideStream>,
+    /// Whether rpc-shm's calls went through the lane.
+    pub lane: LaneCheck,
 }
 
 impl Plan<'_> {
@@ -223,6 +229,17 @@ impl Plan<'_> {
             self.stream_round(&label, &mut stream_rates, &mut beside_runs, progress)
                 .await?;
         }
+        // While rpc-shm's latency connections, and so their regions, are still open.
+        let shm = (self.subjects.iter()).any(|s| s.implementation == Implementation::RpcShm);
+        let lane = match self.lane_server {
+            Some(pid) if shm => LaneCheck::after_points(pid, payloads)?,
+            _ => LaneCheck::NotExercised {
+                reason: match shm {
+                    true => "the bench did not start the server, so it cannot read its maps",
+                    false => "no rpc-shm subject in this run",
+                },
+            },
+        };
         let mut latency = Vec::new();
         let mut json_rows = Vec::new();
         for (runs, json) in latency_runs.iter().zip(&json_runs) {
@@ -248,6 +265,7 @@ impl Plan<'_> {
                 .flatten()
                 .map(BesideStreamRun::finish)
                 .collect(),
+            lane,
         })
     }
 

@@ -317,6 +317,7 @@ mod tests {
             beside_stream: Vec::new(),
             streams_not_measured: None,
             targets: Vec::new(),
+            lane_check: None,
         }
     }
 
