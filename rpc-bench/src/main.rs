@@ -1,13 +1,20 @@
-//! `rpc-bench`: what a Unix socket buys over TCP loopback, for this framework, measured against a
-//! raw-socket echo (the floor) and stock tarpc (the library it builds on), in one run.
+//! `rpc-bench`: what a Unix socket, and the shared-memory lane beside it, buy over TCP loopback,
+//! for this framework, measured against a raw-socket echo (the floor) and stock tarpc (the
+//! library it builds on), in one run.
 //!
 //! By default it starts the real `rpc-server` (Unix socket and TCP at once) and the two baseline
 //! servers as separate processes, measures sequential latency and throughput for each, prints a
-//! table with the UDS/TCP and rpc/raw ratios, and writes `results.json` and `report.svg`. At the
-//! payloads up to 4 KiB it also measures the JSON path (`JsonClient`, what `rpc-client call`
-//! uses) beside the typed call over UDS (see `json_path.rs`). On the framework's own server it
-//! measures streams too: their throughput (`stream_rate.rs`) and what a saturating stream costs
-//! the calls beside it on the same connection (`beside_stream.rs`).
+//! table with the UDS/TCP, lane/socket and rpc/raw ratios, and writes `results.json` and
+//! `report.svg`. The framework is measured over UDS twice, against the same server: `rpc uds`
+//! is the socket path (the client turns the lane off, which is on by default) and `rpc-shm` the
+//! shared-memory lane (`rpc_core::lane`, fields of 32 KiB or more through a memfd region); the
+//! server's `/proc/<pid>/maps` shows each used the path it is named after (`lane_check.rs`).
+//! The default payloads end with a 64 MiB row, sequential latency only on fewer subjects
+//! (`large_payload.rs`). At the payloads up to 4 KiB it also measures the JSON path
+//! (`JsonClient`, what `rpc-client call` uses) beside the typed call over UDS (see
+//! `json_path.rs`). On the framework's own server it measures streams too, over the socket
+//! path: their throughput (`stream_rate.rs`) and what a saturating stream costs the calls beside
+//! it on the same connection (`beside_stream.rs`).
 
 mod beside_stream;
 mod chart;
@@ -59,8 +66,8 @@ const PAYLOADS: [usize; 5] = [64, 4 << 10, 64 << 10, 1 << 20, large_payload::PAY
 const IN_FLIGHT: [usize; 3] = [1, 16, 64];
 /// Connection counts, for throughput.
 const CONNECTIONS: [usize; 2] = [1, 4];
-/// The implementations whose streams are measured: the framework's, in its two configurations
-/// (rpc-b is not: its build may predate streams).
+/// The implementations whose streams are measured: the framework's, in its two configurations,
+/// over the socket path (rpc-b is not: its build may predate streams; nor is rpc-shm).
 const STREAMING: [Implementation; 2] = [Implementation::Rpc, Implementation::RpcCt];
 /// Seconds per point by default.
 const DEFAULT_SECONDS: f64 = 1.0;
@@ -71,7 +78,8 @@ const QUICK_SECONDS: f64 = 0.025;
 /// seconds apart varied up to 2x here).
 const ROUNDS: u32 = 5;
 
-/// Measure the framework over UDS and TCP loopback, beside raw sockets and stock tarpc.
+/// Measure the framework over UDS (the socket path and the shared-memory lane, rpc-shm) and TCP
+/// loopback, beside raw sockets and stock tarpc.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -86,18 +94,21 @@ struct Args {
     /// no call is lost or answered twice and that the server's RSS and fds stay flat.
     #[arg(long)]
     soak: bool,
-    /// A smoke run that finishes in well under 20 s.
+    /// A smoke run that finishes in well under a minute: every subject and payload (rpc-shm,
+    /// the lane check and the 64 MiB row included), each point briefly.
     #[arg(long)]
     quick: bool,
     /// Where to write results.json and report.svg.
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     out: PathBuf,
-    /// Measure only this payload size in bytes (repeatable) [default: 64, 4096, 65536, 1048576].
+    /// Measure only this payload size in bytes (repeatable, at most 64 MiB; above 8 MiB,
+    /// sequential latency only, on rpc uds and tcp, rpc-shm, raw uds and tcp and tarpc uds)
+    /// [default: 64, 4096, 65536, 1048576, 67108864].
     #[arg(long, value_name = "BYTES")]
     payload: Vec<usize>,
     /// Measure only these points: `calls` (latency, the JSON path, throughput; every
     /// implementation) or `streams` (stream throughput and calls beside a stream; the
-    /// framework's server only: about 16 s at 1 s per point, where everything takes about 5
+    /// framework's server only: about 16 s at 1 s per point, where everything takes about 6
     /// minutes) [default: both].
     #[arg(long, value_name = "POINTS")]
     only: Option<Only>,
@@ -110,7 +121,8 @@ struct Args {
     #[arg(long, value_name = "BYTES")]
     stream_window: Option<u64>,
     /// Measure a running rpc-server at this endpoint (repeat for UDS and TCP; a TCP endpoint
-    /// needs RPC_TOKEN) instead of starting one.
+    /// needs RPC_TOKEN) instead of starting one: as rpc, the socket path only (rpc-shm needs the
+    /// server the bench starts, whose maps prove the lane was used).
     #[arg(long, value_name = "ENDPOINT")]
     endpoint: Vec<Endpoint>,
     /// Also start this rpc-server binary (another build, e.g. of the previous commit) and

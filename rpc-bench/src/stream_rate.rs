@@ -30,7 +30,8 @@ pub const ITEM_SIZES: [usize; 2] = [64, 64 << 10];
 /// Why some subjects have no stream figures, written beside them in the text and the JSON.
 pub const NOT_MEASURED: &str = "rpc only: stock tarpc has no server push and the raw echo no RPC \
                                 layer, so neither has stream figures; rpc-b (--compare-server) \
-                                is not measured on streams, as its build may predate them";
+                                is not measured on streams, as its build may predate them, nor \
+                                is rpc-shm (the lane), whose targets are about calls";
 
 /// One subject's stream throughput at one item size, from its rounds.
 #[derive(Debug, Clone, Serialize)]
