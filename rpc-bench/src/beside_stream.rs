@@ -26,10 +26,9 @@ use rpc_core::services::echo::EchoClient;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
-use crate::measure::{
-    self, Implementation, Recorder, RoundLatency, Subject, TimedCalls, Transport, WARMUP_CALLS,
-};
+use crate::measure::{self, Recorder, RoundLatency, TimedCalls, WARMUP_CALLS};
 use crate::spread::Spread;
+use crate::subject::{Implementation, Subject, Transport};
 
 /// Bytes each way of the calls timed.
 pub const CALL_PAYLOAD: usize = 64;
@@ -61,7 +60,7 @@ impl BesideStreamRun {
     pub async fn start(subject: &Subject, window: Option<u64>) -> anyhow::Result<Self> {
         let mut run = BesideStreamRun {
             subject: subject.clone(),
-            client: subject.connect_rpc(window).await?,
+            client: subject.connect_rpc(CALL_PAYLOAD, window).await?,
             bytes: measure::payload(CALL_PAYLOAD),
             alone: Recorder::new()?,
             beside: Recorder::new()?,

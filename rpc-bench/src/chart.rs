@@ -7,8 +7,9 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::measure::{Implementation, Transport};
+use crate::large_payload;
 use crate::report::Report;
+use crate::subject::{Implementation, Transport};
 
 /// Looks up one figure by implementation, transport and size (payload or item).
 type Lookup<'a> = dyn Fn(Implementation, Transport, usize) -> Option<f64> + 'a;
@@ -17,15 +18,17 @@ type Lookup<'a> = dyn Fn(Implementation, Transport, usize) -> Option<f64> + 'a;
 type Series = (Implementation, Transport, RGBColor, bool);
 
 const RPC: RGBColor = RGBColor(0, 90, 200);
+const RPC_SHM: RGBColor = RGBColor(200, 0, 60);
 const RPC_CT: RGBColor = RGBColor(0, 150, 110);
 const RAW: RGBColor = RGBColor(120, 120, 120);
 const TARPC: RGBColor = RGBColor(220, 90, 0);
 const TARPC_CT: RGBColor = RGBColor(150, 40, 160);
 
 /// The lines of the calls' panels.
-const CALL_SERIES: [Series; 8] = [
+const CALL_SERIES: [Series; 9] = [
     (Implementation::Rpc, Transport::Uds, RPC, true),
     (Implementation::Rpc, Transport::Tcp, RPC, false),
+    (Implementation::RpcShm, Transport::Uds, RPC_SHM, true),
     (Implementation::Raw, Transport::Uds, RAW, true),
     (Implementation::Raw, Transport::Tcp, RAW, false),
     (Implementation::Tarpc, Transport::Uds, TARPC, true),
@@ -83,7 +86,10 @@ impl Report {
                 caption: format!("throughput, {k} in flight on 1 connection"),
                 x_desc: "payload (bytes, log)",
                 y_desc: "calls/s (log)",
-                xs: self.settings.payloads.clone(),
+                // Large payloads are measured for latency only.
+                xs: (self.settings.payloads.iter().copied())
+                    .filter(|&p| !large_payload::is_large(p))
+                    .collect(),
                 series: &CALL_SERIES,
                 value: Box::new(move |i, t, p| self.rate(i, t, p, k, 1)),
             });

@@ -17,16 +17,15 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use rpc_client::{Connector, JsonClient, Target};
+use rpc_client::JsonClient;
 use rpc_core::services::echo;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::measure::{
-    LatencyRun, Recorder, RoundLatency, Subject, TimedCalls, Transport, WARMUP_CALLS,
-};
+use crate::measure::{LatencyRun, Recorder, RoundLatency, TimedCalls, WARMUP_CALLS};
 use crate::report::size_label;
 use crate::spread::median;
+use crate::subject::{Subject, Transport};
 
 /// The largest payload the JSON path is measured at: 4 KiB. In JSON each byte is an array item,
 /// a `serde_json::Value` of its own on both ways, so the path's cost grows with every byte; it is
@@ -51,11 +50,7 @@ impl JsonPathRun {
     /// Reads the echo service's schema from the server's `introspect` service, connects with it
     /// (as `rpc-client call` does), and makes [`WARMUP_CALLS`] untimed calls.
     pub async fn start(subject: &Subject, size: usize) -> anyhow::Result<Self> {
-        let connector = Connector::new(Target::Endpoint {
-            endpoint: subject.endpoint.clone(),
-            token: subject.token.clone(),
-        });
-        let client = JsonClient::connect(&connector, echo::NAME).await?;
+        let client = JsonClient::connect(&subject.connector(size)?, echo::NAME).await?;
         let bytes: Vec<Value> = (0..size).map(|i| Value::from(i as u8)).collect();
         let mut run = JsonPathRun {
             client,

@@ -1,18 +1,28 @@
-//! `rpc-bench`: what a Unix socket buys over TCP loopback, for this framework, measured against a
-//! raw-socket echo (the floor) and stock tarpc (the library it builds on), in one run.
+//! `rpc-bench`: what a Unix socket, and the shared-memory lane beside it, buy over TCP loopback,
+//! for this framework, measured against a raw-socket echo (the floor) and stock tarpc (the
+//! library it builds on), in one run.
 //!
 //! By default it starts the real `rpc-server` (Unix socket and TCP at once) and the two baseline
 //! servers as separate processes, measures sequential latency and throughput for each, prints a
-//! table with the UDS/TCP and rpc/raw ratios, and writes `results.json` and `report.svg`. At the
-//! payloads up to 4 KiB it also measures the JSON path (`JsonClient`, what `rpc-client call`
-//! uses) beside the typed call over UDS (see `json_path.rs`). On the framework's own server it
-//! measures streams too: their throughput (`stream_rate.rs`) and what a saturating stream costs
-//! the calls beside it on the same connection (`beside_stream.rs`).
+//! table with the UDS/TCP, lane/socket and rpc/raw ratios, and writes `results.json` and
+//! `report.svg`. The framework is measured over UDS twice, against the same server: `rpc uds`
+//! is the socket path (the client turns the lane off, which is on by default) and `rpc-shm` the
+//! shared-memory lane (`rpc_core::lane`, fields of 32 KiB or more through a memfd region); the
+//! server's `/proc/<pid>/maps` shows each used the path it is named after (`lane_check.rs`).
+//! The default payloads end with a 64 MiB row, sequential latency only on fewer subjects
+//! (`large_payload.rs`). At the payloads up to 4 KiB it also measures the JSON path
+//! (`JsonClient`, what `rpc-client call` uses) beside the typed call over UDS (see
+//! `json_path.rs`). On the framework's own server it measures streams too, over the socket
+//! path: their throughput (`stream_rate.rs`) and what a saturating stream costs the calls beside
+//! it on the same connection (`beside_stream.rs`).
 
 mod beside_stream;
 mod chart;
 mod dedicated;
 mod json_path;
+mod lane_check;
+mod lane_targets;
+mod large_payload;
 mod machine;
 mod measure;
 mod raw;
@@ -23,6 +33,7 @@ mod soak;
 mod spread;
 mod stock;
 mod stream_rate;
+mod subject;
 mod targets;
 
 use std::path::PathBuf;
@@ -37,10 +48,12 @@ use rpc_core::limits::{DEFAULT_STREAM_WINDOW, MAX_STREAM_CREDIT};
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
 use crate::dedicated::Dedicated;
+use crate::lane_check::LaneCheck;
 use crate::machine::Machine;
-use crate::measure::{Implementation, Subject, Transport};
 use crate::report::{Report, Settings};
 use crate::schedule::{Plan, StreamPlan};
+use crate::servers::ServerProcess;
+use crate::subject::{Implementation, Subject, Transport};
 
 // The same allocator as rpc-server, for every implementation measured here (clients and the
 // baseline servers alike), so allocator differences do not pass for framework overhead.
@@ -48,13 +61,13 @@ use crate::schedule::{Plan, StreamPlan};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Payload sizes measured, bytes.
-const PAYLOADS: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
+const PAYLOADS: [usize; 5] = [64, 4 << 10, 64 << 10, 1 << 20, large_payload::PAYLOAD];
 /// Calls in flight per connection, for throughput.
 const IN_FLIGHT: [usize; 3] = [1, 16, 64];
 /// Connection counts, for throughput.
 const CONNECTIONS: [usize; 2] = [1, 4];
-/// The implementations whose streams are measured: the framework's, in its two configurations
-/// (rpc-b is not: its build may predate streams).
+/// The implementations whose streams are measured: the framework's, in its two configurations,
+/// over the socket path (rpc-b is not: its build may predate streams; nor is rpc-shm).
 const STREAMING: [Implementation; 2] = [Implementation::Rpc, Implementation::RpcCt];
 /// Seconds per point by default.
 const DEFAULT_SECONDS: f64 = 1.0;
@@ -65,7 +78,8 @@ const QUICK_SECONDS: f64 = 0.025;
 /// seconds apart varied up to 2x here).
 const ROUNDS: u32 = 5;
 
-/// Measure the framework over UDS and TCP loopback, beside raw sockets and stock tarpc.
+/// Measure the framework over UDS (the socket path and the shared-memory lane, rpc-shm) and TCP
+/// loopback, beside raw sockets and stock tarpc.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -80,18 +94,21 @@ struct Args {
     /// no call is lost or answered twice and that the server's RSS and fds stay flat.
     #[arg(long)]
     soak: bool,
-    /// A smoke run that finishes in well under 20 s.
+    /// A smoke run that finishes in well under a minute: every subject and payload (rpc-shm,
+    /// the lane check and the 64 MiB row included), each point briefly.
     #[arg(long)]
     quick: bool,
     /// Where to write results.json and report.svg.
     #[arg(long, value_name = "DIR", default_value = "bench-results")]
     out: PathBuf,
-    /// Measure only this payload size in bytes (repeatable) [default: 64, 4096, 65536, 1048576].
+    /// Measure only this payload size in bytes (repeatable, at most 64 MiB; above 8 MiB,
+    /// sequential latency only, on rpc uds and tcp, rpc-shm, raw uds and tcp and tarpc uds)
+    /// [default: 64, 4096, 65536, 1048576, 67108864].
     #[arg(long, value_name = "BYTES")]
     payload: Vec<usize>,
     /// Measure only these points: `calls` (latency, the JSON path, throughput; every
     /// implementation) or `streams` (stream throughput and calls beside a stream; the
-    /// framework's server only: about 16 s at 1 s per point, where everything takes about 5
+    /// framework's server only: about 16 s at 1 s per point, where everything takes about 6
     /// minutes) [default: both].
     #[arg(long, value_name = "POINTS")]
     only: Option<Only>,
@@ -104,7 +121,8 @@ struct Args {
     #[arg(long, value_name = "BYTES")]
     stream_window: Option<u64>,
     /// Measure a running rpc-server at this endpoint (repeat for UDS and TCP; a TCP endpoint
-    /// needs RPC_TOKEN) instead of starting one.
+    /// needs RPC_TOKEN) instead of starting one: as rpc, the socket path only (rpc-shm needs the
+    /// server the bench starts, whose maps prove the lane was used).
     #[arg(long, value_name = "ENDPOINT")]
     endpoint: Vec<Endpoint>,
     /// Also start this rpc-server binary (another build, e.g. of the previous commit) and
@@ -192,7 +210,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     if args.soak {
         let duration = args.duration.unwrap_or(Duration::from_secs(60));
         let dir = tempfile::Builder::new().prefix("rpc-soak").tempdir()?;
-        let server = servers::start_rpc_server(dir.path(), args.server_threads)?;
+        let server = servers::start_rpc_server(dir.path(), args.server_threads, &[])?;
         let report = runtime.block_on(soak::run(&server, duration, &args.out))?;
         anyhow::ensure!(
             report.passed,
@@ -231,21 +249,40 @@ fn run(args: Args) -> anyhow::Result<()> {
         "--stream-window must be between 1 byte and 64 MiB (the most credit a server holds)"
     );
 
+    let payloads = if args.payload.is_empty() {
+        PAYLOADS.to_vec()
+    } else {
+        args.payload.clone()
+    };
+    anyhow::ensure!(
+        payloads
+            .iter()
+            .all(|&p| p > 0 && p <= large_payload::MAX_PAYLOAD),
+        "--payload must be between 1 byte and 64 MiB"
+    );
+
     let dir = tempfile::Builder::new().prefix("rpc-bench").tempdir()?;
     let (rpc_server, rpc_subjects) = if args.endpoint.is_empty() {
-        let server = servers::start_rpc_server(dir.path(), args.server_threads)?;
-        let subjects = [Transport::Uds, Transport::Tcp]
-            .into_iter()
-            .map(|t| {
-                Ok(Subject {
-                    implementation: Implementation::Rpc,
-                    transport: t,
-                    endpoint: server.endpoint(t == Transport::Tcp)?.clone(),
-                    token: server.token.clone(),
-                    dedicated: None,
-                })
+        // Room for the run's largest payload, over the socket and in the lane.
+        let limits = large_payload::server_args(&payloads)?;
+        let server = servers::start_rpc_server(dir.path(), args.server_threads, &limits)?;
+        // The socket path over both transports, then the lane over the same Unix socket.
+        let subjects = [
+            (Implementation::Rpc, Transport::Uds),
+            (Implementation::Rpc, Transport::Tcp),
+            (Implementation::RpcShm, Transport::Uds),
+        ]
+        .into_iter()
+        .map(|(implementation, t)| {
+            Ok(Subject {
+                implementation,
+                transport: t,
+                endpoint: server.endpoint(t == Transport::Tcp)?.clone(),
+                token: server.token.clone(),
+                dedicated: None,
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
         (Some(server), subjects)
     } else {
         let token = match std::env::var(rpc_client::RPC_TOKEN) {
@@ -279,6 +316,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 "bench-ct",
                 &ct_dir,
                 Some(1),
+                &[],
             )?)
         }
         None => None,
@@ -307,6 +345,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 "compared",
                 dir.path(),
                 args.server_threads,
+                &[],
             )
             .with_context(|| format!("cannot start {}", binary.display()))?;
             for transport in [Transport::Uds, Transport::Tcp] {
@@ -347,15 +386,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    let payloads = if args.payload.is_empty() {
-        PAYLOADS.to_vec()
-    } else {
-        args.payload.clone()
-    };
-    anyhow::ensure!(
-        payloads.iter().all(|&p| p > 0 && p <= 8 << 20),
-        "--payload must be between 1 byte and 8 MiB"
-    );
     let settings = Settings {
         payloads: payloads.clone(),
         in_flight: IN_FLIGHT.to_vec(),
@@ -368,6 +398,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         stream_items: stream_items.clone(),
         stream_window: args.stream_window.unwrap_or(DEFAULT_STREAM_WINDOW),
         socket_buffer: DEFAULT_SOCKET_BUFFER,
+        large_payloads: large_payload::note(&payloads),
         compared_server: args
             .compare_server
             .as_ref()
@@ -403,7 +434,30 @@ fn run(args: Args) -> anyhow::Result<()> {
             items: stream_items,
             window: args.stream_window,
         },
+        lane_server: rpc_server.as_ref().map(ServerProcess::pid),
     };
+    // Before any rpc-shm connection opens: the socket path's subjects must leave no region in
+    // their servers (see lane_check.rs).
+    for (implementation, server) in [
+        (Implementation::Rpc, rpc_server.as_ref()),
+        (Implementation::RpcCt, rpc_ct_server.as_ref()),
+    ] {
+        let (Some(server), Some(subject)) = (
+            server,
+            (subjects.iter())
+                .find(|s| s.implementation == implementation && s.transport == Transport::Uds),
+        ) else {
+            continue;
+        };
+        runtime
+            .block_on(lane_check::probe_socket_path(subject, server.pid()))
+            .with_context(|| {
+                format!(
+                    "checking that {} uds is the socket path",
+                    implementation.name()
+                )
+            })?;
+    }
     let progress = ProgressBar::new(plan.points_per_round() as u64 * u64::from(ROUNDS)).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -429,6 +483,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         beside_stream: measured.beside_stream,
         streams_not_measured: streams.then_some(stream_rate::NOT_MEASURED),
         targets: Vec::new(),
+        lane_check: Some(measured.lane),
     };
     report.check_targets();
     print!("{}", report.to_text());
@@ -438,5 +493,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         args.out.join("results.json").display(),
         args.out.join("report.svg").display()
     );
+    if let Some(LaneCheck::Failed { what }) = &report.lane_check {
+        anyhow::bail!("the shared-memory lane was not used: {what}");
+    }
     Ok(())
 }

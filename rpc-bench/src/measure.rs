@@ -6,156 +6,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
-use rpc_client::{Client, Connector, Target};
-use rpc_core::services::echo::EchoClient;
-use rpc_core::{Endpoint, Token};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 
-use crate::dedicated::Dedicated;
-use crate::raw::{self, RawConnection};
+use crate::large_payload;
+use crate::raw;
 use crate::spread::Spread;
-use crate::stock;
-
-/// What is measured: which code path carries the echo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Implementation {
-    /// This framework: rpc-server and rpc-client.
-    Rpc,
-    /// Length-prefixed echo with no RPC layer.
-    Raw,
-    /// Stock tarpc 0.38 serde transport, as its examples run it: multi-thread runtimes.
-    Tarpc,
-    /// Stock tarpc in its fastest configuration here: server and client each on a
-    /// current-thread runtime, so no call crosses a thread.
-    #[serde(rename = "tarpc-ct")]
-    TarpcCt,
-    /// This framework in its current-thread configuration: `rpc-server --threads 1` and a
-    /// client on a current-thread runtime of its own, so no call crosses a thread.
-    #[serde(rename = "rpc-ct")]
-    RpcCt,
-    /// Another build of rpc-server (`--compare-server`), called by this build's client: the B
-    /// of an A/B comparison measured in the same run.
-    #[serde(rename = "rpc-b")]
-    RpcB,
-}
-
-impl Implementation {
-    /// Its name in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Implementation::Rpc => "rpc",
-            Implementation::RpcCt => "rpc-ct",
-            Implementation::Raw => "raw",
-            Implementation::Tarpc => "tarpc",
-            Implementation::TarpcCt => "tarpc-ct",
-            Implementation::RpcB => "rpc-b",
-        }
-    }
-}
-
-/// The socket kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// Unix domain socket.
-    Uds,
-    /// TCP loopback.
-    Tcp,
-}
-
-impl Transport {
-    /// Its name in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Uds => "uds",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
-
-/// One implementation over one transport: how to open a connection to it.
-#[derive(Debug, Clone)]
-pub struct Subject {
-    /// The implementation.
-    pub implementation: Implementation,
-    /// The transport.
-    pub transport: Transport,
-    /// Its server's endpoint.
-    pub endpoint: Endpoint,
-    /// The token, for the rpc server over TCP.
-    pub token: Option<Token>,
-    /// The thread its connections are opened and driven on, if not the bench's own runtime.
-    pub dedicated: Option<Arc<Dedicated>>,
-}
-
-enum Connection {
-    Echo(Echoer),
-    Raw(RawConnection),
-}
-
-/// An echo client: the framework's, or stock tarpc's (its own channel and dispatch task).
-#[derive(Clone)]
-enum Echoer {
-    Rpc(Client<EchoClient>),
-    Stock(EchoClient),
-}
-
-impl Echoer {
-    async fn echo(&self, bytes: ByteBuf) -> Result<ByteBuf, tarpc::client::RpcError> {
-        match self {
-            Echoer::Rpc(client) => client.echo(tarpc::context::current(), bytes).await,
-            Echoer::Stock(client) => client.echo(tarpc::context::current(), bytes).await,
-        }
-    }
-}
-
-impl Subject {
-    /// Runs the future `make` makes where this subject's connections live: its dedicated
-    /// thread, or a worker of the bench's runtime (as an application's own tasks run, not on the
-    /// thread blocked in `block_on`, which would add a cross-thread hop to every call).
-    pub async fn run<F, T>(&self, make: impl FnOnce() -> F + Send + 'static) -> anyhow::Result<T>
-    where
-        F: Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        match &self.dedicated {
-            Some(thread) => thread.run(make).await,
-            None => tokio::spawn(make())
-                .await
-                .context("a measuring task panicked"),
-        }
-    }
-
-    /// A connection with the framework's client, whose streams open with `stream_window` bytes
-    /// of credit (`None`: the client's default).
-    pub async fn connect_rpc(
-        &self,
-        stream_window: Option<u64>,
-    ) -> anyhow::Result<Client<EchoClient>> {
-        let mut connector = Connector::new(Target::Endpoint {
-            endpoint: self.endpoint.clone(),
-            token: self.token.clone(),
-        });
-        if let Some(bytes) = stream_window {
-            connector = connector.stream_window(bytes)?;
-        }
-        Ok(connector.connect::<EchoClient>().await?)
-    }
-
-    async fn connect(&self) -> anyhow::Result<Connection> {
-        Ok(match self.implementation {
-            Implementation::Rpc | Implementation::RpcCt | Implementation::RpcB => {
-                Connection::Echo(Echoer::Rpc(self.connect_rpc(None).await?))
-            }
-            Implementation::Tarpc | Implementation::TarpcCt => {
-                Connection::Echo(Echoer::Stock(stock::connect(&self.endpoint).await?))
-            }
-            Implementation::Raw => Connection::Raw(RawConnection::connect(&self.endpoint).await?),
-        })
-    }
-}
+use crate::subject::{Connection, Implementation, Subject, Transport};
 
 /// Latency percentiles of one subject at one payload size, in microseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -296,14 +153,23 @@ pub(crate) trait TimedCalls: Send {
     /// Where the calls' times go.
     fn recorder(&mut self) -> &mut Recorder;
 
-    /// Makes calls, one at a time, for `duration`, recording each one's time as one round.
+    /// The most calls a round times, if fewer than its duration allows.
+    fn calls_per_round(&self) -> Option<u64> {
+        None
+    }
+
+    /// Makes calls, one at a time, for `duration` (or [`TimedCalls::calls_per_round`] calls,
+    /// whichever comes first, and at least one), recording each one's time as one round.
     fn round(&mut self, duration: Duration) -> impl Future<Output = anyhow::Result<()>> + Send {
         async move {
             let until = Instant::now() + duration;
+            let cap = self.calls_per_round().unwrap_or(u64::MAX);
+            let mut calls = 0;
             loop {
                 let elapsed = self.call().await?;
                 self.recorder().record(elapsed);
-                if Instant::now() >= until {
+                calls += 1;
+                if Instant::now() >= until || calls >= cap {
                     self.recorder().end_round();
                     return Ok(());
                 }
@@ -343,12 +209,13 @@ pub struct LatencyRun {
 }
 
 impl LatencyRun {
-    /// Opens a connection and makes [`WARMUP_CALLS`] untimed calls on it.
+    /// Opens a connection and makes [`WARMUP_CALLS`] untimed calls on it (a large payload
+    /// fewer: see `large_payload.rs`).
     pub async fn start(subject: &Subject, size: usize) -> anyhow::Result<Self> {
         let mut run = LatencyRun {
             subject: subject.clone(),
             size,
-            connection: subject.connect().await?,
+            connection: subject.connect(size).await?,
             recorder: Recorder::new()?,
             bytes: ByteBuf::new(),
             frame: Vec::new(),
@@ -358,7 +225,12 @@ impl LatencyRun {
             Connection::Echo(_) => run.bytes = payload(size),
             Connection::Raw(_) => run.frame = raw::frame(size),
         }
-        for _ in 0..WARMUP_CALLS {
+        let warmup = if large_payload::is_large(size) {
+            large_payload::WARMUP_CALLS
+        } else {
+            WARMUP_CALLS
+        };
+        for _ in 0..warmup {
             run.call().await?;
         }
         Ok(run)
@@ -415,6 +287,10 @@ impl TimedCalls for LatencyRun {
     fn recorder(&mut self) -> &mut Recorder {
         &mut self.recorder
     }
+
+    fn calls_per_round(&self) -> Option<u64> {
+        large_payload::is_large(self.size).then_some(large_payload::CALLS_PER_ROUND)
+    }
 }
 
 /// The percentiles of a run's calls: the p50 from its rounds, the others from all calls.
@@ -452,7 +328,7 @@ pub async fn throughput(
 ) -> anyhow::Result<Throughput> {
     let mut opened = Vec::with_capacity(connections);
     for _ in 0..connections {
-        opened.push(subject.connect().await?);
+        opened.push(subject.connect(size).await?);
     }
     let start = Instant::now();
     let deadline = start + duration;

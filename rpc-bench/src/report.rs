@@ -9,10 +9,13 @@ use serde::Serialize;
 
 use crate::beside_stream::{self, BesideStream};
 use crate::json_path::{self, JsonPath};
+use crate::lane_check::LaneCheck;
+use crate::large_payload;
 use crate::machine::Machine;
-use crate::measure::{Implementation, Latency, Throughput, Transport};
+use crate::measure::{Latency, Throughput};
 use crate::spread::Pick;
 use crate::stream_rate::{self, StreamRate};
+use crate::subject::{Implementation, Transport};
 use crate::targets::TargetCheck;
 
 /// Every setting of a run.
@@ -45,6 +48,9 @@ pub struct Settings {
     pub rpc_server: String,
     /// The other rpc-server build measured as `rpc-b` (`--compare-server`), if any.
     pub compared_server: Option<String>,
+    /// How the payloads above 8 MiB were measured (latency only, on fewer subjects), if the run
+    /// had one (see `large_payload.rs`).
+    pub large_payloads: Option<String>,
 }
 
 /// Stock tarpc's two configurations, its default and its fastest here.
@@ -74,6 +80,8 @@ pub struct Report {
     pub streams_not_measured: Option<&'static str>,
     /// The targets.
     pub targets: Vec<TargetCheck>,
+    /// Whether rpc-shm's calls went through the shared-memory lane.
+    pub lane_check: Option<LaneCheck>,
 }
 
 /// A payload size as the tables show it: `64 B`, `4 KiB`, `1 MiB`.
@@ -216,6 +224,9 @@ impl Report {
                 t.rounds
             );
         }
+        if let Some(lane) = &self.lane_check {
+            let _ = writeln!(out, "\n{}", lane.describe());
+        }
         out
     }
 
@@ -227,43 +238,53 @@ impl Report {
         let (f, r) = (figure, ratio);
         let _ = writeln!(
             out,
-            "\nsequential latency, p50 in us, median of the rounds (uds/tcp < 1: UDS faster; rpc/raw: framework overhead; rpc/tarpc: against stock tarpc's faster configuration over UDS)"
+            "\nsequential latency, p50 in us, median of the rounds (rpc uds: the socket path, rpc-shm: the shared-memory lane over the same socket; uds/tcp < 1: UDS faster; shm/uds < 1: the lane faster; rpc/raw and shm/raw: framework overhead; rpc/tarpc: against stock tarpc's faster configuration over UDS)"
         );
         let _ = writeln!(
             out,
-            "{:>8} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>8} {:>10} {:>12} {:>10}",
+            "{:>8} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>10}",
             "payload",
             "rpc uds",
             "rpc tcp",
             "uds/tcp",
+            "rpc-shm",
+            "shm/uds",
             "rpc-ct uds",
             "raw uds",
             "raw tcp",
             "rpc/raw",
+            "shm/raw",
             "tarpc uds",
             "tarpc-ct uds",
             "rpc/tarpc"
         );
         for &p in &s.payloads {
             let (ru, rt) = (self.p50(Rpc, Uds, p), self.p50(Rpc, Tcp, p));
+            let (shm, raw) = (self.p50(RpcShm, Uds, p), self.p50(Raw, Uds, p));
             let best = self
                 .fastest_p50(Pick::Median, STOCK, Uds, p)
                 .map(|(v, _)| v);
             let _ = writeln!(
                 out,
-                "{:>8} {:>10} {:>10} {:>8} {:>10} {:>10} {:>10} {:>8} {:>10} {:>12} {:>10}",
+                "{:>8} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>10}",
                 size_label(p),
                 f(ru, 1),
                 f(rt, 1),
                 r(ru, rt),
+                f(shm, 1),
+                r(shm, ru),
                 f(self.p50(RpcCt, Uds, p), 1),
-                f(self.p50(Raw, Uds, p), 1),
+                f(raw, 1),
                 f(self.p50(Raw, Tcp, p), 1),
-                r(ru, self.p50(Raw, Uds, p)),
+                r(ru, raw),
+                r(shm, raw),
                 f(self.p50(Tarpc, Uds, p), 1),
                 f(self.p50(TarpcCt, Uds, p), 1),
                 r(ru, best),
             );
+        }
+        if let Some(note) = &s.large_payloads {
+            let _ = writeln!(out, "  ({note})");
         }
         json_path::write_text(&self.json_path, out);
         let _ = writeln!(
@@ -286,57 +307,70 @@ impl Report {
                 l.samples
             );
         }
+        if s.payloads.iter().all(|&p| large_payload::is_large(p)) {
+            return;
+        }
         let _ = writeln!(
             out,
-            "\nthroughput, calls/s, median of the rounds (uds/tcp > 1: UDS faster; rpc/raw and rpc/tarpc over UDS, against stock tarpc's faster configuration; ranges: the rounds' lowest and highest)"
+            "\nthroughput, calls/s, median of the rounds (rpc uds: the socket path, rpc-shm: the shared-memory lane; uds/tcp > 1: UDS faster; shm/uds > 1: the lane faster; rpc/raw and rpc/tarpc over UDS, against stock tarpc's faster configuration; ranges: the rounds' lowest and highest)"
         );
         let _ = writeln!(
             out,
-            "{:>8} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>12} {:>9} {:>10} {:>15} {:>15}",
+            "{:>8} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>8} {:>10} {:>12} {:>9} {:>10} {:>10} {:>15} {:>15} {:>15}",
             "payload",
             "infl",
             "conns",
             "rpc uds",
             "rpc tcp",
             "uds/tcp",
+            "rpc-shm",
+            "shm/uds",
             "raw uds",
             "rpc/raw",
             "tarpc uds",
             "tarpc-ct uds",
             "rpc/tarpc",
             "rpc MB/s",
+            "shm MB/s",
             "rpc uds range",
-            "rpc tcp range"
+            "rpc tcp range",
+            "rpc-shm range"
         );
-        for &p in &s.payloads {
+        for &p in s.payloads.iter().filter(|&&p| !large_payload::is_large(p)) {
             for &c in &s.connections {
                 for &k in &s.in_flight {
                     let (ru, rt) = (self.rate(Rpc, Uds, p, k, c), self.rate(Rpc, Tcp, p, k, c));
+                    let shm = self.rate(RpcShm, Uds, p, k, c);
                     let raw = self.rate(Raw, Uds, p, k, c);
                     let best = self
                         .fastest_rate(Pick::Median, STOCK, (Uds, p, k, c))
                         .map(|(v, _)| v);
-                    let range = |tr| {
-                        self.throughput_row(Rpc, tr, p, k, c)
+                    let range = |imp, tr| {
+                        self.throughput_row(imp, tr, p, k, c)
                             .map_or("-".to_owned(), |t| t.rounds.range(0))
                     };
+                    let mb = |rate: Option<f64>| f(rate.map(|v| v * p as f64 / 1e6), 1);
                     let _ = writeln!(
                         out,
-                        "{:>8} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>12} {:>9} {:>10} {:>15} {:>15}",
+                        "{:>8} {:>5} {:>5} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10} {:>8} {:>10} {:>12} {:>9} {:>10} {:>10} {:>15} {:>15} {:>15}",
                         size_label(p),
                         k,
                         c,
                         f(ru, 0),
                         f(rt, 0),
                         r(ru, rt),
+                        f(shm, 0),
+                        r(shm, ru),
                         f(raw, 0),
                         r(ru, raw),
                         f(self.rate(Tarpc, Uds, p, k, c), 0),
                         f(self.rate(TarpcCt, Uds, p, k, c), 0),
                         r(ru, best),
-                        f(ru.map(|v| v * p as f64 / 1e6), 1),
-                        range(Uds),
-                        range(Tcp),
+                        mb(ru),
+                        mb(shm),
+                        range(Rpc, Uds),
+                        range(Rpc, Tcp),
+                        range(RpcShm, Uds),
                     );
                 }
             }
@@ -369,6 +403,9 @@ impl Report {
                     f(b, 1),
                     r(a, b)
                 );
+                if large_payload::is_large(p) {
+                    continue;
+                }
                 for &c in &self.settings.connections {
                     for &k in &self.settings.in_flight {
                         let (a, b) = (self.rate(Rpc, tr, p, k, c), self.rate(RpcB, tr, p, k, c));

@@ -12,8 +12,11 @@ use indicatif::ProgressBar;
 
 use crate::beside_stream::{BesideStream, BesideStreamRun};
 use crate::json_path::{self, JsonPath, JsonPathRun};
-use crate::measure::{self, Latency, LatencyRun, Subject, Throughput, TimedCalls};
+use crate::lane_check::LaneCheck;
+use crate::large_payload;
+use crate::measure::{self, Latency, LatencyRun, Throughput, TimedCalls};
 use crate::stream_rate::{self, StreamRate};
+use crate::subject::{Implementation, Subject};
 
 /// What to measure.
 pub struct Plan<'a> {
@@ -36,6 +39,9 @@ pub struct Plan<'a> {
     pub calls: bool,
     /// The streams to measure (none with `--only calls`).
     pub streams: StreamPlan,
+    /// The pid of the rpc-shm subject's server, whose maps show whether the lane was used
+    /// (see `lane_check.rs`); `None` when the bench did not start it.
+    pub lane_server: Option<u32>,
 }
 
 /// The stream points: throughput at each item size, and calls beside a stream, for each
@@ -70,6 +76,8 @@ pub struct Measured {
     pub stream_rate: Vec<StreamRate>,
     /// Calls beside a stream, per subject.
     pub beside_stream: Vec<BesideStream>,
+    /// Whether rpc-shm's calls went through the lane.
+    pub lane: LaneCheck,
 }
 
 impl Plan<'_> {
@@ -86,11 +94,18 @@ impl Plan<'_> {
                 .count(),
             None => 0,
         };
-        self.subjects.len()
-            * self.payloads.len()
-            * (1 + self.in_flight.len() * self.connections.len())
-            + json
-            + self.streams.points()
+        let calls: usize = self
+            .payloads
+            .iter()
+            .map(|&p| match large_payload::is_large(p) {
+                true => {
+                    let measured = self.subjects.iter();
+                    measured.filter(|s| large_payload::measures(s, p)).count()
+                }
+                false => self.subjects.len() * (1 + self.in_flight.len() * self.connections.len()),
+            })
+            .sum();
+        calls + json + self.streams.points()
     }
 
     /// Runs every round. Latency runs keep their connection from round to round (one per
@@ -104,6 +119,10 @@ impl Plan<'_> {
         for &payload in payloads {
             let mut runs = Vec::new();
             for subject in self.subjects {
+                if !large_payload::measures(subject, payload) {
+                    runs.push(None);
+                    continue;
+                }
                 let on = subject.clone();
                 runs.push(Some(
                     subject
@@ -169,7 +188,12 @@ impl Plan<'_> {
                     );
                     progress.inc(1);
                 }
-                for &connections in self.connections {
+                // A large payload is measured for latency only.
+                let connections = match large_payload::is_large(payload) {
+                    true => &[][..],
+                    false => self.connections,
+                };
+                for &connections in connections {
                     for &in_flight in self.in_flight {
                         progress.set_message(format!(
                             "round {}/{}: {payload} B x{in_flight} on {connections}",
@@ -205,6 +229,17 @@ impl Plan<'_> {
             self.stream_round(&label, &mut stream_rates, &mut beside_runs, progress)
                 .await?;
         }
+        // While rpc-shm's latency connections, and so their regions, are still open.
+        let shm = (self.subjects.iter()).any(|s| s.implementation == Implementation::RpcShm);
+        let lane = match self.lane_server {
+            Some(pid) if shm => LaneCheck::after_points(pid, payloads)?,
+            _ => LaneCheck::NotExercised {
+                reason: match shm {
+                    true => "the bench did not start the server, so it cannot read its maps",
+                    false => "no rpc-shm subject in this run",
+                },
+            },
+        };
         let mut latency = Vec::new();
         let mut json_rows = Vec::new();
         for (runs, json) in latency_runs.iter().zip(&json_runs) {
@@ -230,6 +265,7 @@ impl Plan<'_> {
                 .flatten()
                 .map(BesideStreamRun::finish)
                 .collect(),
+            lane,
         })
     }
 

@@ -85,18 +85,24 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Starts the real `rpc-server` on a Unix socket in `dir` and on TCP loopback at once.
-pub fn start_rpc_server(dir: &Path, threads: Option<usize>) -> anyhow::Result<ServerProcess> {
-    start_rpc_server_binary(&sibling_binary("rpc-server")?, "bench", dir, threads)
+/// Starts the real `rpc-server` on a Unix socket in `dir` and on TCP loopback at once, with
+/// `args` beside the bench's own (limits, e.g. `--max-frame`).
+pub fn start_rpc_server(
+    dir: &Path,
+    threads: Option<usize>,
+    args: &[String],
+) -> anyhow::Result<ServerProcess> {
+    start_rpc_server_binary(&sibling_binary("rpc-server")?, "bench", dir, threads, args)
 }
 
 /// Starts the rpc-server at `binary` as the server called `name` in `dir`, on a Unix socket and
-/// on TCP loopback at once.
+/// on TCP loopback at once, with `args` beside the bench's own.
 pub fn start_rpc_server_binary(
     binary: &Path,
     name: &str,
     dir: &Path,
     threads: Option<usize>,
+    args: &[String],
 ) -> anyhow::Result<ServerProcess> {
     let mut command = Command::new(binary);
     command
@@ -108,6 +114,7 @@ pub fn start_rpc_server_binary(
             dir.join(format!("{name}.sock")).display()
         ))
         .args(["--listen", "tcp:127.0.0.1:0"])
+        .args(args)
         .env("RUST_LOG", "warn");
     if let Some(threads) = threads {
         command.arg("--threads").arg(threads.to_string());

@@ -1,5 +1,8 @@
 //! The `tarpc` reference: stock tarpc 0.38 as its examples use it (`serde_transport::unix` and
-//! `tcp`, bincode, default settings), serving and calling the same `echo` trait.
+//! `tcp`, bincode, default settings but one), serving and calling the same `echo` trait. The one:
+//! its frame limit, 8 MiB by default (tokio's length-delimited codec), is raised to
+//! [`MAX_FRAME`] on both sides, so that it can echo the large payload (see `large_payload.rs`);
+//! the limit only bounds a frame's length and costs nothing below it.
 
 use std::path::Path;
 
@@ -11,6 +14,9 @@ use serde_bytes::ByteBuf;
 use tarpc::context::Context;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
+
+/// The largest frame either side takes: room for the largest payload `--payload` takes.
+const MAX_FRAME: usize = 2 * crate::large_payload::MAX_PAYLOAD;
 
 #[derive(Clone)]
 struct StockEcho;
@@ -36,8 +42,10 @@ impl Echo for StockEcho {
 /// Serves stock-tarpc echo on `<dir>/tarpc.sock` and 127.0.0.1:0 until killed.
 pub async fn serve(dir: &Path) -> anyhow::Result<()> {
     let path = dir.join("tarpc.sock");
-    let unix = tarpc::serde_transport::unix::listen(&path, Bincode::default).await?;
-    let tcp = tarpc::serde_transport::tcp::listen("127.0.0.1:0", Bincode::default).await?;
+    let mut unix = tarpc::serde_transport::unix::listen(&path, Bincode::default).await?;
+    unix.config_mut().max_frame_length(MAX_FRAME);
+    let mut tcp = tarpc::serde_transport::tcp::listen("127.0.0.1:0", Bincode::default).await?;
+    tcp.config_mut().max_frame_length(MAX_FRAME);
     println!("listening on unix:{}", path.display());
     println!("listening on tcp:{}", tcp.local_addr());
     let unix = unix.filter_map(|r| ready(r.ok())).map(|t| {
@@ -70,12 +78,14 @@ pub async fn connect(endpoint: &Endpoint) -> anyhow::Result<EchoClient> {
     let config = tarpc::client::Config::default();
     Ok(match endpoint {
         Endpoint::Unix(path) => {
-            let transport = tarpc::serde_transport::unix::connect(path, Bincode::default).await?;
-            EchoClient::new(config, transport).spawn()
+            let mut connect = tarpc::serde_transport::unix::connect(path, Bincode::default);
+            connect.config_mut().max_frame_length(MAX_FRAME);
+            EchoClient::new(config, connect.await?).spawn()
         }
         Endpoint::Tcp(addr) => {
-            let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default).await?;
-            EchoClient::new(config, transport).spawn()
+            let mut connect = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
+            connect.config_mut().max_frame_length(MAX_FRAME);
+            EchoClient::new(config, connect.await?).spawn()
         }
     })
 }

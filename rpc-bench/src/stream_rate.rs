@@ -19,9 +19,9 @@ use futures::StreamExt;
 use rpc_core::StreamEvent;
 use serde::Serialize;
 
-use crate::measure::{Implementation, Subject, Transport};
 use crate::report::size_label;
 use crate::spread::Spread;
+use crate::subject::{Implementation, Subject, Transport};
 
 /// Item sizes measured by default: the small item a change feed sends, and a large one that
 /// fills a quarter of the default window.
@@ -30,7 +30,8 @@ pub const ITEM_SIZES: [usize; 2] = [64, 64 << 10];
 /// Why some subjects have no stream figures, written beside them in the text and the JSON.
 pub const NOT_MEASURED: &str = "rpc only: stock tarpc has no server push and the raw echo no RPC \
                                 layer, so neither has stream figures; rpc-b (--compare-server) \
-                                is not measured on streams, as its build may predate them";
+                                is not measured on streams, as its build may predate them, nor \
+                                is rpc-shm (the lane), whose targets are about calls";
 
 /// One subject's stream throughput at one item size, from its rounds.
 #[derive(Debug, Clone, Serialize)]
@@ -78,7 +79,7 @@ pub async fn stream_rate(
     window: Option<u64>,
     duration: Duration,
 ) -> anyhow::Result<StreamRate> {
-    let client = subject.connect_rpc(window).await?;
+    let client = subject.connect_rpc(item, window).await?;
     let start = Instant::now();
     let deadline = start + duration;
     let mut stream = client

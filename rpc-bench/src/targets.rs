@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use crate::measure::{Implementation, Transport};
 use crate::report::{OURS, Report, STOCK, size_label};
 use crate::spread::Pick;
+use crate::subject::{Implementation, Transport};
 
 /// One of the targets, checked on this run.
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +25,11 @@ pub struct TargetCheck {
 
 impl TargetCheck {
     /// A check before its rounds are counted.
-    fn new(target: impl Into<String>, measured: impl Into<String>, met: bool) -> TargetCheck {
+    pub(crate) fn new(
+        target: impl Into<String>,
+        measured: impl Into<String>,
+        met: bool,
+    ) -> TargetCheck {
         TargetCheck {
             target: target.into(),
             measured: measured.into(),
@@ -36,7 +40,7 @@ impl TargetCheck {
     }
 
     /// A target whose figures this run did not measure (e.g. other `--stream-item` sizes).
-    fn not_measured(target: impl Into<String>) -> TargetCheck {
+    pub(crate) fn not_measured(target: impl Into<String>) -> TargetCheck {
         TargetCheck::new(target, "not measured in this run", false)
     }
 }
@@ -71,6 +75,9 @@ impl Report {
         }
         if self.settings.streams {
             checks.extend(self.stream_targets_in(pick));
+        }
+        if self.settings.calls {
+            checks.extend(self.lane_targets_in(pick));
         }
         checks
     }
@@ -154,7 +161,7 @@ impl Report {
         checks
     }
 
-    /// The calls' targets (1 to 5).
+    /// The calls' targets (1 to 5; the lane's, 9 to 11, are in `lane_targets.rs`).
     fn call_targets_in(&self, pick: Pick) -> Vec<TargetCheck> {
         use Implementation::*;
         use Transport::*;
@@ -262,7 +269,7 @@ mod tests {
     use super::*;
     use crate::beside_stream::BesideStream;
     use crate::machine::Machine;
-    use crate::measure::Latency;
+    use crate::measure::{Latency, Throughput};
     use crate::report::Settings;
     use crate::spread::Spread;
     use crate::stream_rate::StreamRate;
@@ -301,6 +308,7 @@ mod tests {
                 socket_buffer: 0,
                 rpc_server: String::new(),
                 compared_server: None,
+                large_payloads: None,
             },
             latency: Vec::new(),
             json_path: Vec::new(),
@@ -309,6 +317,7 @@ mod tests {
             beside_stream: Vec::new(),
             streams_not_measured: None,
             targets: Vec::new(),
+            lane_check: None,
         }
     }
 
@@ -375,7 +384,11 @@ mod tests {
     fn only_the_targets_of_what_was_measured_are_checked() {
         let mut calls = report(true, false);
         calls.check_targets();
-        assert_eq!(calls.targets.len(), 5, "{:?}", calls.targets);
+        let numbers: Vec<&str> = calls.targets.iter().map(|t| &t.target[..3]).collect();
+        assert_eq!(
+            numbers,
+            ["1. ", "2. ", "3. ", "4. ", "5. ", "9. ", "10.", "11."]
+        );
         let mut streams = report(false, true);
         streams.check_targets();
         let numbers: Vec<&str> = streams.targets.iter().map(|t| &t.target[..2]).collect();
@@ -414,5 +427,60 @@ mod tests {
         report.stream_rate[2] = stream_rate(Uds, 64 << 10, vec![10_000.0; 3]);
         report.check_targets();
         assert!(!target(&report, "7.").met);
+    }
+
+    #[test]
+    fn lane_targets_compare_rpc_shm_with_raw_and_with_the_socket_path() {
+        use Implementation::*;
+        let at = |mut row: Latency, payload| {
+            row.payload = payload;
+            row
+        };
+        let rate = |implementation, rounds: Vec<f64>| {
+            let rounds = Spread::new(rounds);
+            Throughput {
+                implementation,
+                transport: Transport::Uds,
+                payload: 1 << 20,
+                in_flight: 64,
+                connections: 4,
+                calls: 0,
+                seconds: 0.0,
+                calls_per_sec: rounds.median,
+                mb_per_sec: 0.0,
+                rounds,
+            }
+        };
+        let mut report = report(true, false);
+        report.latency = vec![
+            // 9: 0.5x, 0.7x, 0.55x: met on the medians (110 / 200), in two rounds.
+            at(latency(RpcShm, vec![100.0, 140.0, 110.0]), 1 << 20),
+            at(latency(Raw, vec![200.0, 200.0, 200.0]), 1 << 20),
+            // 11: 1.0x, 1.2x, 1.04x: met on the medians (26 / 25), in two rounds.
+            latency(RpcShm, vec![25.0, 30.0, 26.0]),
+            latency(Rpc, vec![25.0, 25.0, 25.0]),
+        ];
+        report.throughput = vec![
+            // 10: 3x, 1.5x, 2.5x: met on the medians (500 / 200), in two rounds.
+            rate(RpcShm, vec![600.0, 300.0, 500.0]),
+            rate(Rpc, vec![200.0, 200.0, 200.0]),
+        ];
+        report.check_targets();
+        for number in ["9.", "10.", "11."] {
+            let check = target(&report, number);
+            assert!(check.met, "{check:?}");
+            assert_eq!((check.rounds_met, check.rounds), (2, 3), "{check:?}");
+        }
+        assert!(
+            target(&report, "10.")
+                .measured
+                .contains("rpc-shm 500/s vs rpc uds 200/s"),
+            "{:?}",
+            report.targets
+        );
+        // A lane slower than raw at 1 MiB misses 9.
+        report.latency[0] = at(latency(RpcShm, vec![150.0; 3]), 1 << 20);
+        report.check_targets();
+        assert!(!target(&report, "9.").met);
     }
 }
