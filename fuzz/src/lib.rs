@@ -3,7 +3,8 @@
 //! `rpc-core/tests/fuzz_corpus.rs` includes this file as a module (`#[path]`), so `cargo test`
 //! replays every corpus file through exactly the code that `cargo fuzz` runs. Keep it to what that
 //! test can use too: rpc-core and its dependencies (bytes, serde, serde_bytes, serde_json,
-//! tokio-util). The `schema_json` loop lives in [`schema_json`].
+//! tokio-util). The `schema_json` loop lives in [`schema_json`], the `lane` loop (the
+//! shared-memory lane's frames against a real region) in [`lane`].
 //!
 //! The handshake is decoded by its tokio codec; every frame after it by the transport's own
 //! socket-free `FrameReader`, the code a server runs on what a peer sends. Every input is decoded
@@ -15,6 +16,7 @@
 //! `ResponseSeed`, the seeded decode of a client that knows its answers only at run time: it
 //! must give the same messages and the same errors as the derived decode.
 
+pub mod lane;
 pub mod schema_json;
 
 use bytes::{BufMut, BytesMut};

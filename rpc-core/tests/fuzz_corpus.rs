@@ -28,18 +28,27 @@ use rpc_core::services::echo::EchoRequest;
 use rpc_core::services::kv::{KvError, KvEvent, KvRequest, KvResponse};
 use rpc_core::tarpc::{self, Response, ServerError};
 use rpc_core::wire::ClientMessage;
-use rpc_core::wire::{CodecError, FrameLimit, WireFormat};
+use rpc_core::wire::{BIG_FIELD, CodecError, FrameLimit, WireFormat};
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use tokio_util::codec::Encoder;
 
+use decode_loops::lane::{
+    CountingAlloc, Descriptors, LANE_REGION_SIZE, LaneInput, decode_lane_frames, region_bytes,
+};
 use decode_loops::schema_json::{SchemaJsonInput, fixed_schemas, fuzz_schema_json, wire_format};
 use decode_loops::{
     FUZZ_FRAME_LIMIT, Outcome, decode_frames, decode_handshake, decode_large_frames,
 };
 use rpc_core::Service;
+use rpc_core::lane::{LANE_MAX_FIELDS, LANE_MAX_SMALLS};
 use rpc_core::schema::ServiceSchema;
 use rpc_core::services::{echo, health, introspect, kv};
+
+// The lane loop measures each decode call's peak heap use on its thread; the counters are
+// per thread, so the other tests running alongside do not disturb it.
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
 /// The largest committed seed: corpus files stay small so the fuzzer mutates them quickly.
 const MAX_SEED_LEN: usize = 2048;
@@ -104,6 +113,8 @@ enum ErrorClass {
     UnsupportedVersion,
     TooLarge,
     Malformed,
+    /// The shared-memory lane's rules broken (`CodecError::Lane`).
+    Lane,
     Other,
 }
 
@@ -124,6 +135,20 @@ const RULES: &[(&str, Expected)] = &[
     ("malformed-", Expected::Error(ErrorClass::Malformed)),
 ];
 
+/// File name prefixes only the `lane` corpus uses, looked up before [`RULES`].
+const LANE_RULES: &[(&str, Expected)] = &[
+    ("refused-", Expected::Error(ErrorClass::Lane)),
+    ("one-then-refused-", Expected::OneThenError),
+];
+
+fn lane_rule_for(name: &str) -> Option<(&'static str, Expected)> {
+    LANE_RULES
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .copied()
+        .or_else(|| rule_for(name))
+}
+
 fn rule_for(name: &str) -> Option<(&'static str, Expected)> {
     RULES
         .iter()
@@ -143,6 +168,7 @@ fn codec_class(err: &CodecError) -> ErrorClass {
             ErrorClass::TooLarge
         }
         CodecError::Malformed(_) => ErrorClass::Malformed,
+        CodecError::Lane(_) => ErrorClass::Lane,
         _ => ErrorClass::Other,
     }
 }
@@ -320,6 +346,85 @@ fn every_schema_json_corpus_file_runs_its_checks_and_as_its_name_says() {
 }
 
 #[test]
+fn every_lane_corpus_file_decodes_without_panic_and_as_its_name_says() {
+    const TAGS: &[&str] = &["echo-request", "kv-response"];
+    let mut rules_seen = Vec::new();
+    let (mut through_lane, mut refused) = (0, 0);
+    for (name, bytes) in corpus_files("lane") {
+        let outcomes = decode_lane_frames(&bytes);
+        let (echo, kv) = (&outcomes.echo_request, &outcomes.kv_response);
+        if echo.through_lane + kv.through_lane > 0 {
+            through_lane += 1;
+        }
+        let lane_error = |end: &Result<(), CodecError>| matches!(end, Err(CodecError::Lane(_)));
+        if lane_error(&echo.outcome.end) || lane_error(&kv.outcome.end) {
+            refused += 1;
+        }
+        let Some((prefix, expected)) = lane_rule_for(&name) else {
+            continue;
+        };
+        rules_seen.push(prefix);
+        check_tagged(&name, "echo-request", TAGS, &echo.outcome, expected);
+        check_tagged(&name, "kv-response", TAGS, &kv.outcome, expected);
+        if prefix == "valid-" {
+            for (tag, count) in [
+                ("echo-request", echo.through_lane),
+                ("kv-response", kv.through_lane),
+            ] {
+                if meant(&name, tag, TAGS) {
+                    assert!(count >= 1, "{name} as {tag}: nothing came through the lane");
+                }
+            }
+        }
+        if prefix == "one-then-refused-" {
+            assert!(
+                lane_error(&echo.outcome.end),
+                "{name}: {:?}",
+                echo.outcome.end
+            );
+        }
+        if name == "valid-echo-request-lane" {
+            // The payload is the region's bytes at the slot, copied out intact.
+            let region = region_bytes(LaneInput::parse(&bytes).pattern);
+            let (pos, len) = LANE_ECHO_SLOT;
+            let ClientMessage::Request(request) = &echo.outcome.messages[0] else {
+                panic!("{name}: not a request");
+            };
+            let EchoRequest::Echo { bytes: payload } = &request.message else {
+                panic!("{name}: not an echo");
+            };
+            assert_eq!(payload[..], region[pos as usize..][..len]);
+        }
+        if name.contains("released") && prefix == "valid-" {
+            assert_eq!(echo.peer_released, Some(LANE_RELEASED_THROUGH), "{name}");
+            assert_eq!(kv.peer_released, Some(LANE_RELEASED_THROUGH), "{name}");
+        }
+    }
+    for prefix in [
+        "valid-",
+        "truncated-",
+        "limit-exact-",
+        "malformed-",
+        "oversized-",
+        "refused-",
+        "one-then-refused-",
+    ] {
+        assert!(
+            rules_seen.contains(&prefix),
+            "no lane corpus file is named {prefix}*"
+        );
+    }
+    assert!(
+        through_lane >= 5,
+        "too few lane seeds decode through the lane"
+    );
+    assert!(
+        refused >= 5,
+        "too few lane seeds are refused by the lane's rules"
+    );
+}
+
+#[test]
 fn committed_corpus_holds_every_generated_seed() {
     let regenerate = std::env::var_os("REGENERATE_CORPUS").is_some_and(|value| value == "1");
     for (target, seeds, max_len) in [
@@ -327,6 +432,7 @@ fn committed_corpus_holds_every_generated_seed() {
         ("frame", frame_seeds(), MAX_SEED_LEN),
         ("large_frame", large_frame_seeds(), MAX_LARGE_SEED_LEN),
         ("schema_json", schema_json_seeds(), MAX_SCHEMA_SEED_LEN),
+        ("lane", lane_seeds(), MAX_SEED_LEN),
     ] {
         let dir = corpus_dir(target);
         for (name, bytes) in seeds {
@@ -917,5 +1023,262 @@ fn schema_json_seeds() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         ("fallback-notes-add-every-convention", notes),
+    ]
+}
+
+/// Where `valid-echo-request-lane` puts its payload in the region: past the front, and longer
+/// than `BIG_FIELD`.
+const LANE_ECHO_SLOT: (u64, usize) = (4096, 40 * 1024);
+
+/// What the released frame of `valid-echo-request-lane-released-then-fields` reports.
+const LANE_RELEASED_THROUGH: u64 = 123_456;
+
+/// A lane fields frame's first bytes: zero length, kind 1, field count, small bytes' length.
+fn lane_header(count: u8, smalls_len: u32) -> Vec<u8> {
+    [&[0, 0, 0, 0, 1, count][..], &smalls_len.to_be_bytes()].concat()
+}
+
+/// A lane fields frame naming `slots` (position, length), with `smalls` as its small bytes.
+fn lane_fields_frame(slots: &[(u64, u64)], smalls: &[u8]) -> Vec<u8> {
+    let count = u8::try_from(slots.len()).expect("at most 255 slots");
+    let mut frame = lane_header(count, u32::try_from(smalls.len()).expect("small"));
+    for (pos, len) in slots {
+        frame.extend_from_slice(&pos.to_le_bytes());
+        frame.extend_from_slice(&len.to_le_bytes());
+    }
+    frame.extend_from_slice(smalls);
+    frame
+}
+
+/// A lane released frame: every slot up to `through` copied.
+fn lane_released_frame(through: u64) -> Vec<u8> {
+    [&[0, 0, 0, 0, 2][..], &through.to_le_bytes()].concat()
+}
+
+/// The small bytes of the message in `frame`: its body with the bytes of each of `fields` cut
+/// out, in order. Their u64 lengths stay, as bincode wrote them, which is how a lane frame
+/// carries a message.
+fn cut_fields(frame: &[u8], fields: &[&[u8]]) -> Vec<u8> {
+    let body = &frame[4..];
+    let mut smalls = Vec::new();
+    let mut at = 0;
+    for field in fields {
+        let len = u64::try_from(field.len()).expect("fits");
+        let needle = [&len.to_le_bytes()[..], field].concat();
+        let start = body[at..]
+            .windows(needle.len())
+            .position(|window| window == needle)
+            .expect("the field is in the body")
+            + at
+            + 8;
+        smalls.extend_from_slice(&body[at..start]);
+        at = start + field.len();
+    }
+    smalls.extend_from_slice(&body[at..]);
+    smalls
+}
+
+/// A response frame under the default limit, for messages over the fuzz limit.
+fn large_response_frame(request_id: u64, message: KvResponse) -> Vec<u8> {
+    let mut wire = BytesMut::new();
+    WireFormat::new(FrameLimit::default())
+        .encode_frame(
+            &Response {
+                request_id,
+                message: Ok(message),
+            },
+            &mut wire,
+        )
+        .expect("encodes");
+    wire.to_vec()
+}
+
+fn lane_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    const SIZE: u64 = LANE_REGION_SIZE;
+    let ascii = b"lane: large fields are copied out of the peer's region once. ".to_vec();
+    let not_utf8 = b"caf\xc3 \xff\xfe \xed\xa0\x80".to_vec();
+    let region = region_bytes(&ascii);
+    let slot = |pos: u64, len: usize| region[(pos % SIZE) as usize..][..len].to_vec();
+    let text = |pos: u64, len: usize| String::from_utf8(slot(pos, len)).expect("ascii");
+    let input = |descriptors, pattern: &[u8], stream: &[u8]| {
+        LaneInput {
+            descriptors,
+            piece_seed: 7,
+            pattern,
+            stream,
+        }
+        .join()
+    };
+    let once = |stream: &[u8]| input(Descriptors::Once, &ascii, stream);
+
+    // Echo requests: the payload cut out of a real request and left in the region.
+    let echo_smalls = |id, payload: &[u8]| {
+        let frame = large_request_frame(
+            id,
+            EchoRequest::Echo {
+                bytes: ByteBuf::from(payload.to_vec()),
+            },
+        );
+        cut_fields(&frame, &[payload])
+    };
+    let echo_at = |id, pos: u64, len: usize| {
+        lane_fields_frame(&[(pos, len as u64)], &echo_smalls(id, &slot(pos, len)))
+    };
+    // A message whose only fault is its slot: small bytes for a payload of `len`.
+    let echo_slots = |slots: &[(u64, u64)], len: usize| {
+        lane_fields_frame(slots, &echo_smalls(9, &varied(len, 5)))
+    };
+    let (pos, len) = LANE_ECHO_SLOT;
+    let echo = echo_at(1, pos, len);
+    let ping = request_frame(2, EchoRequest::Ping {});
+    let big = 40 * 1024;
+
+    // Kv responses: string fields, valid UTF-8 only when the region's pattern is.
+    let set_value = text(8192, big);
+    let set = lane_fields_frame(
+        &[(8192, big as u64)],
+        &cut_fields(
+            &large_response_frame(1, KvResponse::Set(Ok(Some(set_value.clone())))),
+            &[set_value.as_bytes()],
+        ),
+    );
+    let (key, value) = (text(0, 33 * 1024), text(33 * 1024, 34 * 1024));
+    let event = large_response_frame(
+        2,
+        KvResponse::Watch(StreamEvent::Item(KvEvent::Set {
+            key: key.clone(),
+            value: value.clone(),
+        })),
+    );
+    let event_smalls = cut_fields(&event, &[key.as_bytes(), value.as_bytes()]);
+    let two_fields = |second: u64| {
+        lane_fields_frame(
+            &[(0, key.len() as u64), (second, value.len() as u64)],
+            &event_smalls,
+        )
+    };
+    // As many fields as a lane frame may name, each `BIG_FIELD` long, one lap of the ring apart.
+    let field = text(0, BIG_FIELD);
+    let list = large_response_frame(3, KvResponse::List(vec![field.clone(); LANE_MAX_FIELDS]));
+    let most_slots: Vec<(u64, u64)> = (0..LANE_MAX_FIELDS as u64)
+        .map(|lap| (lap * SIZE, BIG_FIELD as u64))
+        .collect();
+    let most_fields = lane_fields_frame(
+        &most_slots,
+        &cut_fields(&list, &vec![field.as_bytes(); LANE_MAX_FIELDS]),
+    );
+    let mut too_many_fields = most_fields.clone();
+    too_many_fields[5] = LANE_MAX_FIELDS as u8 + 1;
+
+    // Slots of the whole region, one per lap, filling the frame limit exactly.
+    let limit = FrameLimit::default().bytes() as u64;
+    let whole_region_slots: Vec<(u64, u64)> =
+        (0..limit / SIZE).map(|lap| (lap * SIZE, SIZE)).collect();
+    assert!(
+        whole_region_slots.len() <= LANE_MAX_FIELDS,
+        "seed layout changed"
+    );
+
+    vec![
+        ("valid-echo-request-lane", once(&echo)),
+        (
+            "valid-echo-request-lane-then-socket-then-next-lap",
+            once(&[&echo[..], &ping, &echo_at(3, SIZE + 64, 50_000)].concat()),
+        ),
+        (
+            "valid-echo-request-lane-released-then-fields",
+            once(&[&lane_released_frame(LANE_RELEASED_THROUGH)[..], &echo].concat()),
+        ),
+        (
+            "valid-echo-request-lane-descriptor-offered-twice",
+            input(Descriptors::Twice, &ascii, &echo),
+        ),
+        (
+            "valid-echo-request-lane-slot-exactly-big-field",
+            once(&echo_at(4, 0, BIG_FIELD)),
+        ),
+        ("valid-kv-response-lane-set-replaced", once(&set)),
+        (
+            "valid-kv-response-lane-two-fields-back-to-back",
+            once(&two_fields(key.len() as u64)),
+        ),
+        ("valid-kv-response-lane-64-fields", once(&most_fields)),
+        (
+            "malformed-kv-response-lane-invalid-utf8",
+            input(Descriptors::Once, &not_utf8, &set),
+        ),
+        (
+            "malformed-kv-response-lane-65-fields",
+            once(&too_many_fields),
+        ),
+        (
+            "malformed-echo-request-lane-off-zero-length-frame",
+            input(Descriptors::LaneOff, &ascii, &echo),
+        ),
+        (
+            "malformed-echo-request-lane-slot-under-big-field",
+            once(&echo_at(5, 0, BIG_FIELD - 1)),
+        ),
+        (
+            "malformed-echo-request-lane-slot-length-differs",
+            once(&lane_fields_frame(
+                &[(0, 48 * 1024)],
+                &echo_smalls(6, &slot(0, big)),
+            )),
+        ),
+        (
+            "malformed-echo-request-lane-slot-left-unused",
+            once(&lane_fields_frame(
+                &[(0, big as u64), (64 * 1024, big as u64)],
+                &echo_smalls(7, &slot(0, big)),
+            )),
+        ),
+        ("malformed-lane-no-fields", once(&lane_header(0, 0))),
+        (
+            "malformed-lane-too-many-small-bytes",
+            once(&lane_header(1, LANE_MAX_SMALLS as u32 + 1)),
+        ),
+        ("malformed-lane-unknown-kind", once(&[0, 0, 0, 0, 3])),
+        (
+            "malformed-lane-whole-frame-limit-of-slots-no-message",
+            once(&lane_fields_frame(&whole_region_slots, &[])),
+        ),
+        (
+            "oversized-lane-slots-past-frame-limit",
+            once(&lane_fields_frame(&whole_region_slots, &[0])),
+        ),
+        (
+            "refused-echo-request-lane-no-descriptor",
+            input(Descriptors::None, &ascii, &echo),
+        ),
+        (
+            "refused-echo-request-lane-slot-bigger-than-region",
+            once(&echo_slots(&[(0, SIZE + 64)], SIZE as usize + 64)),
+        ),
+        (
+            "refused-echo-request-lane-slot-wraps-region-end",
+            once(&echo_slots(&[(4 * SIZE - 16 * 1024, big as u64)], big)),
+        ),
+        (
+            "refused-echo-request-lane-slot-position-overflows",
+            once(&echo_slots(&[(u64::MAX - SIZE + 1, SIZE)], SIZE as usize)),
+        ),
+        (
+            "refused-kv-response-lane-slots-overlap",
+            once(&two_fields(16 * 1024)),
+        ),
+        (
+            "one-then-refused-echo-request-lane-slot-goes-back",
+            once(&[&echo_at(1, 64 * 1024, big)[..], &echo_at(2, 0, big)].concat()),
+        ),
+        (
+            "limit-exact-lane-small-bytes",
+            once(&[&lane_header(1, LANE_MAX_SMALLS as u32)[..], &[0; 16]].concat()),
+        ),
+        (
+            "truncated-echo-request-lane-missing-last-byte",
+            once(&echo[..echo.len() - 1]),
+        ),
+        ("truncated-lane-inside-slots", once(&echo[..20])),
     ]
 }
