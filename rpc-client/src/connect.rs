@@ -133,7 +133,7 @@ impl Connector {
     }
 
     /// Sets the size of the shared-memory regions this client offers on Unix connections (on
-    /// Linux): [`rpc_core::lane::DEFAULT_SHM_SIZE`] (16 MiB) by default, [`ShmSize::OFF`] for
+    /// Linux): [`rpc_core::lane::DEFAULT_SHM_SIZE`] (4 MiB) by default, [`ShmSize::OFF`] for
     /// none. The server answers the smaller of this and its own `--shm-size`. With the lane, byte
     /// and string fields of 32 KiB or more travel through a region mapped by both processes
     /// instead of through the socket, when they fit; see [`rpc_core::lane`].

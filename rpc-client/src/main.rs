@@ -55,7 +55,7 @@ struct Args {
     #[arg(long, value_name = "BYTES", global = true)]
     max_frame: Option<FrameLimit>,
     /// Size of each shared-memory region offered on a Unix connection, in bytes: 0 (no
-    /// shared-memory lane), or from 65536 to 1073741824 [default: 16 MiB]. The server's own
+    /// shared-memory lane), or from 65536 to 1073741824 [default: 4 MiB]. The server's own
     /// `--shm-size` may make it smaller.
     #[arg(long, value_name = "BYTES", global = true)]
     shm_size: Option<ShmSize>,

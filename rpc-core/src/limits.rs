@@ -78,13 +78,21 @@ pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
 //
 // Enforced by `crate::lane` and the transport's lane frames (`wire/lane_frame.rs`).
 
-/// Default size of each shared-memory region of a Unix connection: 16 MiB, one region per
+/// Default size of each shared-memory region of a Unix connection: 4 MiB, one region per
 /// direction, made when the first large field is sent (so a connection that never sends one
-/// costs nothing). As large as the default frame limit, so any one message fits. A region's pages
-/// become resident as they are written: about the bytes in flight at the busiest moment, at most
-/// this size. `0` turns the lane off (`rpc-server --shm-size`, `Connector::shm_size`); the two
-/// sides use the smaller of their sizes.
-pub const DEFAULT_SHM_SIZE: u64 = 16 * 1024 * 1024;
+/// costs nothing). A region's pages become resident as they are written: about the bytes in
+/// flight at the busiest moment, at most this size. `0` turns the lane off (`rpc-server
+/// --shm-size`, `Connector::shm_size`); the two sides use the smaller of their sizes.
+///
+/// Small on purpose: a field larger than the free part of the region goes through the socket,
+/// and that is what makes a small region faster under load. With many calls in flight, a large
+/// region spreads them over many megabytes that have gone cold in the cache by the time they
+/// are written and read again, while the socket recycles a few hot buffers. rpc-bench, 1 MiB
+/// echoes, 16 and 64 in flight on 1 and 4 connections: with 16 MiB regions the lane made 0.47x
+/// to 1.55x the socket path's calls/s, with 4 MiB regions 0.97x to 1.54x, and with one call in
+/// flight the lane's 1.6x to 2.3x held at either size (BENCHMARKS.md). Raise it for fields
+/// larger than this.
+pub const DEFAULT_SHM_SIZE: u64 = 4 * 1024 * 1024;
 
 /// The largest shared-memory region a side offers or accepts: 1 GiB. A larger `--shm-size` is
 /// refused, never cut.

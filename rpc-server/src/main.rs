@@ -70,7 +70,7 @@ struct Args {
     #[arg(long, value_name = "MS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_millis() as u64)]
     shutdown_grace_ms: u64,
     /// Size of each shared-memory region of a Unix connection, in bytes: 0 (no shared-memory
-    /// lane), or from 65536 to 1073741824 [default: 16 MiB]. Clients use the smaller of theirs
+    /// lane), or from 65536 to 1073741824 [default: 4 MiB]. Clients use the smaller of theirs
     /// and this.
     #[arg(long, value_name = "BYTES")]
     shm_size: Option<ShmSize>,

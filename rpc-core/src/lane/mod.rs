@@ -32,7 +32,7 @@ pub use crate::limits::{
 };
 
 /// The size of each shared-memory region of a connection, or `0` for no lane: `0`, or from
-/// [`MIN_SHM_SIZE`] (64 KiB) to [`MAX_SHM_SIZE`] (1 GiB). [`DEFAULT_SHM_SIZE`] (16 MiB) by
+/// [`MIN_SHM_SIZE`] (64 KiB) to [`MAX_SHM_SIZE`] (1 GiB). [`DEFAULT_SHM_SIZE`] (4 MiB) by
 /// default.
 ///
 /// ```

@@ -372,10 +372,11 @@ impl<In, D: MessageSeed<In>> FrameReader<In, D> {
                 Ok(Some(None))
             }
             LaneFrame::Fields { slots, smalls } => {
-                let fields = lane.copy_out(&slots)?;
+                // The request check (its deadline) first: a refused request costs no copies.
                 if let Some(check) = self.check {
                     check(&smalls)?;
                 }
+                let fields = lane.copy_out(&slots)?;
                 self.last_len = message_len;
                 let item = large_field::decode_with_fields(
                     self.format,

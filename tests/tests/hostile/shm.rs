@@ -264,12 +264,13 @@ async fn slots_outside_the_region_close_only_that_connection() {
             2 * MIB,
             past_end,
         ),
-        // The region is as large as the frame limit: a longer slot is a message over it.
+        // The default region (4 MiB) is smaller than the frame limit (16 MiB): a longer slot
+        // passes the region's end; one longer than the frame limit is a message over it.
         (
             "a slot longer than the region",
             0,
             SIZE + 64 * 1024,
-            over_limit,
+            past_end,
         ),
         ("a slot of 2^64 - 1 bytes", 0, u64::MAX, over_limit),
         (
@@ -559,8 +560,9 @@ async fn wait_for_steady_memory(pid: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_nor_gives_slots_back_costs_a_bounded_amount_of_memory() {
-    /// More calls than the server's region holds answers (16), fewer than the in-flight limit.
-    const CALLS: u64 = 40;
+    /// More calls than the server's region holds answers (4), fewer than the in-flight limit:
+    /// 24 answers wait for the socket.
+    const CALLS: u64 = DEFAULT_SHM_SIZE / MIB + 24;
     let dir = TestDir::new();
     let mut server = dir.server().start();
     let watched = watch(&server).await;
@@ -585,7 +587,7 @@ async fn a_peer_that_never_reads_nor_gives_slots_back_costs_a_bounded_amount_of_
         .expect("the server reads");
     }
 
-    // Nothing read: the server's region fills with 16 answers, the rest wait for the socket.
+    // Nothing read: the server's region fills with 4 answers, the rest wait for the socket.
     // The server then holds both regions (each mapped in it) and those answers, as a peer that
     // sent the same calls through the socket would make it hold them (the in-flight limit bounds
     // them), and no more.
@@ -598,7 +600,7 @@ async fn a_peer_that_never_reads_nor_gives_slots_back_costs_a_bounded_amount_of_
         .baseline
         .assert_rss_within(budget, "a peer that never reads its answers");
 
-    // Read at last, still giving nothing back: every answer arrives, the first 16 through the
+    // Read at last, still giving nothing back: every answer arrives, the first 4 through the
     // server's region, the rest through the socket (a full region is never waited for).
     for id in 0..CALLS {
         assert_echoed(lane.next_echo().await, id, &payload);
@@ -631,6 +633,7 @@ async fn descriptors_that_are_not_a_usable_region_close_only_that_connection() {
     // message was cut short.
     let many: Vec<OwnedFd> = (0..16).map(|_| sealed_region(SIZE)).collect();
     let many: Vec<BorrowedFd<'_>> = many.iter().map(AsFd::as_fd).collect();
+    let wrong_size = format!("not the {SIZE} agreed");
     let cases: Vec<(&str, OwnedFd, &str)> = vec![
         (
             "an unsealed memfd",
@@ -645,12 +648,12 @@ async fn descriptors_that_are_not_a_usable_region_close_only_that_connection() {
         (
             "a memfd a page smaller than agreed",
             sealed_region(SIZE - 4096),
-            "not the 16777216 agreed",
+            &wrong_size,
         ),
         (
             "a memfd a page larger than agreed",
             sealed_region(SIZE + 4096),
-            "not the 16777216 agreed",
+            &wrong_size,
         ),
         ("a file on disk", on_disk.into(), "not a sealable memfd"),
         ("a socket", socket.into(), "not a memory file"),
