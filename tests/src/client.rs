@@ -150,6 +150,24 @@ pub async fn bystander(server: &crate::ServerProcess) -> Client<KvClient> {
     kv
 }
 
+/// A client connected before a hostile one, and the server's resources at that point.
+pub struct Watched {
+    /// Connected and answered before the mischief.
+    pub bystander: Client<KvClient>,
+    /// The server's descriptors and memory once the bystander was served.
+    pub baseline: crate::resources::Baseline,
+}
+
+/// Connects a [`bystander`], then measures the server's baseline.
+pub async fn watch(server: &crate::ServerProcess) -> Watched {
+    let bystander = bystander(server).await;
+    let baseline = crate::resources::Baseline::after_warm_up(server).await;
+    Watched {
+        bystander,
+        baseline,
+    }
+}
+
 /// Checks that a [`bystander`]'s connection is still answered.
 pub async fn assert_bystander_served(bystander: &Client<KvClient>) {
     let value = bystander

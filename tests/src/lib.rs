@@ -52,8 +52,9 @@ use std::time::Duration;
 use rpc_core::ServerLocation;
 
 pub use client::{
-    ClientOutput, assert_bystander_served, assert_serves_calls, bystander, calls_cancelled,
-    run_client, run_client_in, run_client_with_stdin, set_many, wait_for_a_cancelled_call,
+    ClientOutput, Watched, assert_bystander_served, assert_serves_calls, bystander,
+    calls_cancelled, run_client, run_client_in, run_client_with_stdin, set_many,
+    wait_for_a_cancelled_call, watch,
 };
 pub use server::{ServerCommand, ServerExit, ServerProcess, wait_for};
 
@@ -113,4 +114,19 @@ impl Default for TestDir {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Waits for a helper process (a hostile client written in Python, say) to print `ready` on its
+/// piped stdout, the line it prints once it is where a test wants it.
+pub async fn wait_for_ready_line(child: &mut std::process::Child, who: &str) {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("the reader thread ends")
+    .expect("the child's stdout is readable");
+    assert_eq!(line.trim(), "ready", "the {who} did not get ready");
 }

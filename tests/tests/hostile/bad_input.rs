@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use rpc_client::Client;
 use rpc_core::handshake::{MAGIC, MAX_HANDSHAKE_FRAME};
 use rpc_core::services::echo::EchoResponse;
 use rpc_core::services::kv::KvClient;
@@ -14,26 +13,9 @@ use tests::raw::{
     decode_echo_response, decode_reply, echo_request_frame, handshake, hello_body_len, hello_frame,
     read_until_closed,
 };
-use tests::resources::Baseline;
-use tests::{ServerProcess, TestDir, assert_bystander_served, assert_serves_calls, bystander};
+use tests::{ServerProcess, TestDir, Watched, assert_bystander_served, assert_serves_calls, watch};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-
-/// A client connected before the hostile one, and the server's resources at that point.
-struct Watched {
-    bystander: Client<KvClient>,
-    baseline: Baseline,
-}
-
-/// Connects the bystander, then measures the server's baseline.
-async fn watch(server: &ServerProcess) -> Watched {
-    let bystander = bystander(server).await;
-    let baseline = Baseline::after_warm_up(server).await;
-    Watched {
-        bystander,
-        baseline,
-    }
-}
 
 /// Checks that the bystander is still answered, that a new client is served, and that the
 /// server's descriptors and memory are back near the baseline.

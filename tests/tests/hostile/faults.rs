@@ -2,7 +2,6 @@
 //! killed mid-call, a server killed under its clients. Each test ends by checking that a normal
 //! client is served and that the server's descriptors and memory are back near their baseline.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -187,15 +186,7 @@ async fn client_killed_mid_request_or_mid_response_leaves_no_descriptor_or_buffe
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs (this test needs it on PATH)");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        })
-        .await
-        .expect("the reader thread ends")
-        .expect("the client's stdout is readable");
-        assert_eq!(line.trim(), "ready", "the {mode} client did not get ready");
+        tests::wait_for_ready_line(&mut child, &format!("{mode} client")).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         child.kill().expect("the client can be killed");
         child.wait().expect("the killed client is reaped");

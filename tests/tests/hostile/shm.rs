@@ -7,17 +7,14 @@
 //! that a client connected before is still answered, and that the server's descriptors,
 //! mappings and memory come back.
 
-use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rpc_client::Client;
 use rpc_core::lane::{DEFAULT_SHM_SIZE, ShmSize};
 use rpc_core::services::echo::EchoResponse;
-use rpc_core::services::kv::KvClient;
 use rustix::fs::SealFlags;
 use tests::raw::{connect, echo_request_frame};
 use tests::raw_lane::{
@@ -26,7 +23,7 @@ use tests::raw_lane::{
     sealed_region, send_with_fds, unsealed_region, write_slot,
 };
 use tests::resources::{Baseline, SETTLE_TIMEOUT, open_fds, resident_bytes};
-use tests::{ServerProcess, TestDir, assert_bystander_served, assert_serves_calls, bystander};
+use tests::{ServerProcess, TestDir, Watched, assert_bystander_served, assert_serves_calls, watch};
 
 const MIB: u64 = 1 << 20;
 
@@ -37,22 +34,6 @@ const SIZE: u64 = DEFAULT_SHM_SIZE;
 /// What the clients here offer.
 fn offer() -> ShmSize {
     ShmSize::new(SIZE).expect("in range")
-}
-
-/// A client connected before the hostile one, and the server's resources at that point.
-struct Watched {
-    bystander: Client<KvClient>,
-    baseline: Baseline,
-}
-
-/// Connects the bystander, then measures the server's baseline.
-async fn watch(server: &ServerProcess) -> Watched {
-    let bystander = bystander(server).await;
-    let baseline = Baseline::after_warm_up(server).await;
-    Watched {
-        bystander,
-        baseline,
-    }
 }
 
 /// Checks that the bystander is still answered, that a new client is served, that the server
@@ -484,15 +465,7 @@ async fn a_lane_peer_killed_or_gone_mid_transfer_leaves_no_descriptor_mapping_or
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 runs (this test needs it on PATH)");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).map(|_| line)
-    })
-    .await
-    .expect("the reader thread ends")
-    .expect("the client's stdout is readable");
-    assert_eq!(line.trim(), "ready", "the lane client did not get ready");
+    tests::wait_for_ready_line(&mut child, "lane client").await;
     let pid = server.pid();
     tests::wait_for(
         SETTLE_TIMEOUT,
