@@ -212,25 +212,20 @@ impl<Out: Serialize> FrameWriter<Out> {
     /// body length (without the 4-byte prefix: what a stream's credit counts). Fails, queueing
     /// nothing, if `item` encodes to more than the frame limit.
     pub fn queue(&mut self, item: Out) -> Result<usize, CodecError> {
-        // Appended to the last buffer only if none of it has been written: a buffer is freed
-        // only once written out whole, so one that kept growing while the socket was full would
-        // keep every byte ever sent on the connection.
         let format = self.format;
         let buf = self.open_buffer();
-        {
-            let before = buf.len();
-            let encoded = format.encode_small_frame(&item, BIG_FIELD, buf);
-            let added = buf.len() - before;
-            let emptied = buf.is_empty();
-            self.buffered += added;
-            if emptied {
-                if let Some(Outgoing::Encoded { buf, .. }) = self.queue.pop_back() {
-                    self.spare = buf;
-                }
+        let before = buf.len();
+        let encoded = format.encode_small_frame(&item, BIG_FIELD, buf);
+        let added = buf.len() - before;
+        let emptied = buf.is_empty();
+        self.buffered += added;
+        if emptied {
+            if let Some(Outgoing::Encoded { buf, .. }) = self.queue.pop_back() {
+                self.spare = buf;
             }
-            if encoded? {
-                return Ok(added - LENGTH_PREFIX_LEN);
-            }
+        }
+        if encoded? {
+            return Ok(added - LENGTH_PREFIX_LEN);
         }
         if let Some(len) = self.queue_lane(&item)? {
             return Ok(len);
