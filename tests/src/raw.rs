@@ -18,7 +18,7 @@ use rpc_core::{FrameLimit, Hello, HelloReply, LocalStream, WireCodec};
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{UnixListener, UnixStream};
-use tokio_util::codec::{Decoder, Framed};
+use tokio_util::codec::{Decoder, Framed, FramedRead};
 
 use crate::ServerProcess;
 
@@ -33,6 +33,13 @@ where
 {
     let mut framed = Framed::new(stream, HandshakeCodec::<HelloReply, Hello>::new());
     framed.send(hello).await.expect("the hello is sent");
+    read_reply(framed.into_parts().io).await
+}
+
+/// Reads the server's handshake reply off `stream`, whose hello has been sent (by [`handshake`],
+/// or by hand); returns it and the bare stream. The server sends nothing after its reply unasked.
+pub async fn read_reply<S: AsyncRead + Unpin>(stream: S) -> (HelloReply, S) {
+    let mut framed = FramedRead::new(stream, HandshakeCodec::<HelloReply, Hello>::new());
     let reply = framed
         .next()
         .await

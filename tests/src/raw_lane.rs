@@ -21,7 +21,6 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use bytes::{Buf, BytesMut};
-use futures::StreamExt;
 use rpc_core::handshake::HandshakeCodec;
 use rpc_core::lane::ShmSize;
 use rpc_core::services::echo::EchoResponse;
@@ -34,7 +33,7 @@ use rustix::net::{
 };
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
-use tokio_util::codec::{Encoder, FramedRead};
+use tokio_util::codec::Encoder;
 
 use crate::ServerProcess;
 use crate::raw::{CLOSE_TIMEOUT, connect, decode_echo_response, echo_request_frame, handshake};
@@ -195,23 +194,6 @@ pub fn lane_hello_frame(service: &str, shm: ShmSize) -> Vec<u8> {
         .encode(Hello::new(service, None).with_shm(shm), &mut frame)
         .expect("a hello encodes");
     frame.to_vec()
-}
-
-/// Reads the server's handshake reply off `stream`, whose hello has been sent by hand; returns
-/// it and the bare stream. The server sends nothing after its reply unasked.
-pub async fn read_reply(stream: UnixStream) -> (HelloReply, UnixStream) {
-    let mut framed = FramedRead::new(stream, HandshakeCodec::<HelloReply, Hello>::new());
-    let reply = framed
-        .next()
-        .await
-        .expect("the server answers the hello before closing")
-        .expect("the reply is a valid handshake frame");
-    let parts = framed.into_parts();
-    assert!(
-        parts.read_buf.is_empty(),
-        "the server sent bytes after its reply"
-    );
-    (reply, parts.io)
 }
 
 /// A frame read off the connection, as the server sent it.

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use rpc_core::lane::{DEFAULT_SHM_SIZE, ShmSize};
 use rpc_core::services::echo::EchoResponse;
 use rustix::fs::SealFlags;
-use tests::raw::{connect, echo_request_frame};
+use tests::raw::{connect, echo_request_frame, read_reply};
 use tests::raw_lane::{
     BIG_FIELD, LIBRARY_REGION_NAME, LaneConnection, TEST_REGION_NAME, echo_payload, echo_smalls,
-    lane_echo_frame, lane_frame, lane_hello_frame, mapped_regions, read_reply, released_frame,
-    sealed_region, send_with_fds, unsealed_region, write_slot,
+    lane_echo_frame, lane_frame, lane_hello_frame, mapped_regions, released_frame, sealed_region,
+    send_with_fds, unsealed_region, write_slot,
 };
 use tests::resources::{Baseline, SETTLE_TIMEOUT, open_fds, resident_bytes};
 use tests::{ServerProcess, TestDir, Watched, assert_bystander_served, assert_serves_calls, watch};
