@@ -66,10 +66,20 @@ pub fn frame_limit(payload: usize) -> anyhow::Result<FrameLimit> {
     )?)
 }
 
-/// The region rpc-shm offers for echoes of `payload` bytes ([`room`]): the client's default up
-/// to 8 MiB.
+/// The region size `--shm-size` set for the run, if it did (see [`set_shm_size`]).
+static SHM_SIZE: std::sync::OnceLock<ShmSize> = std::sync::OnceLock::new();
+
+/// Sets, once and before anything connects, the region rpc-shm offers (and the server the bench
+/// starts allows) in place of the client's default: `--shm-size`.
+pub fn set_shm_size(size: ShmSize) {
+    let _ = SHM_SIZE.set(size);
+}
+
+/// The region rpc-shm offers for echoes of `payload` bytes ([`room`]): `--shm-size`, else the
+/// client's default, up to 8 MiB.
 pub fn region(payload: usize) -> anyhow::Result<ShmSize> {
-    Ok(ShmSize::new(room(payload, DEFAULT_SHM_SIZE))?)
+    let base = SHM_SIZE.get().map_or(DEFAULT_SHM_SIZE, |size| size.bytes());
+    Ok(ShmSize::new(room(payload, base))?)
 }
 
 /// The arguments that let the rpc server the bench starts take every payload of the run:

@@ -44,6 +44,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rpc_core::Endpoint;
+use rpc_core::lane::ShmSize;
 use rpc_core::limits::{DEFAULT_STREAM_WINDOW, MAX_STREAM_CREDIT};
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
 
@@ -112,6 +113,11 @@ struct Args {
     /// minutes) [default: both].
     #[arg(long, value_name = "POINTS")]
     only: Option<Only>,
+    /// The shared-memory region rpc-shm offers, and the rpc server the bench starts allows, in
+    /// bytes: from 65536 to 1073741824 (0, no lane, is refused: rpc-shm would not be the lane)
+    /// [default: the client's, 4 MiB; room for the payload above 8 MiB].
+    #[arg(long, value_name = "BYTES", value_parser = lane_size)]
+    shm_size: Option<ShmSize>,
     /// Measure stream throughput only at this item size in bytes (repeatable, at most 1 MiB)
     /// [default: 64, 65536].
     #[arg(long, value_name = "BYTES")]
@@ -160,6 +166,15 @@ enum Serve {
         #[arg(long)]
         current_thread: bool,
     },
+}
+
+/// A region size for `--shm-size`: one [`ShmSize`] takes, but not 0.
+fn lane_size(text: &str) -> Result<ShmSize, String> {
+    let size: ShmSize = text.parse()?;
+    if size.is_off() {
+        return Err("0 turns the lane off, and rpc-shm measures the lane".to_owned());
+    }
+    Ok(size)
 }
 
 /// Parses `1.5` (seconds), `60s`, `500ms` or `2m`.
@@ -260,6 +275,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             .all(|&p| p > 0 && p <= large_payload::MAX_PAYLOAD),
         "--payload must be between 1 byte and 64 MiB"
     );
+
+    if let Some(size) = args.shm_size {
+        large_payload::set_shm_size(size);
+    }
 
     let dir = tempfile::Builder::new().prefix("rpc-bench").tempdir()?;
     let (rpc_server, rpc_subjects) = if args.endpoint.is_empty() {
@@ -398,6 +417,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         stream_items: stream_items.clone(),
         stream_window: args.stream_window.unwrap_or(DEFAULT_STREAM_WINDOW),
         socket_buffer: DEFAULT_SOCKET_BUFFER,
+        shm_size: large_payload::region(1)?.bytes(),
         large_payloads: large_payload::note(&payloads),
         compared_server: args
             .compare_server

@@ -44,6 +44,8 @@ pub struct Settings {
     pub stream_window: u64,
     /// Kernel socket buffer the framework and the raw baseline set on Unix connections.
     pub socket_buffer: usize,
+    /// The shared-memory region rpc-shm offered for payloads up to 8 MiB, bytes (`--shm-size`).
+    pub shm_size: u64,
     /// The rpc server measured: started by the bench, or given with `--endpoint`.
     pub rpc_server: String,
     /// The other rpc-server build measured as `rpc-b` (`--compare-server`), if any.
@@ -192,11 +194,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "settings: {:.2} s per point in {} rounds spread over the run{}, socket buffer {} B, rpc server {}",
+            "settings: {:.2} s per point in {} rounds spread over the run{}, socket buffer {} B, rpc-shm region {} B, rpc server {}",
             s.seconds_per_point,
             s.rounds,
             if s.quick { " (--quick)" } else { "" },
             s.socket_buffer,
+            s.shm_size,
             s.rpc_server
         );
         if s.calls {

@@ -306,6 +306,7 @@ mod tests {
                 stream_items: vec![64, 64 << 10],
                 stream_window: 256 << 10,
                 socket_buffer: 0,
+                shm_size: 0,
                 rpc_server: String::new(),
                 compared_server: None,
                 large_payloads: None,
