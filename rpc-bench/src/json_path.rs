@@ -40,6 +40,8 @@ const TIMED: &str = "JsonClient::call: JSON args -> wire, call, wire -> serde_js
 
 /// Sequential JSON echoes at one payload size, timed round by round.
 pub struct JsonPathRun {
+    /// How `client` was connected, for [`TimedCalls::renew`].
+    connector: rpc_client::Connector,
     client: JsonClient,
     /// `{"bytes": [0, 1, 2, ...]}`, the same bytes the typed run sends, built once.
     args: Value,
@@ -50,17 +52,25 @@ impl JsonPathRun {
     /// Reads the echo service's schema from the server's `introspect` service, connects with it
     /// (as `rpc-client call` does), and makes [`WARMUP_CALLS`] untimed calls.
     pub async fn start(subject: &Subject, size: usize) -> anyhow::Result<Self> {
-        let client = JsonClient::connect(&subject.connector(size)?, echo::NAME).await?;
+        let connector = subject.connector(size)?;
+        let client = JsonClient::connect(&connector, echo::NAME).await?;
         let bytes: Vec<Value> = (0..size).map(|i| Value::from(i as u8)).collect();
         let mut run = JsonPathRun {
+            connector,
             client,
             args: serde_json::json!({ "bytes": bytes }),
             recorder: Recorder::new()?,
         };
-        for _ in 0..WARMUP_CALLS {
-            run.call().await?;
-        }
+        run.warm_up().await?;
         Ok(run)
+    }
+
+    /// The untimed calls a fresh connection makes first.
+    async fn warm_up(&mut self) -> anyhow::Result<()> {
+        for _ in 0..WARMUP_CALLS {
+            self.call().await?;
+        }
+        Ok(())
     }
 
     /// The row: this run beside `typed`, the compiled client's run against the same server at
@@ -93,6 +103,11 @@ impl TimedCalls for JsonPathRun {
 
     fn recorder(&mut self) -> &mut Recorder {
         &mut self.recorder
+    }
+
+    async fn renew(&mut self) -> anyhow::Result<()> {
+        self.client = JsonClient::connect(&self.connector, echo::NAME).await?;
+        self.warm_up().await
     }
 }
 

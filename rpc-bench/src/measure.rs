@@ -120,6 +120,11 @@ impl Recorder {
         let _ = self.round.record(ns);
     }
 
+    /// Calls recorded in the round not closed yet.
+    pub fn round_calls(&self) -> u64 {
+        self.round.len()
+    }
+
     /// Closes the current round: keeps its percentiles and starts the next one empty.
     pub fn end_round(&mut self) {
         let us = |ns: u64| ns as f64 / 1000.0;
@@ -158,22 +163,38 @@ pub(crate) trait TimedCalls: Send {
         None
     }
 
+    /// Goes on over a fresh connection, its warm-up calls made, untimed (see
+    /// [`TimedCalls::renew`]'s use in `schedule.rs`). Does nothing unless implemented.
+    fn renew(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Makes calls, one at a time, for `duration` (or [`TimedCalls::calls_per_round`] calls,
     /// whichever comes first, and at least one), recording each one's time as one round.
     fn round(&mut self, duration: Duration) -> impl Future<Output = anyhow::Result<()>> + Send {
         async move {
+            self.slice(duration).await?;
+            self.recorder().end_round();
+            Ok(())
+        }
+    }
+
+    /// Makes calls, one at a time, for `duration`, recording each one's time into the round
+    /// being recorded, which stays open: a round made of slices, taken in turn with other
+    /// subjects, is closed with [`Recorder::end_round`]. At least one call, unless the round
+    /// already holds [`TimedCalls::calls_per_round`].
+    fn slice(&mut self, duration: Duration) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async move {
             let until = Instant::now() + duration;
             let cap = self.calls_per_round().unwrap_or(u64::MAX);
-            let mut calls = 0;
-            loop {
+            while self.recorder().round_calls() < cap {
                 let elapsed = self.call().await?;
                 self.recorder().record(elapsed);
-                calls += 1;
-                if Instant::now() >= until || calls >= cap {
-                    self.recorder().end_round();
-                    return Ok(());
+                if Instant::now() >= until {
+                    break;
                 }
             }
+            Ok(())
         }
     }
 }
@@ -225,15 +246,21 @@ impl LatencyRun {
             Connection::Echo(_) => run.bytes = payload(size),
             Connection::Raw(_) => run.frame = raw::frame(size),
         }
-        let warmup = if large_payload::is_large(size) {
+        run.warm_up().await?;
+        Ok(run)
+    }
+
+    /// The untimed calls a fresh connection makes first.
+    async fn warm_up(&mut self) -> anyhow::Result<()> {
+        let warmup = if large_payload::is_large(self.size) {
             large_payload::WARMUP_CALLS
         } else {
             WARMUP_CALLS
         };
         for _ in 0..warmup {
-            run.call().await?;
+            self.call().await?;
         }
-        Ok(run)
+        Ok(())
     }
 
     /// The percentiles: the p50 as the median of the rounds', the others of every call.
@@ -290,6 +317,11 @@ impl TimedCalls for LatencyRun {
 
     fn calls_per_round(&self) -> Option<u64> {
         large_payload::is_large(self.size).then_some(large_payload::CALLS_PER_ROUND)
+    }
+
+    async fn renew(&mut self) -> anyhow::Result<()> {
+        self.connection = self.subject.connect(self.size).await?;
+        self.warm_up().await
     }
 }
 

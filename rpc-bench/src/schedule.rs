@@ -3,7 +3,9 @@
 //! (a burst of load from elsewhere, or a stretch where the vCPUs halt between calls, then lands
 //! on one round of every figure instead of on every round of one figure). Within a round the
 //! subjects take turns at each point, so the figures compared in a ratio are measured seconds
-//! apart. The stream points close each round, after the calls' points.
+//! apart; a small payload's latency round is itself taken in slices, the subjects in turn, on
+//! connections opened afresh each round ([`LATENCY_SLICES`]). The stream points close each
+//! round, after the calls' points.
 
 use std::time::Duration;
 
@@ -17,6 +19,28 @@ use crate::large_payload;
 use crate::measure::{self, Latency, LatencyRun, Throughput, TimedCalls};
 use crate::stream_rate::{self, StreamRate};
 use crate::subject::{Implementation, Subject};
+
+/// Slices each latency round is taken in: every subject measures a tenth of its round, then the
+/// next subject, ten times over, each time starting one subject further on. This VM's
+/// small-call latency shifts from moment to moment (whether a call finds the other vCPU awake),
+/// so two subjects measured one after the other could see different machines; in slices of a
+/// tenth of a round both see the same ones. Only
+/// payloads up to [`SLICED_UP_TO`]: a larger payload's slice would be a few dozen calls, each
+/// slice starting with its buffers evicted from the cache by the other subjects' (at 1 MiB that
+/// raised the socket subjects' p50s by a fifth to a third), so its rounds are taken whole.
+///
+/// And every round after the first opens fresh connections, renewed in an order that turns
+/// with the rounds: a connection's tasks stay on the threads they were first scheduled on, in
+/// the bench and in the server, and that placement decides whether each call wakes a sleeping
+/// thread. Kept for a whole run, it made two subjects with the same code and settings (rpc-shm
+/// with the lane off, beside rpc uds) differ by 13 % and 16 % in two runs; drawn anew each
+/// round, by 2-5 % in seven runs out of eight, and 24 % in the eighth (BENCHMARKS.md has them).
+const LATENCY_SLICES: u32 = 10;
+
+/// The largest payload whose latency rounds are taken in slices ([`LATENCY_SLICES`]): 4 KiB,
+/// where a call takes tens of microseconds and whether it wakes a sleeping thread is most of
+/// its time.
+const SLICED_UP_TO: usize = 4096;
 
 /// What to measure.
 pub struct Plan<'a> {
@@ -108,8 +132,8 @@ impl Plan<'_> {
         calls + json + self.streams.points()
     }
 
-    /// Runs every round. Latency runs keep their connection from round to round (one per
-    /// subject and payload); throughput points open theirs anew each round.
+    /// Runs every round. Latency runs (one per subject and payload) and throughput points open
+    /// their connections anew each round.
     pub async fn run(&self, progress: &ProgressBar) -> anyhow::Result<Measured> {
         let name = subject_name;
         // [payload][subject]
@@ -169,23 +193,59 @@ impl Plan<'_> {
                     round + 1,
                     self.rounds
                 ));
-                // First: the typed rpc UDS round follows it, so that the two rounds compared
-                // are next to each other.
-                if let (Some(run), Some(typed)) = (json_runs[p].take(), self.typed_uds) {
-                    json_runs[p] = Some(
-                        timed_round(&self.subjects[typed], run, self.round)
-                            .await
-                            .with_context(|| format!("rpc JSON path latency at {payload} B"))?,
-                    );
+                // The round is taken in slices, the subjects in turn within each, so that the
+                // latencies a ratio compares come from the same moments of the run (LATENCY_SLICES).
+                let slices = match payload <= SLICED_UP_TO {
+                    true => LATENCY_SLICES,
+                    false => 1,
+                };
+                let slice = self.round / slices;
+                if round > 0 {
+                    // Each round on fresh connections (see LATENCY_SLICES).
+                    if let (Some(run), Some(typed)) = (json_runs[p].take(), self.typed_uds) {
+                        json_runs[p] =
+                            Some(renewed(&self.subjects[typed], run).await.with_context(|| {
+                                format!("rpc JSON path latency at {payload} B")
+                            })?);
+                    }
+                    // In an order that turns with the rounds, as the slices' does.
+                    let subjects = self.subjects.len();
+                    for i in (0..subjects).map(|j| (j + round as usize) % subjects) {
+                        let subject = &self.subjects[i];
+                        let Some(run) = latency_runs[p][i].take() else {
+                            continue;
+                        };
+                        latency_runs[p][i] =
+                            Some(renewed(subject, run).await.with_context(|| {
+                                format!("{} latency at {payload} B", name(subject))
+                            })?);
+                    }
+                }
+                let subjects = self.subjects.len();
+                for k in 0..slices as usize {
+                    // Each slice starts one subject further on, so that none is always measured
+                    // right after the same other one (LATENCY_SLICES).
+                    for i in (0..subjects).map(|j| (j + k) % subjects) {
+                        let subject = &self.subjects[i];
+                        // The JSON path goes right before the typed rpc UDS slice, so that the
+                        // two compared are next to each other.
+                        if Some(i) == self.typed_uds {
+                            json_slice(&mut json_runs[p], subject, slice, payload).await?;
+                        }
+                        if let Some(run) = latency_runs[p][i].take() {
+                            latency_runs[p][i] =
+                                Some(timed_slice(subject, run, slice).await.with_context(
+                                    || format!("{} latency at {payload} B", name(subject)),
+                                )?);
+                        }
+                    }
+                }
+                if let Some(run) = &mut json_runs[p] {
+                    run.recorder().end_round();
                     progress.inc(1);
                 }
-                for (subject, slot) in self.subjects.iter().zip(&mut latency_runs[p]) {
-                    let Some(run) = slot.take() else { continue };
-                    *slot = Some(
-                        timed_round(subject, run, self.round)
-                            .await
-                            .with_context(|| format!("{} latency at {payload} B", name(subject)))?,
-                    );
+                for run in latency_runs[p].iter_mut().flatten() {
+                    run.recorder().end_round();
                     progress.inc(1);
                 }
                 // A large payload is measured for latency only.
@@ -337,15 +397,46 @@ fn subject_name(subject: &Subject) -> String {
     )
 }
 
-/// One round of `run`'s timed calls, made where `subject`'s connections live (see
-/// [`Subject::run`]); gives the run back for the next round.
-async fn timed_round<R>(subject: &Subject, mut run: R, duration: Duration) -> anyhow::Result<R>
+/// The JSON path's slice at `payload`, over `typed`'s connections, if it is measured.
+async fn json_slice(
+    run: &mut Option<JsonPathRun>,
+    typed: &Subject,
+    slice: Duration,
+    payload: usize,
+) -> anyhow::Result<()> {
+    if let Some(taken) = run.take() {
+        *run = Some(
+            timed_slice(typed, taken, slice)
+                .await
+                .with_context(|| format!("rpc JSON path latency at {payload} B"))?,
+        );
+    }
+    Ok(())
+}
+
+/// `run` moved to a fresh connection ([`TimedCalls::renew`]), where `subject`'s connections
+/// live.
+async fn renewed<R>(subject: &Subject, mut run: R) -> anyhow::Result<R>
 where
     R: TimedCalls + Send + 'static,
 {
     subject
         .run(move || async move {
-            run.round(duration).await?;
+            run.renew().await?;
+            anyhow::Ok(run)
+        })
+        .await?
+}
+
+/// One slice of a round of `run`'s timed calls, made where `subject`'s connections live (see
+/// [`Subject::run`]), the round left open; gives the run back for the next slice.
+async fn timed_slice<R>(subject: &Subject, mut run: R, duration: Duration) -> anyhow::Result<R>
+where
+    R: TimedCalls + Send + 'static,
+{
+    subject
+        .run(move || async move {
+            run.slice(duration).await?;
             anyhow::Ok(run)
         })
         .await?
