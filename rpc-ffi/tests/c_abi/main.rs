@@ -7,11 +7,13 @@
 //!   SIGTERM, gets the documented codes, and is served again once the server is back.
 //! - `threads`: many pthreads calling on one handle at once.
 //! - `bad_input`: every kind of bad argument, and NULL out-pointers.
+//! - `server_error`: a call the server answers with an error (`RPC_ERR_SERVER`).
 //! - `examples`: `examples/c/call.c` and `examples/python/call.py` as a user runs them.
 
 mod bad_input;
 mod examples;
 mod host;
 mod restart;
+mod server_error;
 mod support;
 mod threads;
