@@ -32,11 +32,11 @@ use rpc_core::lane::{LANE_MAX_FIELDS, OwnRegion, ShmSize};
 use rpc_core::services::echo::EchoRequest;
 use rpc_core::services::kv::KvResponse;
 use rpc_core::tarpc::Response;
-use rpc_core::transport::{FrameReader, Need};
+use rpc_core::transport::FrameReader;
 use rpc_core::wire::{ClientMessage, CodecError, FrameLimit, MessageSeed, WireCodec};
 use serde::de::DeserializeOwned;
 
-use super::{Outcome, PieceSizes, assert_agree, reader_bound};
+use super::{Outcome, PieceSizes, assert_agree, feed_piece, reader_bound};
 
 /// The size of the peer region the readers are given: small, so that slots at its end, slots
 /// bigger than it and slots in later laps of the ring are all a few bytes of input away.
@@ -380,16 +380,7 @@ fn read_lane_in_pieces<In, D: MessageSeed<In>>(
                 if fed == input.len() {
                     break Ok(());
                 }
-                let size = piece(fed).clamp(1, input.len() - fed);
-                let taken = reader.feed(&input[fed..fed + size]);
-                assert!(
-                    taken > 0,
-                    "the reader took nothing though it needs {need:?}"
-                );
-                if need == Need::Buffer {
-                    assert_eq!(taken, size, "bytes for the buffer are all taken");
-                }
-                fed += taken;
+                fed += feed_piece(&mut reader, &input[fed..], piece(fed), need);
             }
             Err(err) => break Err(err),
         }

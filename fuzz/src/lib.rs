@@ -356,16 +356,7 @@ fn read_in_pieces<In, D: MessageSeed<In>>(
                         mid_frame: reader.is_mid_frame(),
                     };
                 }
-                let size = piece(fed).clamp(1, input.len() - fed);
-                let taken = reader.feed(&input[fed..fed + size]);
-                assert!(
-                    taken > 0,
-                    "the reader took nothing though it needs {need:?}"
-                );
-                if need == Need::Buffer {
-                    assert_eq!(taken, size, "bytes for the buffer are all taken");
-                }
-                fed += taken;
+                fed += feed_piece(&mut reader, &input[fed..], piece(fed), need);
             }
             Err(err) => {
                 return Outcome {
@@ -376,6 +367,27 @@ fn read_in_pieces<In, D: MessageSeed<In>>(
             }
         }
     }
+}
+
+/// Feeds `reader`, which needs `need`, the first `size` bytes of `rest` (at least one, at most
+/// all): returns how many it took, checking that it took some, and all of them when they go to
+/// its buffer.
+fn feed_piece<In, D: MessageSeed<In>>(
+    reader: &mut FrameReader<In, D>,
+    rest: &[u8],
+    size: usize,
+    need: Need,
+) -> usize {
+    let size = size.clamp(1, rest.len());
+    let taken = reader.feed(&rest[..size]);
+    assert!(
+        taken > 0,
+        "the reader took nothing though it needs {need:?}"
+    );
+    if need == Need::Buffer {
+        assert_eq!(taken, size, "bytes for the buffer are all taken");
+    }
+    taken
 }
 
 /// Asserts that two deliveries of one input decoded alike: the same number of messages, and both
