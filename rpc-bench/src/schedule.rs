@@ -6,6 +6,14 @@
 //! apart; a small payload's latency round is itself taken in slices, the subjects in turn, on
 //! connections opened afresh each round ([`LATENCY_SLICES`]). The stream points close each
 //! round, after the calls' points.
+//!
+//! At a throughput point (and a stream throughput point) the subjects take their turns in an
+//! order that turns with the rounds, each round starting one subject further on. The subject
+//! measured first at a point is the one whose load first grows the bench's own heap to the
+//! point's size, and it pays for that over its whole turn: at 1 MiB with 64 calls in flight on
+//! each of 4 connections it was a third slower, whichever subject it was (BENCHMARKS.md). In a
+//! fixed order that was always `rpc uds`, and it made the socket path look slower than it is
+//! beside every other subject.
 
 use std::time::Duration;
 
@@ -224,8 +232,10 @@ impl Plan<'_> {
                 let subjects = self.subjects.len();
                 for k in 0..slices as usize {
                     // Each slice starts one subject further on, so that none is always measured
-                    // right after the same other one (LATENCY_SLICES).
-                    for i in (0..subjects).map(|j| (j + k) % subjects) {
+                    // right after the same other one (LATENCY_SLICES), and each round one further
+                    // still, so that a round taken whole does not always start with the same one.
+                    let first = k + round as usize;
+                    for i in (0..subjects).map(|j| (j + first) % subjects) {
                         let subject = &self.subjects[i];
                         // The JSON path goes right before the typed rpc UDS slice, so that the
                         // two compared are next to each other.
@@ -260,7 +270,11 @@ impl Plan<'_> {
                             round + 1,
                             self.rounds
                         ));
-                        for subject in self.subjects {
+                        // In an order that turns with the rounds, so that no subject is always
+                        // the first at a point (see the module's doc).
+                        let subjects = self.subjects.len();
+                        for i in (0..subjects).map(|j| (j + round as usize) % subjects) {
+                            let subject = &self.subjects[i];
                             let (on, duration) = (subject.clone(), self.round);
                             let part = subject
                                 .run(move || async move {
@@ -278,15 +292,15 @@ impl Plan<'_> {
                                 .with_context(|| {
                                     format!("{} throughput at {payload} B", name(subject))
                                 })?;
-                            add_round(&mut rates, point, part);
-                            point += 1;
+                            add_round(&mut rates, point + i, part);
                             progress.inc(1);
                         }
+                        point += subjects;
                     }
                 }
             }
             let label = format!("round {}/{}", round + 1, self.rounds);
-            self.stream_round(&label, &mut stream_rates, &mut beside_runs, progress)
+            self.stream_round(round, &label, &mut stream_rates, &mut beside_runs, progress)
                 .await?;
         }
         // While rpc-shm's latency connections, and so their regions, are still open.
@@ -333,6 +347,7 @@ impl Plan<'_> {
     /// turns, then calls beside a stream on each subject's connection.
     async fn stream_round(
         &self,
+        round: u32,
         label: &str,
         rates: &mut Vec<Vec<StreamRate>>,
         beside_runs: &mut [Option<BesideStreamRun>],
@@ -342,8 +357,10 @@ impl Plan<'_> {
         let mut point = 0;
         for &item in &self.streams.items {
             progress.set_message(format!("{label}: stream of {item} B items"));
-            for &i in &self.streams.subjects {
-                let subject = &self.subjects[i];
+            // In an order that turns with the rounds, as the calls' throughput points do.
+            let subjects = &self.streams.subjects;
+            for k in (0..subjects.len()).map(|j| (j + round as usize) % subjects.len()) {
+                let subject = &self.subjects[subjects[k]];
                 let on = subject.clone();
                 let part = subject
                     .run(move || async move {
@@ -354,10 +371,10 @@ impl Plan<'_> {
                     .with_context(|| {
                         format!("{} stream of {item} B items", subject_name(subject))
                     })?;
-                add_round(rates, point, part);
-                point += 1;
+                add_round(rates, point + k, part);
                 progress.inc(1);
             }
+            point += subjects.len();
         }
         progress.set_message(format!("{label}: calls beside a stream"));
         for (&i, slot) in self.streams.subjects.iter().zip(beside_runs) {
@@ -379,16 +396,16 @@ impl Plan<'_> {
     }
 }
 
-/// A subject as the error messages name it: `rpc uds`.
-/// Adds a round's figure of point `point` (the points of a round come in the same order every
-/// round, so the first round makes each point's list).
+/// Adds a round's figure of point `point` (every round has the same points, so the first round
+/// makes each point's list, in whatever order its figures come).
 fn add_round<T>(points: &mut Vec<Vec<T>>, point: usize, part: T) {
     if points.len() <= point {
-        points.push(Vec::new());
+        points.resize_with(point + 1, Vec::new);
     }
     points[point].push(part);
 }
 
+/// A subject as the error messages name it: `rpc uds`.
 fn subject_name(subject: &Subject) -> String {
     format!(
         "{} {}",
