@@ -243,15 +243,27 @@ pub fn decode_echo_response(body: &[u8]) -> Response<EchoResponse> {
 pub async fn accept_hello(
     listener: &UnixListener,
 ) -> Framed<LocalStream, HandshakeCodec<Hello, HelloReply>> {
+    accept_any_hello(listener).await.1
+}
+
+/// A fake server's first steps for a connection to any service: accepts one connection on
+/// `listener` and reads its hello, returning the hello and the connection still framed for the
+/// handshake (see [`accept_hello`]).
+pub async fn accept_any_hello(
+    listener: &UnixListener,
+) -> (
+    Hello,
+    Framed<LocalStream, HandshakeCodec<Hello, HelloReply>>,
+) {
     let (stream, _) = listener.accept().await.expect("the client connects");
     let stream = LocalStream::unix(stream).expect("a unix stream");
     let mut framed = Framed::new(stream, HandshakeCodec::<Hello, HelloReply>::new());
-    framed
+    let hello = framed
         .next()
         .await
         .expect("the client says hello")
         .expect("the hello is valid");
-    framed
+    (hello, framed)
 }
 
 /// A fake server's side of a handshake it accepts: answers `Accepted` (the default frame limit,

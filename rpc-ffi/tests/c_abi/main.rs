@@ -8,11 +8,13 @@
 //! - `threads`: many pthreads calling on one handle at once.
 //! - `bad_input`: every kind of bad argument, and NULL out-pointers.
 //! - `server_error`: a call the server answers with an error (`RPC_ERR_SERVER`).
+//! - `protocol_error`: answers the client cannot use, from a fake server (`RPC_ERR_PROTOCOL`).
 //! - `examples`: `examples/c/call.c` and `examples/python/call.py` as a user runs them.
 
 mod bad_input;
 mod examples;
 mod host;
+mod protocol_error;
 mod restart;
 mod server_error;
 mod support;
