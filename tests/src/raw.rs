@@ -8,6 +8,8 @@ use bytes::{BufMut, BytesMut};
 use futures::{SinkExt, StreamExt};
 use rpc_core::handshake::{HandshakeCodec, MAGIC, PROTOCOL_VERSION};
 use rpc_core::schema::SchemaHash;
+use rpc_core::serde::Serialize;
+use rpc_core::serde::de::DeserializeOwned;
 use rpc_core::services::echo::{EchoRequest, EchoResponse};
 use rpc_core::services::kv::{KvRequest, KvResponse};
 use rpc_core::tarpc::{self, Response, context};
@@ -285,6 +287,33 @@ pub async fn accept_as_fake_server<Req, Resp>(
         .await
         .expect("the acceptance is sent");
     Link::from_handshake(framed, max_frame).transport()
+}
+
+/// A fake server's loop: answers each request on `transport` with `answer(request)` until the
+/// client hangs up (cancels and grants are ignored). Returns how many it answered.
+pub async fn answer_each<Req, Resp>(
+    mut transport: WireTransport<LocalStream, ClientMessage<Req>, Response<Resp>>,
+    mut answer: impl FnMut(Req) -> Resp,
+) -> usize
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+{
+    let mut answered = 0;
+    while let Some(Ok(message)) = transport.next().await {
+        let ClientMessage::Request(request) = message else {
+            continue;
+        };
+        let response = Response {
+            request_id: request.id,
+            message: Ok(answer(request.message)),
+        };
+        if transport.send(response).await.is_err() {
+            break;
+        }
+        answered += 1;
+    }
+    answered
 }
 
 #[cfg(test)]

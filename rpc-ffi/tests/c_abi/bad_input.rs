@@ -4,33 +4,13 @@
 use std::collections::HashMap;
 use tests::TestDir;
 
-use crate::support::{command, test_program};
+use crate::support;
 
 /// Runs `tests/c/bad_input.c` against a real server: its output, case name → rest of the line.
 fn run_cases() -> HashMap<String, String> {
     let dir = TestDir::new();
     let _server = dir.server().start();
-    let program = test_program("bad_input.c", dir.path());
-    let output = command(&program)
-        .arg(dir.runtime_dir())
-        .output()
-        .expect("bad_input runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "bad_input exited with {:?}:\n{stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.ends_with("done\n"),
-        "bad_input stopped early:\n{stdout}"
-    );
-    stdout
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .map(|(case, rest)| (case.to_owned(), rest.to_owned()))
-        .collect()
+    support::run_cases("bad_input.c", dir.path(), dir.runtime_dir())
 }
 
 #[test]

@@ -1,18 +1,15 @@
 //! Answers the client cannot use get `RPC_ERR_PROTOCOL` and the reason, from a fake server: a
 //! service that is not the one its server described, and another method's answer to a call.
 
-use futures::{SinkExt, StreamExt};
 use rpc_core::Service;
 use rpc_core::schema::SchemaHash;
 use rpc_core::services::introspect::{IntrospectClient, IntrospectRequest, IntrospectResponse};
 use rpc_core::services::kv::{KvClient, KvRequest, KvResponse};
-use rpc_core::tarpc::Response;
-use rpc_core::wire::ClientMessage;
 use tests::TestDir;
-use tests::raw::{accept_any_hello, accept_as_fake_server};
+use tests::raw::{accept_any_hello, accept_as_fake_server, answer_each};
 use tokio::net::UnixListener;
 
-use crate::support::{command, test_program};
+use crate::support::run_cases;
 
 #[test]
 fn answers_the_client_cannot_use_are_protocol_errors() {
@@ -22,30 +19,17 @@ fn answers_the_client_cannot_use_are_protocol_errors() {
     let listener = runtime.block_on(async { UnixListener::bind(&socket).expect("binds") });
     runtime.spawn(fake_server(listener));
 
-    let program = test_program("protocol_error.c", dir.path());
-    let output = command(&program)
-        .arg(format!("unix:{}", socket.display()))
-        .output()
-        .expect("protocol_error runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.ends_with("done\n"),
-        "protocol_error exited with {:?}:\n{stdout}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
+    let cases = run_cases(
+        "protocol_error.c",
+        dir.path(),
+        format!("unix:{}", socket.display()),
     );
-    let line = |case: &str| {
-        stdout
-            .lines()
-            .find_map(|line| line.strip_prefix(case)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("no `{case}` line in:\n{stdout}"))
-    };
-    let changed = line("changed");
+    let changed = &cases["changed"];
     assert!(
         changed.starts_with("7 ") && changed.contains("is not the one described"),
         "a service other than the one described: {changed}"
     );
-    let wrong = line("wrong");
+    let wrong = &cases["wrong"];
     assert!(
         wrong.starts_with("7 ") && wrong.contains("with the response of method"),
         "another method's answer: {wrong}"
@@ -63,7 +47,7 @@ async fn fake_server(listener: UnixListener) {
         if hello.service == IntrospectClient::NAME {
             let hash = IntrospectClient::schema().expect("traces").hash();
             let transport = accept_as_fake_server(framed, hash).await;
-            tokio::spawn(serve(transport, {
+            tokio::spawn(answer_each(transport, {
                 let kv = kv.clone();
                 move |request| match request {
                     IntrospectRequest::Describe { .. } => {
@@ -84,38 +68,12 @@ async fn fake_server(listener: UnixListener) {
                 _ => kv.hash(),
             };
             let transport = accept_as_fake_server(framed, hash).await;
-            tokio::spawn(serve(transport, |request| {
+            tokio::spawn(answer_each(transport, |request| {
                 assert!(matches!(request, KvRequest::Get { .. }), "{request:?}");
                 KvResponse::Delete(Some("not what was asked".into()))
             }));
         } else {
             panic!("the C program asked for service {:?}", hello.service);
-        }
-    }
-}
-
-/// Answers each request on `transport` with `answer(request)` until the client hangs up.
-async fn serve<Req, Resp>(
-    mut transport: rpc_core::WireTransport<
-        rpc_core::LocalStream,
-        ClientMessage<Req>,
-        Response<Resp>,
-    >,
-    answer: impl Fn(Req) -> Resp,
-) where
-    Req: rpc_core::serde::de::DeserializeOwned,
-    Resp: rpc_core::serde::Serialize,
-{
-    while let Some(Ok(message)) = transport.next().await {
-        let ClientMessage::Request(request) = message else {
-            continue;
-        };
-        let response = Response {
-            request_id: request.id,
-            message: Ok(answer(request.message)),
-        };
-        if transport.send(response).await.is_err() {
-            break;
         }
     }
 }

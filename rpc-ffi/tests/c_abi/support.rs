@@ -1,5 +1,7 @@
 //! Finding the library this build made, and compiling C programs against it.
 
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -78,4 +80,31 @@ pub fn command(program: &Path) -> Command {
 /// A C program from `rpc-ffi/tests/c/`, compiled into `out_dir`.
 pub fn test_program(name: &str, out_dir: &Path) -> PathBuf {
     compile_c(&crate_dir().join("tests").join("c").join(name), out_dir)
+}
+
+/// Compiles the C program `name` from `rpc-ffi/tests/c/` into `out_dir`, runs it with `arg`, and
+/// returns its cases: each line "CASE REST" as CASE → REST. The program must exit with success
+/// after printing "done" last.
+pub fn run_cases(name: &str, out_dir: &Path, arg: impl AsRef<OsStr>) -> HashMap<String, String> {
+    let program = test_program(name, out_dir);
+    let output = command(&program)
+        .arg(arg)
+        .output()
+        .unwrap_or_else(|err| panic!("{name} does not run: {err}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{name} exited with {:?}:\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.ends_with("done\n"),
+        "{name} stopped early:\n{stdout}"
+    );
+    stdout
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(case, rest)| (case.to_owned(), rest.to_owned()))
+        .collect()
 }

@@ -4,17 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use futures::{SinkExt, StreamExt};
 use rpc_client::Connector;
 use rpc_core::Service;
 use rpc_core::schema::ServiceSchema;
 use rpc_core::services::introspect::{IntrospectClient, IntrospectRequest, IntrospectResponse};
 use rpc_core::services::kv::{KvClient, KvRequest, KvResponse};
-use rpc_core::tarpc::{Response, context};
-use rpc_core::wire::ClientMessage;
+use rpc_core::tarpc::context;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tests::raw::{accept_as_fake_server, accept_hello};
+use tests::raw::{accept_as_fake_server, accept_hello, answer_each};
 use tests::{TestDir, run_client};
 use tokio::net::UnixListener;
 
@@ -33,21 +31,8 @@ where
     tokio::spawn(async move {
         let framed = accept_hello(&listener).await;
         let hash = C::schema().expect("traces").hash();
-        let mut transport = accept_as_fake_server::<C::Request, C::Response>(framed, hash).await;
-        let mut answered = 0;
-        while let Some(Ok(message)) = transport.next().await {
-            let ClientMessage::Request(request) = message else {
-                continue;
-            };
-            let response = Response {
-                request_id: request.id,
-                message: Ok(answer(request.message)),
-            };
-            if transport.send(response).await.is_err() {
-                break;
-            }
-            answered += 1;
-        }
+        let transport = accept_as_fake_server::<C::Request, C::Response>(framed, hash).await;
+        let answered = answer_each(transport, &mut answer).await;
         assert!(answered > 0, "the client sent no request");
     });
     path
