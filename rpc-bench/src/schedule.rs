@@ -217,8 +217,7 @@ impl Plan<'_> {
                             })?);
                     }
                     // In an order that turns with the rounds, as the slices' does.
-                    let subjects = self.subjects.len();
-                    for i in (0..subjects).map(|j| (j + round as usize) % subjects) {
+                    for i in in_turn(self.subjects.len(), round as usize) {
                         let subject = &self.subjects[i];
                         let Some(run) = latency_runs[p][i].take() else {
                             continue;
@@ -229,13 +228,11 @@ impl Plan<'_> {
                             })?);
                     }
                 }
-                let subjects = self.subjects.len();
                 for k in 0..slices as usize {
                     // Each slice starts one subject further on, so that none is always measured
                     // right after the same other one (LATENCY_SLICES), and each round one further
                     // still, so that a round taken whole does not always start with the same one.
-                    let first = k + round as usize;
-                    for i in (0..subjects).map(|j| (j + first) % subjects) {
+                    for i in in_turn(self.subjects.len(), k + round as usize) {
                         let subject = &self.subjects[i];
                         // The JSON path goes right before the typed rpc UDS slice, so that the
                         // two compared are next to each other.
@@ -273,7 +270,7 @@ impl Plan<'_> {
                         // In an order that turns with the rounds, so that no subject is always
                         // the first at a point (see the module's doc).
                         let subjects = self.subjects.len();
-                        for i in (0..subjects).map(|j| (j + round as usize) % subjects) {
+                        for i in in_turn(subjects, round as usize) {
                             let subject = &self.subjects[i];
                             let (on, duration) = (subject.clone(), self.round);
                             let part = subject
@@ -359,7 +356,7 @@ impl Plan<'_> {
             progress.set_message(format!("{label}: stream of {item} B items"));
             // In an order that turns with the rounds, as the calls' throughput points do.
             let subjects = &self.streams.subjects;
-            for k in (0..subjects.len()).map(|j| (j + round as usize) % subjects.len()) {
+            for k in in_turn(subjects.len(), round as usize) {
                 let subject = &self.subjects[subjects[k]];
                 let on = subject.clone();
                 let part = subject
@@ -394,6 +391,12 @@ impl Plan<'_> {
         }
         Ok(())
     }
+}
+
+/// The indices `0..count` in turn, starting at `first` (modulo `count`) and wrapping round:
+/// the order subjects take their turns in when it turns with the rounds or the slices.
+fn in_turn(count: usize, first: usize) -> impl Iterator<Item = usize> {
+    (0..count).map(move |j| (j + first) % count)
 }
 
 /// Adds a round's figure of point `point` (every round has the same points, so the first round
@@ -457,4 +460,26 @@ where
             anyhow::Ok(run)
         })
         .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_start_further_on_and_give_every_subject_once() {
+        assert_eq!(in_turn(3, 0).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(in_turn(3, 4).collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(in_turn(0, 2).count(), 0);
+    }
+
+    #[test]
+    fn a_rounds_figures_land_on_their_points_in_any_order() {
+        let mut points: Vec<Vec<u32>> = Vec::new();
+        for i in in_turn(3, 1) {
+            add_round(&mut points, i, i as u32);
+        }
+        add_round(&mut points, 0, 10);
+        assert_eq!(points, [vec![0, 10], vec![1], vec![2]]);
+    }
 }
