@@ -8,6 +8,8 @@
 //! - This module: the glue that moves bytes between a socket and those two, and makes them a
 //!   tarpc transport (a [`Stream`] of incoming and a [`Sink`] of outgoing messages).
 //! - [`Link`] (`link.rs`): a socket past its handshake, turned into a transport.
+//! - [`field_room`] (`field_room.rs`): how much room the reader gives a large field as its bytes
+//!   arrive.
 //!
 //! Frames are those of [`crate::wire`]; the socket is usually a [`LocalStream`].
 
@@ -27,13 +29,15 @@ use crate::lane::ShmSize;
 use crate::stream::LocalStream;
 use crate::wire::{CodecError, MessageSeed, WireCodec};
 
+mod field_room;
 mod link;
 mod reader;
 mod writer;
 
 pub use crate::wire::BIG_FIELD;
+pub use field_room::{FIELD_RESERVE, FIELD_STEP, field_room};
 pub use link::Link;
-pub use reader::{FIELD_RESERVE, FIELD_STEP, FrameReader, MAX_PROBES, Need, field_room};
+pub use reader::{FrameReader, MAX_PROBES, Need};
 pub use writer::FrameWriter;
 
 /// A framed connection: a [`Stream`] of `In` and a [`Sink`] of `Out`, which is what tarpc takes

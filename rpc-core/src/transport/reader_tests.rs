@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use super::*;
+use crate::transport::field_room;
 use crate::wire::{DEFAULT_MAX_FRAME, MIN_MAX_FRAME};
 
 #[path = "seed_tests.rs"]
