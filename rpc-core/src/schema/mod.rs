@@ -254,7 +254,7 @@ impl ServiceSchema {
             method.doc.clear();
         }
         // Encoding a schema cannot fail: it holds only strings, integers, vectors and maps.
-        let bytes = bincode::serialize(&bare).unwrap_or_default();
+        let bytes = crate::wire::canonical_bytes(&bare);
         let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
             (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
         });

@@ -136,6 +136,22 @@ fn the_hash_changes_with_the_wire_and_not_with_docs() {
 }
 
 #[test]
+fn the_hash_is_fnv1a_over_the_bincode_encoding_without_docs() {
+    // Clients and servers of other versions compare this hash in the handshake: it must stay the
+    // one computed over `bincode::serialize` when the hash was introduced.
+    let schema = notes();
+    let mut bare = schema.clone();
+    for method in &mut bare.methods {
+        method.doc.clear();
+    }
+    let bytes = bincode::serialize(&bare).expect("a schema encodes");
+    let expected = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    assert_eq!(schema.hash(), SchemaHash(expected));
+}
+
+#[test]
 fn schemas_round_trip_and_deep_types_are_refused() {
     let schema = notes();
     let bytes = bincode::serialize(&schema).expect("encodes");

@@ -245,6 +245,16 @@ impl io::Write for CappedWriter<'_> {
     }
 }
 
+/// `value`'s bincode encoding with the wire's integer layout and no size limit, or nothing if it
+/// cannot be encoded: the bytes [`crate::schema::ServiceSchema::hash`] is taken over (the same
+/// bytes `bincode::serialize` gives).
+pub(crate) fn canonical_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .serialize(value)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

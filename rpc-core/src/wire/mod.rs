@@ -39,6 +39,7 @@ pub use client_message::ClientMessage;
 pub(crate) use codec::BodyCheck;
 pub use codec::{MAX_DEADLINE_SECS, WireCodec};
 pub use error::CodecError;
+pub(crate) use format::canonical_bytes;
 pub use format::{MessageSeed, WireFormat};
 pub(crate) use frame::frame_len;
 pub use response_seed::ResponseSeed;
