@@ -42,6 +42,7 @@ pub mod location;
 pub mod schema;
 mod service;
 pub mod services;
+mod socket_calls;
 pub mod stream;
 pub mod streaming;
 pub mod timers;

@@ -10,9 +10,11 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 pub use crate::limits::DEFAULT_SOCKET_BUFFER;
+use crate::socket_calls::{no_sigpipe, poll_send_tcp, send_with};
+pub use crate::socket_calls::{peer_hung_up, send_vectored};
 
 /// Bytes one read through [`AsyncRead`] asks a Unix socket for, at most.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 thread_local! {
     /// Where a Unix socket read through [`AsyncRead`] lands before it is copied into the caller's
@@ -150,6 +152,28 @@ impl LocalStream {
         }
     }
 
+    /// Reads at most `max` bytes that the kernel holds for this socket now and hands them to
+    /// `take`, without waiting and whatever the runtime's readiness says: `Err(WouldBlock)` when
+    /// nothing has arrived, `Ok(0)` at the end of the stream. Descriptors that come with them are
+    /// kept as any read keeps them.
+    ///
+    /// The runtime learns that bytes arrived only when its event loop next runs: on a
+    /// current-thread runtime that is after the running task yields, and up to 61 task polls
+    /// later. A task that keeps running, such as a stream's consumer with answers in hand, reads
+    /// here what its polled reads would not see yet. The readiness is left as it was: a read
+    /// that then finds the socket drained clears it, as any stale readiness is cleared.
+    pub fn read_now(&mut self, max: usize, mut take: impl FnMut(&[u8])) -> io::Result<usize> {
+        match self {
+            LocalStream::Unix(unix) => {
+                read_via_scratch(unix.io.get_ref(), unix.inbox.as_mut(), max, &mut take)
+                    .map(|read| read.n)
+            }
+            LocalStream::Tcp(tcp) => {
+                read_via_scratch(&*tcp, None, max, &mut take).map(|read| read.n)
+            }
+        }
+    }
+
     /// Reads into `buf`'s spare capacity, growing its length by the bytes read: `Ok(0)` at the
     /// end of the stream. Unlike [`AsyncRead`], the spare capacity is not zeroed first, which
     /// matters for megabyte fields. At most `max` bytes are read: when the spare capacity is
@@ -224,24 +248,7 @@ impl UnixConnection {
         let inbox = &mut self.inbox;
         let io = &self.io;
         poll_read_ready_with(io, cx, max, |socket| {
-            SCRATCH.with_borrow_mut(|scratch| {
-                if scratch.len() < max {
-                    scratch.resize(max, 0);
-                }
-                let room = &mut scratch[..max];
-                let read = match inbox.as_mut() {
-                    None => Read::plain(rustix::io::read(socket, &mut *room)?),
-                    Some(inbox) => {
-                        let (n, with_fds) = receive_with_descriptors(socket, room, inbox)?;
-                        Read {
-                            n,
-                            may_have_more: with_fds,
-                        }
-                    }
-                };
-                take(&scratch[..read.n]);
-                Ok(read)
-            })
+            read_via_scratch(socket, inbox.as_mut(), max, &mut take)
         })
     }
 
@@ -363,35 +370,32 @@ impl AsyncWrite for LocalStream {
     }
 }
 
-/// Writes `bufs` to a socket as one `sendmsg` with `MSG_NOSIGNAL`: a peer that has gone makes
-/// it fail with `EPIPE`, never raise SIGPIPE. std's and tokio's `write_vectored` are a plain
-/// `writev`, whose SIGPIPE kills a host that keeps the signal's default action (a C, C++ or Go
-/// program embedding this client) on the first write after its server died. Apple systems have
-/// no `MSG_NOSIGNAL`; their sockets are marked `SO_NOSIGPIPE` when wrapped instead.
-pub fn send_vectored(socket: impl AsFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    send_with(socket, bufs, None)
-}
-
-/// [`send_vectored`], with `fd` attached (`SCM_RIGHTS`) if given.
-fn send_with(
+/// Reads at most `max` bytes of `socket` into the thread's scratch buffer and hands them to
+/// `take`, keeping the descriptors that came with them in `inbox` if given.
+fn read_via_scratch(
     socket: impl AsFd,
-    bufs: &[io::IoSlice<'_>],
-    fd: Option<BorrowedFd<'_>>,
-) -> io::Result<usize> {
-    #[cfg(not(any(target_vendor = "apple", windows)))]
-    let flags = rustix::net::SendFlags::NOSIGNAL;
-    #[cfg(any(target_vendor = "apple", windows))]
-    let flags = rustix::net::SendFlags::empty();
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-    let fds;
-    if let Some(fd) = fd {
-        fds = [fd];
-        if !control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)) {
-            return Err(io::Error::other("no room for a descriptor"));
+    inbox: Option<&mut Inbox>,
+    max: usize,
+    take: &mut impl FnMut(&[u8]),
+) -> io::Result<Read> {
+    SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.len() < max {
+            scratch.resize(max, 0);
         }
-    }
-    Ok(rustix::net::sendmsg(socket, bufs, &mut control, flags)?)
+        let room = &mut scratch[..max];
+        let read = match inbox {
+            None => Read::plain(rustix::io::read(socket, &mut *room)?),
+            Some(inbox) => {
+                let (n, with_fds) = receive_with_descriptors(socket, room, inbox)?;
+                Read {
+                    n,
+                    may_have_more: with_fds,
+                }
+            }
+        };
+        take(&scratch[..read.n]);
+        Ok(read)
+    })
 }
 
 /// What one read of a Unix socket came to.
@@ -462,47 +466,6 @@ fn poll_read_ready_with(
             }
             Ok(Err(err)) => return Poll::Ready(Err(err)),
             Err(_would_block) => continue,
-        }
-    }
-}
-
-/// Whether the peer of a connected socket has hung up, asked of the kernel without waiting:
-/// a one-byte `recv` with `MSG_PEEK | MSG_DONTWAIT`, which reads the end of the stream (or a
-/// reset) when the peer closed, and leaves any bytes that did arrive where they are.
-///
-/// It does not depend on the runtime's readiness: a client on a current-thread runtime that
-/// runs only inside `block_on` (a UI thread calling now and then) has no reactor running
-/// between calls to have noticed the hang-up. Bytes still unread before the end of the stream
-/// count as not hung up: they are read first.
-pub fn peer_hung_up(socket: impl AsFd) -> bool {
-    let mut byte = [0u8; 1];
-    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
-    match rustix::net::recv(socket, &mut byte[..], flags) {
-        Ok((_, 0)) => true,
-        Ok(_) => false,
-        Err(err) => err != rustix::io::Errno::AGAIN && err != rustix::io::Errno::INTR,
-    }
-}
-
-/// Marks a socket `SO_NOSIGPIPE` where `MSG_NOSIGNAL` does not exist (Apple systems).
-fn no_sigpipe(socket: impl AsFd) -> io::Result<()> {
-    #[cfg(target_vendor = "apple")]
-    rustix::net::sockopt::set_socket_nosigpipe(&socket, true)?;
-    let _ = socket;
-    Ok(())
-}
-
-/// [`send_vectored`] on a tokio TCP stream, waiting for room when the socket is full.
-fn poll_send_tcp(
-    stream: &TcpStream,
-    cx: &mut Context<'_>,
-    bufs: &[io::IoSlice<'_>],
-) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(stream.poll_write_ready(cx))?;
-        match stream.try_io(Interest::WRITABLE, || send_vectored(stream, bufs)) {
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-            result => return Poll::Ready(result),
         }
     }
 }

@@ -40,6 +40,9 @@ pub use link::Link;
 pub use reader::{FrameReader, MAX_PROBES, Need};
 pub use writer::FrameWriter;
 
+/// Bytes [`WireTransport::receive_now`] reads at least when the reader reserved no room.
+const RECEIVE_NOW_MIN: usize = 4096;
+
 /// A framed connection: a [`Stream`] of `In` and a [`Sink`] of `Out`, which is what tarpc takes
 /// as a transport (`ClientMessage<Req>` in and `Response<Resp>` out on the server, the reverse
 /// on the client). Incoming messages are read as the seed `D` reads them ([`FrameReader`]):
@@ -157,6 +160,10 @@ pub trait FieldRead: AsyncRead + AsyncWrite + AsFd + Unpin {
     /// The descriptors received since the last call.
     fn take_descriptors(&mut self) -> io::Result<Vec<OwnedFd>>;
 
+    /// Reads at most `max` bytes the kernel holds now, without waiting, and hands them to
+    /// `take` (see [`LocalStream::read_now`]): `Err(WouldBlock)` when nothing has arrived.
+    fn read_now(&mut self, max: usize, take: &mut dyn FnMut(&[u8])) -> io::Result<usize>;
+
     /// Writes `buf` with `fd` attached to its first byte.
     fn poll_write_with_descriptor(
         &mut self,
@@ -182,6 +189,10 @@ impl FieldRead for LocalStream {
 
     fn take_descriptors(&mut self) -> io::Result<Vec<OwnedFd>> {
         LocalStream::take_descriptors(self)
+    }
+
+    fn read_now(&mut self, max: usize, take: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
+        LocalStream::read_now(self, max, take)
     }
 
     fn poll_write_with_descriptor(
@@ -210,6 +221,27 @@ where
     /// The next message, `None` at a clean end of the connection, or an error (after which the
     /// connection cannot be resynchronised). What [`Stream::poll_next`] returns.
     pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<In, CodecError>>> {
+        self.receive(Some(cx))
+    }
+
+    /// The next message if its bytes are here now: decoded from what was read before, or from
+    /// what the kernel holds, read at once whatever the runtime's readiness says (see
+    /// [`LocalStream::read_now`]). `Pending` when nothing more has arrived, with no task
+    /// registered to be woken: the task the socket wakes stays the one that last polled
+    /// [`WireTransport::poll_receive`]. Otherwise as `poll_receive`.
+    ///
+    /// For a task that runs on with work in hand (a stream's consumer with answers waiting) and
+    /// must still see, now and then, what arrives meanwhile: the runtime reports new bytes only
+    /// when its event loop next runs. Each call that finds the buffer short costs a `read`.
+    pub fn receive_now(&mut self) -> Poll<Option<Result<In, CodecError>>> {
+        self.receive(None)
+    }
+
+    /// [`WireTransport::poll_receive`] with `cx`, [`WireTransport::receive_now`] without.
+    fn receive(
+        &mut self,
+        mut cx: Option<&mut Context<'_>>,
+    ) -> Poll<Option<Result<In, CodecError>>> {
         loop {
             if let Err(err) = self.pass_descriptors() {
                 return Poll::Ready(Some(Err(err)));
@@ -224,16 +256,29 @@ where
                 Ok(Err(need)) => need,
                 Err(err) => return Poll::Ready(Some(Err(err))),
             };
-            let read = match need {
-                Need::Buffer => poll_read_buf(Pin::new(&mut self.io), cx, self.reader.buffer_mut()),
-                Need::Field => {
+            let read = match (&mut cx, need) {
+                (None, need) => match self.read_now(need) {
+                    None => continue,
+                    Some(Err(err)) if err.kind() == io::ErrorKind::WouldBlock => {
+                        return Poll::Pending;
+                    }
+                    Some(read) => read,
+                },
+                (Some(cx), Need::Buffer) => {
+                    ready!(poll_read_buf(
+                        Pin::new(&mut self.io),
+                        cx,
+                        self.reader.buffer_mut()
+                    ))
+                }
+                (Some(cx), Need::Field) => {
                     let Some((field, missing)) = self.reader.field_mut() else {
                         continue;
                     };
-                    self.io.poll_read_field(cx, field, missing)
+                    ready!(self.io.poll_read_field(cx, field, missing))
                 }
             };
-            match ready!(read) {
+            match read {
                 Ok(0) if self.reader.is_mid_frame() => {
                     return Poll::Ready(Some(Err(CodecError::Io(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -245,6 +290,32 @@ where
                 Err(err) => return Poll::Ready(Some(Err(CodecError::Io(err)))),
             }
         }
+    }
+
+    /// Reads what the kernel holds now into where the reader wants it (`need`), without
+    /// waiting: `Err(WouldBlock)` when nothing has arrived; `None` when no field is being filled
+    /// after all (decode again).
+    fn read_now(&mut self, need: Need) -> Option<io::Result<usize>> {
+        let read = match need {
+            Need::Buffer => {
+                let buf = self.reader.buffer_mut();
+                // The room the reader reserved, as a polled read takes; some, if none.
+                let room = (buf.capacity() - buf.len()).max(RECEIVE_NOW_MIN);
+                self.io
+                    .read_now(room, &mut |bytes| buf.extend_from_slice(bytes))
+            }
+            Need::Field => {
+                let (field, missing) = self.reader.field_mut()?;
+                // As a polled read of a field does (`LocalStream::poll_read_vec`).
+                if field.capacity() == field.len() {
+                    field.reserve(missing.min(crate::stream::READ_CHUNK));
+                }
+                let room = missing.min(field.capacity() - field.len());
+                self.io
+                    .read_now(room, &mut |bytes| field.extend_from_slice(bytes))
+            }
+        };
+        Some(read)
     }
 }
 

@@ -418,3 +418,51 @@ async fn a_message_that_rejects_the_probes_stand_ins_decodes_without_more_bytes_
     );
     drop(raw);
 }
+
+#[tokio::test]
+async fn receive_now_reads_what_arrived_before_the_runtime_reports_it() {
+    let (mut a, mut b) = pair(DEFAULT_MAX_FRAME);
+    let noop = &mut Context::from_waker(std::task::Waker::noop());
+    assert!(b.receive_now().is_pending(), "nothing was sent");
+    assert!(b.poll_receive(noop).is_pending(), "nothing was sent");
+    let sent = message(1, 10, 0, 3);
+    a.send(sent.clone()).await.expect("sent");
+    // This task has not yielded since the bytes arrived, so the runtime has not seen them.
+    assert!(b.poll_receive(noop).is_pending(), "the runtime saw them");
+    match b.receive_now() {
+        Poll::Ready(Some(Ok(got))) => assert_eq!(got, sent),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    assert!(b.receive_now().is_pending(), "one message was sent");
+    drop(a);
+    assert!(
+        matches!(b.receive_now(), Poll::Ready(None)),
+        "the peer left"
+    );
+}
+
+#[tokio::test]
+async fn receive_now_alone_reads_large_fields_intact_and_in_order() {
+    let (mut a, mut b) = pair(DEFAULT_MAX_FRAME);
+    let sent = mixed();
+    let writer = tokio::spawn({
+        let sent = sent.clone();
+        async move {
+            for m in sent {
+                a.feed(m).await.expect("queues");
+            }
+            a.flush().await.expect("flushed");
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        match b.receive_now() {
+            Poll::Ready(Some(m)) => got.push(m.expect("decodes")),
+            Poll::Ready(None) => panic!("ended after {} messages", got.len()),
+            // Nothing more yet: let the writer go on.
+            Poll::Pending => tokio::task::yield_now().await,
+        }
+    }
+    assert_eq!(got, sent);
+    writer.await.expect("the writer finished");
+}
