@@ -27,7 +27,10 @@
 //! in [`OpenStreams`] past its call: polled while its client's credit lasts, its answers queued
 //! as a finished call's are. A finished call's response goes before a stream's next item, and
 //! at most [`STREAM_BURST`] items are queued before requests are read again, so a saturating
-//! stream delays the other calls on its connection by a few items, not by its window. At most
+//! stream delays the other calls on its connection by a few items, not by its window. (While a
+//! stream saturates the connection this task never waits, so the runtime would report a request
+//! arriving only every few dozen polls of it: after each burst the loop looks at the socket
+//! itself, see [`ReceiveNow`].) At most
 //! `max_streams` streams are open at once; one more is answered with a "would block" error.
 //! When the request stream ends, every open stream is closed with an error saying so.
 
@@ -40,14 +43,16 @@ use std::task::{Context, Poll, ready};
 use futures::future::{AbortRegistration, Abortable};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Sink, Stream, StreamExt};
+use rpc_core::CodecError;
 use rpc_core::streaming::Answer;
 use rpc_core::wire::ClientMessage;
-use rpc_core::{CodecError, WireTransport};
 use tarpc::{Request, Response, ServerError, context};
 
 use crate::in_flight::InFlight;
 use crate::log_limit::LogLimit;
+pub(crate) use crate::loop_transport::{QueuedLen, ReceiveNow};
 use crate::open_streams::{OpenStreams, Yielded};
+use crate::refusals::{closed_by_shutdown, panicked, throttled, too_large, too_many_streams};
 use crate::stats::ServerStatus;
 
 /// Stream items queued per turn of the loop before requests are read (and the socket flushed)
@@ -58,24 +63,6 @@ pub(crate) const STREAM_BURST: usize = 16;
 pub(crate) struct Finished<Resp> {
     request_id: u64,
     answer: Answer<Resp>,
-}
-
-/// A transport that says how long its last queued frame was: what a stream's credit counts.
-pub(crate) trait QueuedLen {
-    /// The body length of the frame the last message queued went into.
-    fn last_queued_len(&self) -> usize;
-}
-
-impl<T: QueuedLen + ?Sized> QueuedLen for Pin<&mut T> {
-    fn last_queued_len(&self) -> usize {
-        (**self).last_queued_len()
-    }
-}
-
-impl<S: rpc_core::transport::FieldRead, In, Out, D> QueuedLen for WireTransport<S, In, Out, D> {
-    fn last_queued_len(&self) -> usize {
-        WireTransport::last_queued_len(self)
-    }
 }
 
 /// A response waiting for room in the transport.
@@ -132,6 +119,7 @@ where
     T: Stream<Item = Result<ClientMessage<Req>, CodecError>>
         + Sink<Response<Resp>, Error = CodecError>
         + QueuedLen
+        + ReceiveNow
         + Unpin,
     Resp: Send + 'static,
     NewCall: FnMut(Request<Req>, AbortRegistration) -> Call,
@@ -288,7 +276,10 @@ where
     /// futures, not tracked calls: a cancelled call's future lives on until it is polled again,
     /// which waits while a response is unsent, so a peer that cancels what it sends must not get
     /// past the limit.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), CodecError>> {
+    ///
+    /// With `now`, only a message whose bytes are here now is read, and no wake-up is
+    /// registered for the next (see [`ReceiveNow`]).
+    fn poll_read(&mut self, cx: &mut Context<'_>, now: bool) -> Poll<Result<(), CodecError>> {
         if !self.reading {
             return Poll::Pending;
         }
@@ -296,7 +287,12 @@ where
         if at_limit && (self.unsent.is_some() || self.transport().poll_ready(cx)?.is_pending()) {
             return Poll::Pending;
         }
-        match ready!(self.transport().poll_next(cx)) {
+        let message = if now {
+            ready!(self.transport().receive_now())
+        } else {
+            ready!(self.transport().poll_next(cx))
+        };
+        match message {
             Some(Ok(ClientMessage::Request(request))) if at_limit => {
                 self.transport().start_send(throttled(request.id))?;
             }
@@ -340,6 +336,7 @@ where
     T: Stream<Item = Result<ClientMessage<Req>, CodecError>>
         + Sink<Response<Resp>, Error = CodecError>
         + QueuedLen
+        + ReceiveNow
         + Unpin,
     Resp: Send + 'static,
     NewCall: FnMut(Request<Req>, AbortRegistration) -> Call,
@@ -350,6 +347,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let mut burst = STREAM_BURST;
+        let mut looked = false;
         loop {
             // A finished call's response goes out before more calls are read.
             if this.unsent.is_none() && this.take_finished(cx) {
@@ -372,7 +370,7 @@ where
             if this.in_flight.poll_expired(cx) {
                 continue;
             }
-            match this.poll_read(cx) {
+            match this.poll_read(cx, false) {
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
                 Poll::Pending => {}
@@ -391,7 +389,17 @@ where
                 return Poll::Ready(Ok(()));
             }
             if burst == 0 {
-                // Streams may have more ready: come back after the other tasks had a turn.
+                // Streams may have more ready, so this task runs on, and the runtime may not
+                // have seen what arrived meanwhile: look for it once per burst.
+                if !looked {
+                    looked = true;
+                    match this.poll_read(cx, true) {
+                        Poll::Ready(Ok(())) => continue,
+                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                        Poll::Pending => {}
+                    }
+                }
+                // Come back after the other tasks had a turn.
                 cx.waker().wake_by_ref();
             }
             return Poll::Pending;
@@ -459,61 +467,6 @@ fn admit<Req>(in_flight: &mut InFlight, request: &mut Request<Req>) -> Option<Ab
     let registration = in_flight.start(request.id, deadline)?;
     request.context.trace_context = rpc_core::trace::child_context(&request.context.trace_context);
     Some(registration)
-}
-
-/// The error a call whose handler (or a stream whose producer) panicked gets. The panic's own
-/// message is not sent: it may say more about the server than its clients should see.
-pub(crate) fn panicked() -> ServerError {
-    ServerError::new(
-        std::io::ErrorKind::Other,
-        "the handler panicked (see the server's log)".into(),
-    )
-}
-
-/// The answer to a call over the in-flight limit: tarpc's own, so clients can tell it apart.
-fn throttled<Resp>(request_id: u64) -> Response<Resp> {
-    Response {
-        request_id,
-        message: Err(ServerError::new(
-            std::io::ErrorKind::WouldBlock,
-            "server throttled the request.".into(),
-        )),
-    }
-}
-
-/// The last answer of a stream still open when the request stream ended: the server is shutting
-/// down (or the client closed its side of the connection, and will not read it).
-fn closed_by_shutdown() -> ServerError {
-    ServerError::new(
-        std::io::ErrorKind::ConnectionAborted,
-        "the stream was closed: the server is shutting down".into(),
-    )
-}
-
-/// The answer to a stream opened past the connection's limit.
-fn too_many_streams(limit: usize) -> ServerError {
-    ServerError::new(
-        std::io::ErrorKind::WouldBlock,
-        format!(
-            "too many streams open on this connection (the limit is {limit}: --max-streams); \
-             close one or open another connection"
-        ),
-    )
-}
-
-/// The answer to a call whose response would not fit in a frame: the call fails, the connection
-/// and the other calls on it go on.
-fn too_large<Resp>(request_id: u64, limit: usize) -> Response<Resp> {
-    Response {
-        request_id,
-        message: Err(ServerError::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "the response is larger than the server's frame limit of {limit} bytes \
-                 (--max-frame)"
-            ),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -95,8 +95,8 @@ fn serve(max_streams: usize) -> Served {
                         let items =
                             futures::stream::iter(0..count.unwrap_or(u64::MAX)).map(move |_| {
                                 let _alive = &alive;
-                                probe.produced.fetch_add(1, Ordering::SeqCst);
-                                serde_bytes::ByteBuf::from(vec![1; len])
+                                let index = probe.produced.fetch_add(1, Ordering::SeqCst);
+                                serde_bytes::ByteBuf::from(numbered(index, len))
                             });
                         Streaming::new(items).into_answer(Reply::Items)
                     }
@@ -117,6 +117,20 @@ fn serve(max_streams: usize) -> Served {
         probe,
         dispatch,
     }
+}
+
+/// An item of `len` bytes (at least 8) that starts with `index`, the producer's count of the
+/// items it made before it: when it was made.
+fn numbered(index: usize, len: usize) -> Vec<u8> {
+    let mut item = vec![1; len.max(8)];
+    item[..8].copy_from_slice(&(index as u64).to_le_bytes());
+    item
+}
+
+/// When `item` was made (see [`numbered`]).
+fn index_of(item: &[u8]) -> usize {
+    let bytes = item[..8].try_into().expect("eight bytes");
+    u64::from_le_bytes(bytes) as usize
 }
 
 /// A stream of items of `len` bytes that never ends.
@@ -410,11 +424,19 @@ async fn calls_are_answered_within_a_burst_while_a_stream_saturates_the_connecti
         [open(1, endless(64)), grant(1, 1 << 30)],
     )
     .await;
-    // Let the stream fill the pipe, then call while reading as fast as possible.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Take items as fast as they come for a while, so that the loop is busy making them, then
+    // call while still taking them.
+    for _ in 0..5000 {
+        served
+            .client
+            .next()
+            .await
+            .expect("open")
+            .expect("well formed");
+    }
     send(&mut served.client, [open(2, Ask::Ping)]).await;
-    let mut items_before = 0usize;
-    let queued_before = 1 << 20; // bytes that may already sit in the socket's buffers
+    let made_before = served.probe.produced.load(Ordering::SeqCst);
+    let mut last_before = 0;
     loop {
         let answer = served
             .client
@@ -422,16 +444,21 @@ async fn calls_are_answered_within_a_burst_while_a_stream_saturates_the_connecti
             .await
             .expect("open")
             .expect("well formed");
-        if answer.request_id == 2 {
-            break;
+        match answer.message {
+            _ if answer.request_id == 2 => break,
+            Ok(Reply::Items(StreamEvent::Item(item))) => last_before = index_of(&item),
+            other => panic!("the stream sent {other:?}"),
         }
-        items_before += 1;
     }
-    // What the socket already held, plus a burst or two: never the whole window's worth.
-    let item = served.client.last_frame_len().max(64);
+    // The items made before the call came may all go first (the socket held some, the
+    // writer's queue more); of those made after, a burst or so. The loop's task never stops
+    // while the stream has credit, so the runtime sees the request arrive only every few dozen
+    // polls of it (61 on tokio's default), which would be a thousand items here: the loop
+    // looks for requests itself after each burst.
+    let made_after = (last_before + 1).saturating_sub(made_before);
     assert!(
-        items_before < queued_before / item + 4 * STREAM_BURST,
-        "{items_before} items came before the call's answer"
+        made_after <= 2 * STREAM_BURST,
+        "{made_after} items made after the call was sent came before its answer"
     );
 }
 

@@ -38,6 +38,8 @@ pin_project! {
         stall_armed: bool,
         read_timeout: Duration,
         done: bool,
+        // The token `cancelled` waits on, asked without a waker.
+        shutdown: CancellationToken,
     }
 }
 
@@ -50,11 +52,12 @@ impl<In, Out> GuardedTransport<In, Out> {
     ) -> Self {
         GuardedTransport {
             inner,
-            cancelled: shutdown.cancelled_owned(),
+            cancelled: shutdown.clone().cancelled_owned(),
             stall: tokio::time::sleep(read_timeout),
             stall_armed: false,
             read_timeout,
             done: false,
+            shutdown,
         }
     }
 }
@@ -106,7 +109,27 @@ where
     }
 }
 
-impl<In, Out> crate::dispatch::QueuedLen for GuardedTransport<In, Out> {
+impl<In, Out> crate::loop_transport::ReceiveNow for GuardedTransport<In, Out>
+where
+    In: DeserializeOwned,
+{
+    /// The inner transport's [`WireTransport::receive_now`], unless the stream has ended or
+    /// shutdown has begun. A partial frame read here arms no timer: the next `poll_next`,
+    /// which the call loop makes before it waits, does.
+    fn receive_now(self: Pin<&mut Self>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.done || this.shutdown.is_cancelled() {
+            return Poll::Pending;
+        }
+        let item = this.inner.get_mut().receive_now();
+        if item.is_ready() {
+            *this.stall_armed = false;
+        }
+        item
+    }
+}
+
+impl<In, Out> crate::loop_transport::QueuedLen for GuardedTransport<In, Out> {
     fn last_queued_len(&self) -> usize {
         self.inner.last_queued_len()
     }

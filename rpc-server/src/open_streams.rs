@@ -233,7 +233,7 @@ impl<Resp> Future for Pull<Resp> {
         let next = match std::panic::catch_unwind(AssertUnwindSafe(|| stream.poll_next_unpin(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(next)) => next,
-            Err(_) => Some(Err(crate::dispatch::panicked())),
+            Err(_) => Some(Err(crate::refusals::panicked())),
         };
         let id = self.id;
         match self.stream.take() {
