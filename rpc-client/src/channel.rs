@@ -24,7 +24,8 @@
 //!
 //! Streams ([`rpc_core::StreamStub`]) share all of this: a stream's consumer drives the
 //! connection as a waiting call does, and its answers wait in its slot, within the credit the
-//! channel grants (see `channel_stream.rs`).
+//! channel grants. A consumer with answers in hand looks for the answers of calls waiting beside
+//! it, and gives way to a caller whose answer it found (see `channel_stream.rs`).
 
 use std::future::{Future, poll_fn};
 use std::marker::PhantomData;
@@ -234,35 +235,54 @@ where
     D: MessageSeed<Resp>,
 {
     /// Writes what is queued and reads every answer that has arrived, waking the callers whose
-    /// answers came (except `me`, the caller doing this, who is awake).
-    fn drive(&mut self, cx: &mut Context<'_>, me: Option<u64>) {
+    /// answers came (except `me`, the caller doing this, who is awake). Returns how many
+    /// calls other than `me` it answered.
+    fn drive(&mut self, cx: &mut Context<'_>, me: Option<u64>) -> usize {
         if self.broken.is_some() {
-            return;
+            return 0;
         }
         self.send(cx);
+        let mut answered = 0;
         loop {
             match self.transport.poll_receive(cx) {
                 Poll::Ready(Some(Ok(response))) => {
-                    // An answer to a call no one waits for any more is dropped.
-                    if let Some(slot) = self.calls.get_mut(&response.request_id) {
-                        slot.answer = Some(response.message);
-                        if me != Some(response.request_id) {
-                            if let Some(waker) = slot.waker.take() {
-                                waker.wake();
-                            }
-                        }
-                    } else if self.streams.contains_key(&response.request_id) {
-                        self.deliver(response, me, cx);
-                    }
+                    answered += usize::from(self.hand_in(response, me, cx));
                 }
-                Poll::Ready(Some(Err(err))) => return self.fail(Broken::Failed(Arc::new(err))),
-                Poll::Ready(None) => return self.fail(Broken::Closed),
+                Poll::Ready(Some(Err(err))) => self.fail(Broken::Failed(Arc::new(err))),
+                Poll::Ready(None) => self.fail(Broken::Closed),
                 Poll::Pending => {
                     self.reader = me;
-                    return;
+                    return answered;
                 }
             }
+            if self.broken.is_some() {
+                return answered;
+            }
         }
+    }
+
+    /// Puts an answer just read where its call or stream takes it, waking the caller unless it
+    /// is `me`. Whether it answered a call other than `me`. An answer to a call no one waits
+    /// for any more is dropped.
+    pub(super) fn hand_in(
+        &mut self,
+        response: Response<Resp>,
+        me: Option<u64>,
+        cx: &mut Context<'_>,
+    ) -> bool {
+        let id = response.request_id;
+        if let Some(slot) = self.calls.get_mut(&id) {
+            slot.answer = Some(response.message);
+            if me != Some(id) {
+                if let Some(waker) = slot.waker.take() {
+                    waker.wake();
+                }
+                return true;
+            }
+        } else if self.streams.contains_key(&id) {
+            self.deliver(response, me, cx);
+        }
+        false
     }
 
     /// Writes what is queued, as far as the socket takes it.
@@ -291,7 +311,7 @@ where
     }
 
     /// Marks the connection unusable and wakes every waiting call and stream to fail.
-    fn fail(&mut self, why: Broken) {
+    pub(super) fn fail(&mut self, why: Broken) {
         self.broken = Some(why);
         let calls = self.calls.values_mut().map(|slot| &mut slot.waker);
         let streams = self.streams.values_mut().map(|slot| &mut slot.waker);
@@ -343,6 +363,7 @@ where
         if let Some(answer) = slot.answer.take() {
             self.calls.remove(&id);
             self.leave(id);
+            self.resume_streams();
             return Poll::Ready(answer.map_err(RpcError::Server));
         }
         if let Some(broken) = &self.broken {
@@ -350,12 +371,17 @@ where
             self.calls.remove(&id);
             return Poll::Ready(Err(err));
         }
-        match &mut slot.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            waker => *waker = Some(cx.waker().clone()),
-        }
+        set_waker(&mut slot.waker, cx);
         *timer_due = slot.timer_due;
         Poll::Pending
+    }
+}
+
+/// Keeps `cx`'s waker in `waker`, unless the one there wakes the same task.
+fn set_waker(waker: &mut Option<Waker>, cx: &Context<'_>) {
+    match waker {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        waker => *waker = Some(cx.waker().clone()),
     }
 }
 
@@ -381,10 +407,14 @@ where
             return;
         }
         let mut state = self.shared.lock();
-        let waiting = state
-            .calls
-            .remove(&self.id)
-            .is_some_and(|slot| slot.answer.is_none());
+        let Some(slot) = state.calls.remove(&self.id) else {
+            return state.leave(self.id);
+        };
+        let waiting = slot.answer.is_none();
+        if !waiting {
+            // Its answer came and is dropped untaken: streams that gave way to it go on.
+            state.resume_streams();
+        }
         if waiting && state.broken.is_none() {
             // Written now if the socket has room (it nearly always has); otherwise by the call
             // woken below. The server drops the call at its deadline regardless.

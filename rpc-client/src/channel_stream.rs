@@ -9,6 +9,14 @@
 //! sends more than its credit allows fails its stream with [`StreamOverrun`] instead of filling
 //! this process's memory.
 //!
+//! Calls share the connection with streams, and their answers arrive in the same byte stream as
+//! the streams' answers. A consumer with answers in hand does no I/O to take them, and the
+//! runtime reports new bytes only when its event loop runs (on a current-thread runtime, once
+//! the consumer's task yields; on any runtime, every few dozen polls of a task that never
+//! waits): so while calls wait, the consumer looks at the socket itself every [`LOOK_EVERY`]
+//! answers it takes. A call's answer goes before the stream's next one, as on the server: a
+//! consumer that found one waits until its caller has taken it (or the watcher's next tick).
+//!
 //! A stream has no deadline timer: its context's deadline bounds opening it, not how long it
 //! lasts (a watch runs for hours).
 
@@ -26,7 +34,7 @@ use serde::Serialize;
 use tarpc::client::RpcError;
 use tarpc::{ChannelError, Request, RequestName, Response, ServerError, context, trace};
 
-use super::{Channel, Shared, State};
+use super::{Broken, Channel, Shared, State, set_waker};
 
 /// How far each stream on a channel may run ahead of its consumer.
 #[derive(Debug, Clone, Copy)]
@@ -139,7 +147,16 @@ pub(super) struct StreamSlot<Resp> {
     closed: bool,
     /// The overrun, yielded after the answers that fit.
     overrun: Option<StreamOverrun>,
+    /// Answers the consumer took since it last looked for calls' answers.
+    since_look: u32,
+    /// Whether the consumer gave way to a call's answer and waits for its caller to take it.
+    paused: bool,
 }
+
+/// While calls wait beside a stream, its consumer looks at the socket for their answers once
+/// every this many answers it takes: one `read` per look, for an answer delayed by at most this
+/// many of the stream's.
+const LOOK_EVERY: u32 = 16;
 
 impl<Req, Resp, D> State<Req, Resp, D>
 where
@@ -202,6 +219,24 @@ where
         }
     }
 
+    /// Reads the answers whose bytes are here now, as [`State::drive`] does, but without waiting
+    /// and without taking the socket's registration from the task that holds it (see
+    /// [`WireTransport::receive_now`]). Returns how many calls other than `me` it answered.
+    fn take_in(&mut self, cx: &mut Context<'_>, me: Option<u64>) -> usize {
+        let mut answered = 0;
+        while self.broken.is_none() {
+            match self.transport.receive_now() {
+                Poll::Ready(Some(Ok(response))) => {
+                    answered += usize::from(self.hand_in(response, me, cx));
+                }
+                Poll::Ready(Some(Err(err))) => self.fail(Broken::Failed(Arc::new(err))),
+                Poll::Ready(None) => self.fail(Broken::Closed),
+                Poll::Pending => break,
+            }
+        }
+        answered
+    }
+
     /// Polls stream `id` for its next answer: the answers that arrived, in order, then the
     /// stream's error if it failed, then the end (`None`).
     fn poll_stream(
@@ -209,19 +244,37 @@ where
         id: u64,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Resp, RpcError>>> {
-        let Some(slot) = self.streams.get(&id) else {
+        let Some(slot) = self.streams.get_mut(&id) else {
             return Poll::Ready(None);
         };
-        // Answers that wait need no I/O; the connection is driven only for more, or for the
-        // calls waiting beside the stream: on a current-thread runtime nothing else may read
-        // their answers until this consumer has taken the whole backlog.
-        if (slot.answers.is_empty() && slot.overrun.is_none()) || !self.calls.is_empty() {
-            self.drive(cx, Some(id));
+        slot.paused = false;
+        let answered = if slot.answers.is_empty() && slot.overrun.is_none() {
+            // Nothing in hand: read more, or wait for it.
+            self.drive(cx, Some(id))
+        } else if !self.calls.is_empty() && slot.since_look >= LOOK_EVERY {
+            // Answers in hand need no I/O, but calls wait beside the stream, and their answers
+            // arrive behind its own. The runtime reports them only when its event loop runs
+            // (on a current-thread runtime, once this task yields), and the task it would wake
+            // may be waiting for this one to yield: so the consumer looks now and then.
+            slot.since_look = 0;
+            self.take_in(cx, Some(id))
+        } else {
+            0
+        };
+        if answered > 0 && self.broken.is_none() {
+            // A call's answer goes before the stream's next one, as on the server: the consumer
+            // waits until its caller has taken it (or the watcher's next look).
+            if let Some(slot) = self.streams.get_mut(&id) {
+                slot.paused = true;
+                set_waker(&mut slot.waker, cx);
+                return Poll::Pending;
+            }
         }
         let Some(slot) = self.streams.get_mut(&id) else {
             return Poll::Ready(None);
         };
         if let Some((answer, len)) = slot.answers.pop_front() {
+            slot.since_look = slot.since_look.saturating_add(1);
             // Whatever woke this task, it is not waiting now: no hand-off below may pick it.
             slot.waker = None;
             let grant = match &answer {
@@ -256,11 +309,20 @@ where
             self.streams.remove(&id);
             return Poll::Ready(Some(Err(err)));
         }
-        match &mut slot.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            waker => *waker = Some(cx.waker().clone()),
-        }
+        set_waker(&mut slot.waker, cx);
         Poll::Pending
+    }
+
+    /// Wakes the consumers that gave way to a call's answer (see [`State::poll_stream`]): its
+    /// caller took it, or dropped it, or the watcher gives up waiting for that.
+    pub(super) fn resume_streams(&mut self) {
+        for slot in self.streams.values_mut() {
+            if std::mem::take(&mut slot.paused) {
+                if let Some(waker) = slot.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
     }
 }
 
@@ -368,6 +430,8 @@ where
                 is_last,
                 closed: false,
                 overrun: None,
+                since_look: 0,
+                paused: false,
             },
         );
         // From here on, dropping the answers (an error below included) cancels the stream.

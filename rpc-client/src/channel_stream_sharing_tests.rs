@@ -1,6 +1,7 @@
 //! Streams sharing a connection with calls and other streams: only one task is registered
 //! with the socket, so a consumer that is busy, or that waits on something else, must not
-//! keep other tasks' answers unread (the hand-off and the watcher see to it).
+//! keep other tasks' answers unread (the hand-off, the consumer's looks and the watcher see
+//! to it).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Wake;
@@ -101,6 +102,63 @@ async fn a_stream_whose_consumer_does_not_poll_does_not_strand_another_streams_a
     );
     send_items(&mut server, first_id, 0..1).await;
     expect_item(&mut first, 0).await;
+}
+
+#[tokio::test]
+async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_it() {
+    let (channel, mut server) = connect(StreamLimits::default());
+    let mut answers = open(&channel).await;
+    let id = opened(&mut server, rpc_core::limits::DEFAULT_STREAM_WINDOW).await;
+    let items = 200;
+    send_items(&mut server, id, 0..items).await;
+    // Its first poll reads all of them: from here on it has answers in hand.
+    expect_item(&mut answers, 0).await;
+    let call = spawn_call(&channel, 1);
+    let (call_id, ask) = next_call(&mut server).await;
+    let response = Response {
+        request_id: call_id,
+        message: Ok(Reply::Answer(ask + 1)),
+    };
+    server.send(response).await.expect("sent");
+
+    // This task now takes answers without yielding, so the runtime has not seen the call's
+    // answer arrive, nor would it before this task stops: the consumer must look for it
+    // itself, and then wait for the caller to take it.
+    let wakes = Arc::new(WakeCount::default());
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    let taken = tokio::task::unconstrained(async {
+        let mut next = 1;
+        loop {
+            match answers.as_mut().poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(Reply::Number(StreamEvent::Item(n))))) => {
+                    assert_eq!(n, next);
+                    next += 1;
+                }
+                Poll::Pending => return next,
+                other => panic!("expected item {next}, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        taken <= u64::from(super::LOOK_EVERY),
+        "the consumer took {taken} of its {items} answers before it gave way to the call"
+    );
+    assert_eq!(
+        wakes.0.load(Ordering::Relaxed),
+        0,
+        "woken before the caller ran"
+    );
+    assert_eq!(answered(call).await, Reply::Answer(2));
+    assert_eq!(
+        wakes.0.load(Ordering::Relaxed),
+        1,
+        "woken once the caller took its answer"
+    );
+    for n in taken..items {
+        expect_item(&mut answers, n).await;
+    }
 }
 
 /// Opens a stream whose consumer waits for its first item in a task of its own, polled before

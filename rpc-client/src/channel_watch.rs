@@ -15,12 +15,13 @@ use super::{Shared, State, WATCH_INTERVAL, timer_due};
 /// promptly (a future polled once and then left aside, or a `buffered` stream whose consumer is
 /// busy), the answers of the other calls wait with it. The same goes for a stream's consumer
 /// busy with an item. Every [`WATCH_INTERVAL`] while calls wait or streams are open (see
-/// [`State::needs_a_look`]), the watcher writes what is queued, reads what has arrived and wakes the callers, so such
-/// a stall lasts at most about half a second instead of until the calls' deadlines. It also
-/// tells calls whose deadline draws near to arm their timer (see [`timer_due`]), and its own
-/// timer keeps tokio's timer wheel armed, which spares a call that arms one an `eventfd` write
-/// and an extra `epoll_wait`. It ends soon after the last clone of the channel is dropped or
-/// the connection breaks.
+/// [`State::needs_a_look`]), the watcher writes what is queued, reads what has arrived and wakes
+/// the callers, and wakes the streams that gave way to a call's answer its caller has not taken
+/// yet, so such a stall lasts at most about half a second instead of until the calls'
+/// deadlines. It also tells calls whose deadline draws near to arm their timer (see
+/// [`timer_due`]), and its own timer keeps tokio's timer wheel armed, which spares a call that
+/// arms one an `eventfd` write and an extra `epoll_wait`. It ends soon after the last clone of
+/// the channel is dropped or the connection breaks.
 pub(super) async fn watch<Req, Resp, D>(shared: Weak<Shared<Req, Resp, D>>)
 where
     Req: Serialize,
@@ -42,6 +43,9 @@ where
             state.drive(&mut Context::from_waker(Waker::noop()), None);
             // The drive above took the socket's registration: give it back to a caller.
             state.hand_off();
+            // A stream that gave way to a call's answer the caller has not taken yet (its task
+            // is busy or gone) waits no longer than this.
+            state.resume_streams();
             let now = rpc_core::timers::now();
             for slot in state.calls.values_mut() {
                 if !slot.timer_due && timer_due(slot.deadline, now) {
