@@ -161,6 +161,50 @@ async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_i
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_consumer_that_gave_way_to_a_caller_who_does_not_take_its_answer_goes_on_at_the_watchers_tick()
+ {
+    let (channel, mut server) = connect(StreamLimits::default());
+    let mut answers = open(&channel).await;
+    let id = opened(&mut server, rpc_core::limits::DEFAULT_STREAM_WINDOW).await;
+    let items = 100;
+    send_items(&mut server, id, 0..items).await;
+    expect_item(&mut answers, 0).await;
+    // A caller that polls its call once, then waits for something else and never polls it
+    // again until told to.
+    let (go_on, hold) = tokio::sync::oneshot::channel::<()>();
+    let caller = tokio::spawn({
+        let channel = channel.clone();
+        async move {
+            let mut call = std::pin::pin!(channel.call(context::current(), Ask::Call(1)));
+            assert!(futures::poll!(call.as_mut()).is_pending());
+            hold.await.expect("told to go on");
+            call.await
+        }
+    });
+    let (call_id, ask) = next_call(&mut server).await;
+    let response = Response {
+        request_id: call_id,
+        message: Ok(Reply::Answer(ask + 1)),
+    };
+    server.send(response).await.expect("sent");
+
+    // The consumer finds the answer within a look, gives way, and waits for the caller, which
+    // does not come: the watcher's tick lets it go on.
+    let started = tokio::time::Instant::now();
+    for n in 1..items {
+        expect_item(&mut answers, n).await;
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited > Duration::ZERO && waited <= WATCH_INTERVAL,
+        "the consumer waited {waited:?} for a caller that does not come"
+    );
+    go_on.send(()).expect("the caller waits");
+    let answer = caller.await.expect("the caller did not panic");
+    assert_eq!(answer.expect("answered"), Reply::Answer(2));
+}
+
 /// Opens a stream whose consumer waits for its first item in a task of its own, polled before
 /// anything else is: the socket wakes whichever task polls it later.
 async fn waiting_stream(
