@@ -104,22 +104,23 @@ async fn a_stream_whose_consumer_does_not_poll_does_not_strand_another_streams_a
     expect_item(&mut first, 0).await;
 }
 
-#[tokio::test]
-async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_it() {
+/// A stream whose consumer has taken the first of `items` answers the server sent, and holds the
+/// rest: its first poll read them all.
+async fn answers_in_hand(items: u64) -> (Channel<Ask, Reply>, Server, Answers<Reply>) {
     let (channel, mut server) = connect(StreamLimits::default());
     let mut answers = open(&channel).await;
     let id = opened(&mut server, rpc_core::limits::DEFAULT_STREAM_WINDOW).await;
-    let items = 200;
     send_items(&mut server, id, 0..items).await;
-    // Its first poll reads all of them: from here on it has answers in hand.
     expect_item(&mut answers, 0).await;
+    (channel, server, answers)
+}
+
+#[tokio::test]
+async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_it() {
+    let items = 200;
+    let (channel, mut server, mut answers) = answers_in_hand(items).await;
     let call = spawn_call(&channel, 1);
-    let (call_id, ask) = next_call(&mut server).await;
-    let response = Response {
-        request_id: call_id,
-        message: Ok(Reply::Answer(ask + 1)),
-    };
-    server.send(response).await.expect("sent");
+    answer_call(&mut server).await;
 
     // This task now takes answers without yielding, so the runtime has not seen the call's
     // answer arrive, nor would it before this task stops: the consumer must look for it
@@ -164,12 +165,8 @@ async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_i
 #[tokio::test(start_paused = true)]
 async fn a_consumer_that_gave_way_to_a_caller_who_does_not_take_its_answer_goes_on_at_the_watchers_tick()
  {
-    let (channel, mut server) = connect(StreamLimits::default());
-    let mut answers = open(&channel).await;
-    let id = opened(&mut server, rpc_core::limits::DEFAULT_STREAM_WINDOW).await;
     let items = 100;
-    send_items(&mut server, id, 0..items).await;
-    expect_item(&mut answers, 0).await;
+    let (channel, mut server, mut answers) = answers_in_hand(items).await;
     // A caller that polls its call once, then waits for something else and never polls it
     // again until told to.
     let (go_on, hold) = tokio::sync::oneshot::channel::<()>();
@@ -182,12 +179,7 @@ async fn a_consumer_that_gave_way_to_a_caller_who_does_not_take_its_answer_goes_
             call.await
         }
     });
-    let (call_id, ask) = next_call(&mut server).await;
-    let response = Response {
-        request_id: call_id,
-        message: Ok(Reply::Answer(ask + 1)),
-    };
-    server.send(response).await.expect("sent");
+    answer_call(&mut server).await;
 
     // The consumer finds the answer within a look, gives way, and waits for the caller, which
     // does not come: the watcher's tick lets it go on.
