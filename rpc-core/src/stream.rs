@@ -17,8 +17,9 @@ pub use crate::socket_calls::{peer_hung_up, send_vectored};
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 thread_local! {
-    /// Where a Unix socket read through [`AsyncRead`] lands before it is copied into the caller's
-    /// buffer. Safe code can only mark a `ReadBuf`'s bytes filled by writing them, so reading
+    /// Where a Unix socket read through [`AsyncRead`] (and any read of
+    /// [`LocalStream::read_now`]) lands before it is copied into the caller's buffer, at most
+    /// [`READ_CHUNK`] at a time. Safe code can only mark a `ReadBuf`'s bytes filled by writing them, so reading
     /// straight into one means zeroing its unfilled part first: a 64 KiB `memset` per read, which
     /// callgrind showed was 42 % of the server's instructions for 64-byte calls. Copying the few
     /// bytes a read returns costs far less. One per runtime thread, not one per connection; its
@@ -152,17 +153,23 @@ impl LocalStream {
         }
     }
 
-    /// Reads at most `max` bytes that the kernel holds for this socket now and hands them to
-    /// `take`, without waiting and whatever the runtime's readiness says: `Err(WouldBlock)` when
-    /// nothing has arrived, `Ok(0)` at the end of the stream. Descriptors that come with them are
-    /// kept as any read keeps them.
+    /// Reads at most `max` bytes (and at most 64 KiB) that the kernel holds for this socket now
+    /// and hands them to `take`, without waiting and whatever the runtime's readiness says:
+    /// `Err(WouldBlock)` when nothing has arrived, `Ok(0)` at the end of the stream. Descriptors
+    /// that come with them are kept as any read keeps them.
     ///
     /// The runtime learns that bytes arrived only when its event loop next runs: on a
-    /// current-thread runtime that is after the running task yields, and up to 61 task polls
-    /// later. A task that keeps running, such as a stream's consumer with answers in hand, reads
-    /// here what its polled reads would not see yet. The readiness is left as it was: a read
-    /// that then finds the socket drained clears it, as any stale readiness is cleared.
+    /// current-thread runtime that is after the running task yields, and on any runtime up to
+    /// 61 polls of a task that never waits. A task that keeps running, such as a stream's
+    /// consumer with answers in hand, reads here what its polled reads would not see yet. The
+    /// readiness is left as it was: a read that then finds the socket drained clears it, as any
+    /// stale readiness is cleared.
     pub fn read_now(&mut self, max: usize, mut take: impl FnMut(&[u8])) -> io::Result<usize> {
+        debug_assert!(
+            max > 0,
+            "a read of nothing would look like the end of the stream"
+        );
+        let max = max.min(READ_CHUNK);
         match self {
             LocalStream::Unix(unix) => {
                 read_via_scratch(unix.io.get_ref(), unix.inbox.as_mut(), max, &mut take)
@@ -172,6 +179,23 @@ impl LocalStream {
                 read_via_scratch(&*tcp, None, max, &mut take).map(|read| read.n)
             }
         }
+    }
+
+    /// [`LocalStream::poll_read_vec`] without waiting, as [`LocalStream::read_now`] reads:
+    /// `Err(WouldBlock)` when nothing has arrived.
+    pub fn read_vec_now(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        if buf.capacity() == buf.len() {
+            buf.reserve(max.min(READ_CHUNK));
+        }
+        if buf.capacity() - buf.len() > max {
+            // More room than may be read: through the bounce buffer, as a polled read goes.
+            return self.read_now(max, |bytes| buf.extend_from_slice(bytes));
+        }
+        // Straight into the room (a large field: no descriptor arrives inside one).
+        Ok(rustix::io::read(
+            &*self,
+            rustix::buffer::spare_capacity(buf),
+        )?)
     }
 
     /// Reads into `buf`'s spare capacity, growing its length by the bytes read: `Ok(0)` at the

@@ -161,8 +161,20 @@ pub trait FieldRead: AsyncRead + AsyncWrite + AsFd + Unpin {
     fn take_descriptors(&mut self) -> io::Result<Vec<OwnedFd>>;
 
     /// Reads at most `max` bytes the kernel holds now, without waiting, and hands them to
-    /// `take` (see [`LocalStream::read_now`]): `Err(WouldBlock)` when nothing has arrived.
-    fn read_now(&mut self, max: usize, take: &mut dyn FnMut(&[u8])) -> io::Result<usize>;
+    /// `take` (see [`LocalStream::read_now`]): `Err(WouldBlock)` when nothing has arrived. By
+    /// default nothing ever has: [`WireTransport::receive_now`] then only decodes what was read
+    /// before.
+    fn read_now(&mut self, max: usize, take: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
+        let _ = (max, take);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// [`FieldRead::poll_read_field`] without waiting (see [`LocalStream::read_vec_now`]):
+    /// `Err(WouldBlock)` when nothing has arrived, as by default.
+    fn read_field_now(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        let _ = (buf, max);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
 
     /// Writes `buf` with `fd` attached to its first byte.
     fn poll_write_with_descriptor(
@@ -193,6 +205,10 @@ impl FieldRead for LocalStream {
 
     fn read_now(&mut self, max: usize, take: &mut dyn FnMut(&[u8])) -> io::Result<usize> {
         LocalStream::read_now(self, max, take)
+    }
+
+    fn read_field_now(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        self.read_vec_now(buf, max)
     }
 
     fn poll_write_with_descriptor(
@@ -299,20 +315,14 @@ where
         let read = match need {
             Need::Buffer => {
                 let buf = self.reader.buffer_mut();
-                // The room the reader reserved, as a polled read takes; some, if none.
+                // The room the reader reserved (the read takes at most 64 KiB of it), or some.
                 let room = (buf.capacity() - buf.len()).max(RECEIVE_NOW_MIN);
                 self.io
                     .read_now(room, &mut |bytes| buf.extend_from_slice(bytes))
             }
             Need::Field => {
                 let (field, missing) = self.reader.field_mut()?;
-                // As a polled read of a field does (`LocalStream::poll_read_vec`).
-                if field.capacity() == field.len() {
-                    field.reserve(missing.min(crate::stream::READ_CHUNK));
-                }
-                let room = missing.min(field.capacity() - field.len());
-                self.io
-                    .read_now(room, &mut |bytes| field.extend_from_slice(bytes))
+                self.io.read_field_now(field, missing)
             }
         };
         Some(read)

@@ -466,3 +466,49 @@ async fn receive_now_alone_reads_large_fields_intact_and_in_order() {
     assert_eq!(got, sent);
     writer.await.expect("the writer finished");
 }
+
+#[tokio::test]
+async fn receive_now_reads_tcp_too_and_fails_a_frame_cut_short() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let address = listener.local_addr().expect("an address");
+    let (raw, accepted) = tokio::join!(tokio::net::TcpStream::connect(address), listener.accept());
+    let mut raw = raw.expect("connects");
+    let (b, _) = accepted.expect("accepts");
+    let codec = WireCodec::new(FrameLimit::new(DEFAULT_MAX_FRAME).expect("in range"));
+    let mut b: Transport =
+        WireTransport::new(LocalStream::tcp(b).expect("wraps"), BytesMut::new(), codec);
+    let sent = message(2, 5, 0, 1);
+    let mut body = BytesMut::new();
+    WireFormat::new(FrameLimit::default())
+        .encode_body(&sent, &mut body)
+        .expect("encodes");
+    raw.write_all(&frame(&body)).await.expect("writes");
+    // Loopback TCP delivers before the write returns; the runtime has not been asked.
+    let got = loop {
+        match b.receive_now() {
+            Poll::Ready(Some(m)) => break m.expect("decodes"),
+            Poll::Ready(None) => panic!("ended"),
+            Poll::Pending => tokio::task::yield_now().await,
+        }
+    };
+    assert_eq!(got, sent);
+    // Half a frame, then the peer leaves.
+    raw.write_all(&frame(&body)[..body.len() / 2])
+        .await
+        .expect("writes");
+    drop(raw);
+    let cut = loop {
+        match b.receive_now() {
+            Poll::Ready(got) => break got,
+            Poll::Pending => tokio::task::yield_now().await,
+        }
+    };
+    match cut {
+        Some(Err(CodecError::Io(err))) => {
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}")
+        }
+        other => panic!("expected the cut frame to fail, got {other:?}"),
+    }
+}
