@@ -314,7 +314,9 @@ where
     }
 
     /// Wakes the consumers that gave way to a call's answer (see [`State::poll_stream`]): its
-    /// caller took it, or dropped it, or the watcher gives up waiting for that.
+    /// caller took it, or dropped it, or the watcher gives up waiting for that. Any call's
+    /// answer taken wakes them all, not only the consumers that gave way to that one: a
+    /// consumer is then ahead of a caller still to come at most until its next look.
     pub(super) fn resume_streams(&mut self) {
         for slot in self.streams.values_mut() {
             if std::mem::take(&mut slot.paused) {

@@ -115,20 +115,30 @@ async fn answers_in_hand(items: u64) -> (Channel<Ask, Reply>, Server, Answers<Re
     (channel, server, answers)
 }
 
-#[tokio::test]
-async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_it() {
-    let items = 200;
-    let (channel, mut server, mut answers) = answers_in_hand(items).await;
-    let call = spawn_call(&channel, 1);
-    answer_call(&mut server).await;
+/// Reads two calls' requests and answers only the one that asks `ask`. The other waits on: a
+/// task the channel's hand-off can pick, so that only the wake-up under test wakes the stream.
+async fn answer_only(server: &mut Server, ask: u32) {
+    let calls = [next_call(server).await, next_call(server).await];
+    let (id, _) = calls
+        .into_iter()
+        .find(|&(_, asked)| asked == ask)
+        .expect("one of them asks it");
+    let response = Response {
+        request_id: id,
+        message: Ok(Reply::Answer(ask + 1)),
+    };
+    server.send(response).await.expect("sent");
+}
 
-    // This task now takes answers without yielding, so the runtime has not seen the call's
-    // answer arrive, nor would it before this task stops: the consumer must look for it
-    // itself, and then wait for the caller to take it.
+/// Takes answers (the items after 0, in order) without ever yielding, as a consumer busy with
+/// them would, until the stream has none to give: returns the next item's number, and what
+/// counts the times the stream wakes this consumer from then on.
+async fn take_until_pending(answers: &mut Answers<Reply>) -> (u64, Arc<WakeCount>) {
     let wakes = Arc::new(WakeCount::default());
     let waker = Waker::from(wakes.clone());
     let mut cx = Context::from_waker(&waker);
-    let taken = tokio::task::unconstrained(async {
+    // Unconstrained: tokio's cooperative budget would otherwise end the loop after 128.
+    let next = tokio::task::unconstrained(async {
         let mut next = 1;
         loop {
             match answers.as_mut().poll_next(&mut cx) {
@@ -142,9 +152,24 @@ async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_i
         }
     })
     .await;
+    (next, wakes)
+}
+
+#[tokio::test]
+async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_it() {
+    let items = 200;
+    let (channel, mut server, mut answers) = answers_in_hand(items).await;
+    let call = spawn_call(&channel, 1);
+    let waiting = spawn_call(&channel, 10);
+    answer_only(&mut server, 1).await;
+
+    // This task now takes answers without yielding, so the runtime has not seen the call's
+    // answer arrive, nor would it before this task stops: the consumer must look for it
+    // itself, and then wait for the caller to take it.
+    let (next, wakes) = take_until_pending(&mut answers).await;
     assert!(
-        taken <= u64::from(super::LOOK_EVERY),
-        "the consumer took {taken} of its {items} answers before it gave way to the call"
+        next <= u64::from(super::LOOK_EVERY),
+        "the consumer took {next} of its {items} answers before it gave way to the call"
     );
     assert_eq!(
         wakes.0.load(Ordering::Relaxed),
@@ -157,9 +182,42 @@ async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_i
         1,
         "woken once the caller took its answer"
     );
-    for n in taken..items {
+    for n in next..items {
         expect_item(&mut answers, n).await;
     }
+    waiting.abort();
+}
+
+#[tokio::test]
+async fn a_consumer_that_gave_way_goes_on_once_the_caller_drops_its_answered_call() {
+    let items = 200;
+    let (channel, mut server, mut answers) = answers_in_hand(items).await;
+    // A caller that polls its call once, then drops it when told to, answered or not.
+    let (drop_it, hold) = tokio::sync::oneshot::channel::<()>();
+    let caller = tokio::spawn({
+        let channel = channel.clone();
+        async move {
+            let mut call = Box::pin(channel.call(context::current(), Ask::Call(1)));
+            assert!(futures::poll!(call.as_mut()).is_pending());
+            hold.await.expect("told to drop it");
+        }
+    });
+    let waiting = spawn_call(&channel, 10);
+    answer_only(&mut server, 1).await;
+
+    let (next, wakes) = take_until_pending(&mut answers).await;
+    assert!(next <= u64::from(super::LOOK_EVERY), "took {next} answers");
+    drop_it.send(()).expect("the caller waits");
+    caller.await.expect("the caller did not panic");
+    assert_eq!(
+        wakes.0.load(Ordering::Relaxed),
+        1,
+        "woken once the caller dropped its answered call"
+    );
+    for n in next..items {
+        expect_item(&mut answers, n).await;
+    }
+    waiting.abort();
 }
 
 #[tokio::test(start_paused = true)]
@@ -179,7 +237,8 @@ async fn a_consumer_that_gave_way_to_a_caller_who_does_not_take_its_answer_goes_
             call.await
         }
     });
-    answer_call(&mut server).await;
+    let waiting = spawn_call(&channel, 10);
+    answer_only(&mut server, 1).await;
 
     // The consumer finds the answer within a look, gives way, and waits for the caller, which
     // does not come: the watcher's tick lets it go on.
@@ -195,6 +254,7 @@ async fn a_consumer_that_gave_way_to_a_caller_who_does_not_take_its_answer_goes_
     go_on.send(()).expect("the caller waits");
     let answer = caller.await.expect("the caller did not panic");
     assert_eq!(answer.expect("answered"), Reply::Answer(2));
+    waiting.abort();
 }
 
 /// Opens a stream whose consumer waits for its first item in a task of its own, polled before

@@ -114,8 +114,9 @@ where
     In: DeserializeOwned,
 {
     /// The inner transport's [`WireTransport::receive_now`], unless the stream has ended or
-    /// shutdown has begun. A partial frame read here arms no timer: the next `poll_next`,
-    /// which the call loop makes before it waits, does.
+    /// shutdown has begun. A partial frame read here arms no timer; the next `poll_next` does,
+    /// which the call loop makes before it waits unless it is at its in-flight limit with a
+    /// response unsent (when it reads nothing, as before the look).
     fn receive_now(self: Pin<&mut Self>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         if *this.done || this.shutdown.is_cancelled() {
