@@ -155,6 +155,44 @@ async fn take_until_pending(answers: &mut Answers<Reply>) -> (u64, Arc<WakeCount
     (next, wakes)
 }
 
+/// A caller that polls its call asking `ask` once, then does something else (waits to be
+/// told) and does not poll it meanwhile. Told `true`, it waits for the answer; told `false`, it
+/// drops the call.
+fn hold_a_call(
+    channel: &Channel<Ask, Reply>,
+    ask: u32,
+) -> (
+    tokio::sync::oneshot::Sender<bool>,
+    JoinHandle<Option<Result<Reply, RpcError>>>,
+) {
+    let (then, told) = tokio::sync::oneshot::channel();
+    let channel = channel.clone();
+    let caller = tokio::spawn(async move {
+        let mut call = Box::pin(channel.call(context::current(), Ask::Call(ask)));
+        assert!(futures::poll!(call.as_mut()).is_pending());
+        let keep = told.await.expect("told what to do");
+        match keep {
+            true => Some(call.await),
+            false => None,
+        }
+    });
+    (then, caller)
+}
+
+/// Checks that a consumer that gave way was woken once, when `why` happened, and takes the
+/// items `rest` in order.
+async fn goes_on(
+    answers: &mut Answers<Reply>,
+    wakes: &WakeCount,
+    rest: std::ops::Range<u64>,
+    why: &str,
+) {
+    assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "woken once {why}");
+    for n in rest {
+        expect_item(answers, n).await;
+    }
+}
+
 #[tokio::test]
 async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_it() {
     let items = 200;
@@ -177,14 +215,13 @@ async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_i
         "woken before the caller ran"
     );
     assert_eq!(answered(call).await, Reply::Answer(2));
-    assert_eq!(
-        wakes.0.load(Ordering::Relaxed),
-        1,
-        "woken once the caller took its answer"
-    );
-    for n in next..items {
-        expect_item(&mut answers, n).await;
-    }
+    goes_on(
+        &mut answers,
+        &wakes,
+        next..items,
+        "the caller took its answer",
+    )
+    .await;
     waiting.abort();
 }
 
@@ -192,31 +229,21 @@ async fn a_consumer_with_answers_in_hand_finds_a_calls_answer_and_gives_way_to_i
 async fn a_consumer_that_gave_way_goes_on_once_the_caller_drops_its_answered_call() {
     let items = 200;
     let (channel, mut server, mut answers) = answers_in_hand(items).await;
-    // A caller that polls its call once, then drops it when told to, answered or not.
-    let (drop_it, hold) = tokio::sync::oneshot::channel::<()>();
-    let caller = tokio::spawn({
-        let channel = channel.clone();
-        async move {
-            let mut call = Box::pin(channel.call(context::current(), Ask::Call(1)));
-            assert!(futures::poll!(call.as_mut()).is_pending());
-            hold.await.expect("told to drop it");
-        }
-    });
+    let (then, caller) = hold_a_call(&channel, 1);
     let waiting = spawn_call(&channel, 10);
     answer_only(&mut server, 1).await;
 
     let (next, wakes) = take_until_pending(&mut answers).await;
     assert!(next <= u64::from(super::LOOK_EVERY), "took {next} answers");
-    drop_it.send(()).expect("the caller waits");
-    caller.await.expect("the caller did not panic");
-    assert_eq!(
-        wakes.0.load(Ordering::Relaxed),
-        1,
-        "woken once the caller dropped its answered call"
-    );
-    for n in next..items {
-        expect_item(&mut answers, n).await;
-    }
+    then.send(false).expect("the caller waits");
+    assert!(caller.await.expect("the caller did not panic").is_none());
+    goes_on(
+        &mut answers,
+        &wakes,
+        next..items,
+        "the caller dropped its answered call",
+    )
+    .await;
     waiting.abort();
 }
 
@@ -225,18 +252,7 @@ async fn a_consumer_that_gave_way_to_a_caller_who_does_not_take_its_answer_goes_
  {
     let items = 100;
     let (channel, mut server, mut answers) = answers_in_hand(items).await;
-    // A caller that polls its call once, then waits for something else and never polls it
-    // again until told to.
-    let (go_on, hold) = tokio::sync::oneshot::channel::<()>();
-    let caller = tokio::spawn({
-        let channel = channel.clone();
-        async move {
-            let mut call = std::pin::pin!(channel.call(context::current(), Ask::Call(1)));
-            assert!(futures::poll!(call.as_mut()).is_pending());
-            hold.await.expect("told to go on");
-            call.await
-        }
-    });
+    let (then, caller) = hold_a_call(&channel, 1);
     let waiting = spawn_call(&channel, 10);
     answer_only(&mut server, 1).await;
 
@@ -251,9 +267,9 @@ async fn a_consumer_that_gave_way_to_a_caller_who_does_not_take_its_answer_goes_
         waited > Duration::ZERO && waited <= WATCH_INTERVAL,
         "the consumer waited {waited:?} for a caller that does not come"
     );
-    go_on.send(()).expect("the caller waits");
+    then.send(true).expect("the caller waits");
     let answer = caller.await.expect("the caller did not panic");
-    assert_eq!(answer.expect("answered"), Reply::Answer(2));
+    assert_eq!(answer.expect("kept").expect("answered"), Reply::Answer(2));
     waiting.abort();
 }
 
