@@ -123,6 +123,15 @@ fn timer_due(deadline: Instant, now: Instant) -> bool {
     deadline < now + 2 * WATCH_INTERVAL
 }
 
+/// How [`State::take_answers`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Until the runtime reports nothing more, registered with the socket for what comes next.
+    Wait,
+    /// Only what the kernel holds now, registering nothing.
+    Now,
+}
+
 #[derive(Clone)]
 enum Broken {
     /// The server closed the connection.
@@ -242,34 +251,50 @@ where
             return 0;
         }
         self.send(cx);
+        self.take_answers(cx, me, Reading::Wait)
+    }
+
+    /// Reads the answers that have arrived and hands each to its call or stream (waking the
+    /// callers whose answers came, except `me`), until the connection has nothing more or
+    /// breaks. Returns how many calls other than `me` it answered.
+    ///
+    /// With [`Reading::Wait`], through the runtime's readiness, `me` then being the task the
+    /// socket wakes (see [`State::drive`]); with [`Reading::Now`], only the bytes here now, past
+    /// the readiness and without taking the socket's registration from the task that holds it
+    /// (see [`WireTransport::receive_now`]).
+    pub(super) fn take_answers(
+        &mut self,
+        cx: &mut Context<'_>,
+        me: Option<u64>,
+        reading: Reading,
+    ) -> usize {
         let mut answered = 0;
-        loop {
-            match self.transport.poll_receive(cx) {
+        while self.broken.is_none() {
+            let next = match reading {
+                Reading::Wait => self.transport.poll_receive(cx),
+                Reading::Now => self.transport.receive_now(),
+            };
+            match next {
                 Poll::Ready(Some(Ok(response))) => {
                     answered += usize::from(self.hand_in(response, me, cx));
                 }
                 Poll::Ready(Some(Err(err))) => self.fail(Broken::Failed(Arc::new(err))),
                 Poll::Ready(None) => self.fail(Broken::Closed),
                 Poll::Pending => {
-                    self.reader = me;
-                    return answered;
+                    if reading == Reading::Wait {
+                        self.reader = me;
+                    }
+                    break;
                 }
             }
-            if self.broken.is_some() {
-                return answered;
-            }
         }
+        answered
     }
 
     /// Puts an answer just read where its call or stream takes it, waking the caller unless it
     /// is `me`. Whether it answered a call other than `me`. An answer to a call no one waits
     /// for any more is dropped.
-    pub(super) fn hand_in(
-        &mut self,
-        response: Response<Resp>,
-        me: Option<u64>,
-        cx: &mut Context<'_>,
-    ) -> bool {
+    fn hand_in(&mut self, response: Response<Resp>, me: Option<u64>, cx: &mut Context<'_>) -> bool {
         let id = response.request_id;
         if let Some(slot) = self.calls.get_mut(&id) {
             slot.answer = Some(response.message);
@@ -311,7 +336,7 @@ where
     }
 
     /// Marks the connection unusable and wakes every waiting call and stream to fail.
-    pub(super) fn fail(&mut self, why: Broken) {
+    fn fail(&mut self, why: Broken) {
         self.broken = Some(why);
         let calls = self.calls.values_mut().map(|slot| &mut slot.waker);
         let streams = self.streams.values_mut().map(|slot| &mut slot.waker);

@@ -34,7 +34,7 @@ use serde::Serialize;
 use tarpc::client::RpcError;
 use tarpc::{ChannelError, Request, RequestName, Response, ServerError, context, trace};
 
-use super::{Broken, Channel, Shared, State, set_waker};
+use super::{Channel, Reading, Shared, State, set_waker};
 
 /// How far each stream on a channel may run ahead of its consumer.
 #[derive(Debug, Clone, Copy)]
@@ -219,24 +219,6 @@ where
         }
     }
 
-    /// Reads the answers whose bytes are here now, as [`State::drive`] does, but without waiting
-    /// and without taking the socket's registration from the task that holds it (see
-    /// [`WireTransport::receive_now`]). Returns how many calls other than `me` it answered.
-    fn take_in(&mut self, cx: &mut Context<'_>, me: Option<u64>) -> usize {
-        let mut answered = 0;
-        while self.broken.is_none() {
-            match self.transport.receive_now() {
-                Poll::Ready(Some(Ok(response))) => {
-                    answered += usize::from(self.hand_in(response, me, cx));
-                }
-                Poll::Ready(Some(Err(err))) => self.fail(Broken::Failed(Arc::new(err))),
-                Poll::Ready(None) => self.fail(Broken::Closed),
-                Poll::Pending => break,
-            }
-        }
-        answered
-    }
-
     /// Polls stream `id` for its next answer: the answers that arrived, in order, then the
     /// stream's error if it failed, then the end (`None`).
     fn poll_stream(
@@ -257,7 +239,7 @@ where
             // (on a current-thread runtime, once this task yields), and the task it would wake
             // may be waiting for this one to yield: so the consumer looks now and then.
             slot.since_look = 0;
-            self.take_in(cx, Some(id))
+            self.take_answers(cx, Some(id), Reading::Now)
         } else {
             0
         };
