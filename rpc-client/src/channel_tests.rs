@@ -7,6 +7,8 @@
 use futures::{SinkExt, StreamExt};
 use rpc_core::FrameLimit;
 use serde::Deserialize;
+use tarpc::client::stub::Stub;
+use tarpc::{RequestName, ServerError, context};
 use tokio::net::UnixStream;
 use tokio::task::JoinHandle;
 use tokio_util::bytes::BytesMut;
