@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call_case.h"
 #include "rpc.h"
 
 static void connect_case(const char *name, const char *target, const char *runtime_dir) {
@@ -17,20 +18,6 @@ static void connect_case(const char *name, const char *target, const char *runti
     printf("%s %s %s\n", name, conn ? "conn" : "null", error ? error : "(null)");
     rpc_free(error);
     rpc_close(conn);
-}
-
-static void call_case(const char *name, rpc_conn *conn, const char *method, const char *args,
-                      uint32_t timeout_ms) {
-    char *result = NULL, *error = NULL;
-    int status = rpc_call(conn, method, args, timeout_ms, &result, &error);
-    /* Exactly one of the two is set: the result on success, the error otherwise. */
-    if ((status == RPC_OK) != (result != NULL) || (status == RPC_OK) == (error != NULL)) {
-        printf("%s %d result-and-error-mismatch\n", name, status);
-    } else {
-        printf("%s %d %s\n", name, status, status == RPC_OK ? result : error);
-    }
-    rpc_free(result);
-    rpc_free(error);
 }
 
 int main(int argc, char **argv) {

@@ -11,15 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "call_case.h"
 #include "rpc.h"
-
-static void call(const char *name, rpc_conn *conn) {
-    char *result = NULL, *error = NULL;
-    int status = rpc_call(conn, "kv.get", "{\"key\":\"k\"}", 5000, &result, &error);
-    printf("%s %d %s\n", name, status, status == RPC_OK ? result : error);
-    rpc_free(result);
-    rpc_free(error);
-}
 
 int main(int argc, char **argv) {
     if (argc != 2) {
@@ -33,8 +26,8 @@ int main(int argc, char **argv) {
         rpc_free(error);
         return 1;
     }
-    call("changed", conn);
-    call("wrong", conn);
+    call_case("changed", conn, "kv.get", "{\"key\":\"k\"}", 5000);
+    call_case("wrong", conn, "kv.get", "{\"key\":\"k\"}", 5000);
     rpc_close(conn);
     printf("done\n");
     return 0;

@@ -8,16 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "call_case.h"
 #include "rpc.h"
-
-static int call(const char *name, rpc_conn *conn, const char *method, const char *args) {
-    char *result = NULL, *error = NULL;
-    int status = rpc_call(conn, method, args, 0, &result, &error);
-    printf("%s %d %s\n", name, status, status == RPC_OK ? result : error);
-    rpc_free(result);
-    rpc_free(error);
-    return status;
-}
 
 int main(int argc, char **argv) {
     if (argc != 2) {
@@ -44,9 +36,9 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    call("list", conn, "kv.list", "{\"prefix\":\"\"}");
+    call_case("list", conn, "kv.list", "{\"prefix\":\"\"}", 0);
     /* The error ended that call only: the handle goes on. */
-    call("after", conn, "kv.get", "{\"key\":\"absent\"}");
+    call_case("after", conn, "kv.get", "{\"key\":\"absent\"}", 0);
     rpc_close(conn);
     printf("done\n");
     return 0;
