@@ -19,10 +19,10 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 thread_local! {
     /// Where a Unix socket read through [`AsyncRead`] (and any read of
     /// [`LocalStream::read_now`]) lands before it is copied into the caller's buffer, at most
-    /// [`READ_CHUNK`] at a time. Safe code can only mark a `ReadBuf`'s bytes filled by writing them, so reading
-    /// straight into one means zeroing its unfilled part first: a 64 KiB `memset` per read, which
-    /// callgrind showed was 42 % of the server's instructions for 64-byte calls. Copying the few
-    /// bytes a read returns costs far less. One per runtime thread, not one per connection; its
+    /// [`READ_CHUNK`] at a time. Safe code can only mark a `ReadBuf`'s bytes filled by writing
+    /// them, so reading straight into one means zeroing its unfilled part first: a 64 KiB
+    /// `memset` per read, which callgrind showed was 42 % of the server's instructions for
+    /// 64-byte calls. Copying the few bytes a read returns costs far less. One per runtime thread, not one per connection; its
     /// bytes are zeroed once, as it grows, and kept initialised for every later read (a `recvmsg`
     /// needs initialised memory).
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
