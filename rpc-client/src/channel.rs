@@ -316,6 +316,18 @@ where
         self.write_now(cancel, cx);
     }
 
+    /// Call or stream `id` ends before its last answer because its task gave up on it: the
+    /// server is told to stop working on it if it still `works` (and the connection does),
+    /// written now if the socket has room (it nearly always has), otherwise by the task woken
+    /// to take over; then `id` leaves the connection (see [`State::leave`]).
+    fn abandon(&mut self, id: u64, trace_context: tarpc::trace::Context, works: bool) {
+        if works && self.broken.is_none() {
+            let noop = &mut Context::from_waker(Waker::noop());
+            self.cancel(id, trace_context, noop);
+        }
+        self.leave(id);
+    }
+
     /// Marks the connection unusable and wakes every waiting call and stream to fail.
     fn fail(&mut self, why: Broken) {
         self.broken = Some(why);

@@ -101,13 +101,8 @@ where
             // Its answer came and is dropped untaken: streams that gave way to it go on.
             state.resume_streams();
         }
-        if waiting && state.broken.is_none() {
-            // Written now if the socket has room (it nearly always has); otherwise by the call
-            // woken below. The server drops the call at its deadline regardless.
-            let noop = &mut Context::from_waker(Waker::noop());
-            state.cancel(self.id, self.trace_context, noop);
-        }
-        state.leave(self.id);
+        // Cancelled if its answer has not come (the server drops it at its deadline regardless).
+        state.abandon(self.id, self.trace_context, waiting);
     }
 }
 

@@ -354,11 +354,7 @@ where
             return;
         };
         // Answers still on their way are dropped as they arrive (the id is unknown now).
-        if !slot.closed && state.broken.is_none() {
-            let noop = &mut Context::from_waker(Waker::noop());
-            state.cancel(self.id, slot.trace_context, noop);
-        }
-        state.leave(self.id);
+        state.abandon(self.id, slot.trace_context, !slot.closed);
     }
 }
 
