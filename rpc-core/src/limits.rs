@@ -84,15 +84,21 @@ pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
 /// flight at the busiest moment, at most this size. `0` turns the lane off (`rpc-server
 /// --shm-size`, `Connector::shm_size`); the two sides use the smaller of their sizes.
 ///
-/// Small on purpose: a field larger than the free part of the region goes through the socket,
-/// and that is what makes a small region faster under load. With many calls in flight, a large
-/// region spreads them over many megabytes that have gone cold in the cache by the time they
-/// are written and read again, while the socket recycles a few hot buffers. rpc-bench, 1 MiB
-/// echoes, 16 and 64 in flight on 1 and 4 connections: with 16 MiB regions the lane made 0.47x
-/// to 1.55x the socket path's calls/s, with 4 MiB regions 0.97x to 1.54x, and with one call in
-/// flight the lane's 1.6x to 2.3x held at either size (BENCHMARKS.md). Raise it for fields
-/// larger than this.
+/// Small on purpose: a region bounds the large fields in flight on the lane, and that is what makes
+/// a small region faster under load. With many calls in flight, a large region spreads them over
+/// many megabytes that have gone cold in the cache by the time they are written and read again,
+/// while the socket recycles a few hot buffers. rpc-bench, 1 MiB echoes, 16 and 64 in flight on 1
+/// and 4 connections: with 16 MiB regions the lane made 0.47x to 1.55x the socket path's calls/s,
+/// with 4 MiB regions 0.97x to 1.54x, and with one call in flight the lane's 1.6x to 2.3x held at
+/// either size (BENCHMARKS.md; measured before a message short of room waited for it,
+/// [`LANE_WAIT`]). Raise it for fields larger than this.
 pub const DEFAULT_SHM_SIZE: u64 = 4 * 1024 * 1024;
+
+/// How long a message bound for the shared-memory lane waits for room in the region (the peer
+/// giving slots back) before it goes through the socket instead: 100 ms. After a wait that ran
+/// out, messages stop waiting until the peer gives a slot back, so a peer that never does costs
+/// one wait, and the lane's speed.
+pub const LANE_WAIT: Duration = Duration::from_millis(100);
 
 /// The largest shared-memory region a side offers or accepts: 1 GiB. A larger `--shm-size` is
 /// refused, never cut.

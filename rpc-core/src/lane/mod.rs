@@ -14,8 +14,12 @@
 //! - **The peer's region** ([`PeerRegion`]): mapped read-only after its seals and size are
 //!   checked; every slot is bounds-checked, must follow the last one, and is copied out before
 //!   anything reads it.
-//! - **Never a wait.** A message whose fields do not fit the free part of the region goes through
-//!   the socket as it would without the lane. A peer that never gives slots back only loses the
+//! - **A bounded wait.** A message whose fields do not fit the free part of the region while
+//!   earlier slots are out waits for the peer to give them back, at most [`LANE_WAIT`], and
+//!   later lane messages queue behind it; then it goes through the socket as it would without
+//!   the lane, and messages stop waiting until the peer gives a slot back. A message too large
+//!   for the whole region goes through the socket at once. A peer that never gives slots back
+//!   only costs one wait and loses the
 //!   lane's speed.
 //!
 //! What the lane's frames look like on the socket is in `wire/lane_frame.rs`; what each side
@@ -28,7 +32,7 @@ pub use own_region::OwnRegion;
 pub use peer_region::PeerRegion;
 
 pub use crate::limits::{
-    DEFAULT_SHM_SIZE, LANE_MAX_FIELDS, LANE_MAX_SMALLS, MAX_SHM_SIZE, MIN_SHM_SIZE,
+    DEFAULT_SHM_SIZE, LANE_MAX_FIELDS, LANE_MAX_SMALLS, LANE_WAIT, MAX_SHM_SIZE, MIN_SHM_SIZE,
 };
 
 /// The size of each shared-memory region of a connection, or `0` for no lane: `0`, or from

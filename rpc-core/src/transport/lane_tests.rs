@@ -1,6 +1,7 @@
 //! The transport with the shared-memory lane, over real socket pairs and real memfds: large
-//! fields travel through the regions, slots come back, a full region falls back to the socket,
-//! and a peer breaking the lane's rules is refused.
+//! fields travel through the regions, slots come back, a message short of room waits for them
+//! (and for a peer that never gives them back, goes through the socket), and a peer breaking the
+//! lane's rules is refused.
 
 use super::*;
 use crate::lane::ShmSize;
@@ -82,19 +83,98 @@ async fn a_large_field_travels_through_the_region_and_only_a_doorbell_through_th
     assert_eq!(a.lane_in_use(), 0);
 }
 
-#[tokio::test]
-async fn a_full_region_falls_back_to_the_socket_and_everything_arrives_in_order() {
+/// Sends `m` on `a`, reading (into `got`) what arrives meanwhile, as a client or server does
+/// while its writes wait: the peer's reports of released slots arrive that way.
+async fn send_reading(a: &mut Transport, m: Message, got: &mut Vec<Message>) {
+    a.queue(m).expect("queued");
+    std::future::poll_fn(|cx| {
+        while let Poll::Ready(Some(read)) = a.poll_receive(cx) {
+            got.push(read.expect("valid"));
+        }
+        a.poll_send(cx)
+    })
+    .await
+    .expect("sent");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_short_of_room_waits_for_slots_and_still_goes_through_the_lane() {
+    let (mut a, b, _probe) = lane_pair(1 << 20);
+    // The peer reads and reports each slot copied at once, as the client and server do.
+    let sent: Vec<Message> = (0..6).map(|id| message(id, 400 * 1024)).collect();
+    let reader = tokio::spawn(async move {
+        let mut b = b;
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            got.push(b.next().await.expect("a message").expect("valid"));
+            b.flush().await.expect("release written");
+        }
+        got
+    });
+    let start = tokio::time::Instant::now();
+    let mut got_back = Vec::new();
+    for m in sent.clone() {
+        send_reading(&mut a, m, &mut got_back).await;
+    }
+    // Two fit the region at a time: each later one waited for a slot, and no wait ran out
+    // (with time paused, one that did would have moved the clock on by LANE_WAIT).
+    assert!(start.elapsed() < crate::lane::LANE_WAIT);
+    assert!(
+        a.writer.lane_handed_out() >= 6 * 400 * 1024,
+        "every field through the region: {} bytes handed out",
+        a.writer.lane_handed_out()
+    );
+    assert!(got_back.is_empty());
+    assert_eq!(reader.await.expect("the reader ends"), sent);
+}
+
+/// Sends `out` on `t` while reading, then reads until `count` messages have come, reporting
+/// each slot copied at once; returns what came.
+async fn exchange(t: &mut Transport, out: Vec<Message>, count: usize) -> Vec<Message> {
+    let mut got = Vec::new();
+    for m in out {
+        send_reading(t, m, &mut got).await;
+    }
+    while got.len() < count {
+        got.push(t.next().await.expect("a message").expect("valid"));
+        t.flush().await.expect("release written");
+    }
+    got
+}
+
+#[tokio::test(start_paused = true)]
+async fn both_sides_waiting_for_room_report_freed_slots_ahead_of_their_waiting_messages() {
+    let (mut a, mut b, _probe) = lane_pair(1 << 20);
+    let from_a: Vec<Message> = (0..6).map(|id| message(id, 400 * 1024)).collect();
+    let from_b: Vec<Message> = (10..16).map(|id| message(id, 400 * 1024)).collect();
+    let start = tokio::time::Instant::now();
+    let (got_a, got_b) = tokio::join!(
+        exchange(&mut a, from_a.clone(), 6),
+        exchange(&mut b, from_b.clone(), 6)
+    );
+    assert_eq!((got_a, got_b), (from_b, from_a));
+    // Each side's third message waited for room while the other's waited too: the reports of
+    // freed slots went ahead of them, or both would have waited until LANE_WAIT ran out.
+    assert!(start.elapsed() < crate::lane::LANE_WAIT);
+    assert!(a.writer.lane_handed_out() >= 6 * 400 * 1024);
+    assert!(b.writer.lane_handed_out() >= 6 * 400 * 1024);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_never_gives_slots_back_costs_one_wait_then_the_socket_carries_in_order() {
     let (mut a, mut b, probe) = lane_pair(1 << 20);
     let sent: Vec<Message> = (0..6).map(|id| message(id, 400 * 1024)).collect();
     let to_send = sent.clone();
+    let start = tokio::time::Instant::now();
     let writer = tokio::spawn(async move {
         for m in to_send {
             a.send(m).await.expect("sent");
         }
-        a
+        (a, start.elapsed())
     });
-    // Nobody reads for a while: the first two fit the region, the rest go through the socket.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Nobody reads for a while: the first two fit the region, the third waits for room until
+    // LANE_WAIT runs out, and from then on the socket carries them without waiting.
+    tokio::time::sleep(crate::lane::LANE_WAIT * 3 / 2).await;
     assert!(
         waiting(&probe) > 100 * 1024,
         "later fields went through the socket"
@@ -105,7 +185,15 @@ async fn a_full_region_falls_back_to_the_socket_and_everything_arrives_in_order(
             expected
         );
     }
-    let mut a = writer.await.expect("the writer ends");
+    let (mut a, took) = writer.await.expect("the writer ends");
+    assert!(
+        took >= crate::lane::LANE_WAIT && took < crate::lane::LANE_WAIT * 2,
+        "one wait, not one per message: {took:?}"
+    );
+    assert!(
+        a.writer.lane_handed_out() < 3 * 400 * 1024,
+        "two went by the lane"
+    );
     b.send(message(9, 1)).await.expect("sent");
     a.next().await.expect("a message").expect("valid");
     assert_eq!(a.lane_in_use(), 0, "every slot came back");

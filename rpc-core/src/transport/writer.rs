@@ -6,7 +6,8 @@
 //! more goes to the kernel in one vectored write with the staged bytes, straight from the
 //! message's own memory. If the socket fills up, the next flush serializes the message again and
 //! skips the bytes already sent: only the small pieces are re-encoded, never the large field
-//! copied.
+//! copied. With the shared-memory lane on, large fields go into this side's region instead
+//! where they fit (`writer_lane.rs`).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -17,9 +18,8 @@ use bytes::{Buf, BytesMut};
 use serde::Serialize;
 use tokio::io::AsyncWrite;
 
-use crate::lane::{OwnRegion, ShmSize};
+use crate::lane::ShmSize;
 use crate::transport::FieldRead;
-use crate::wire::lane_frame;
 use crate::wire::{BIG_FIELD, CodecError, LENGTH_PREFIX_LEN, WireFormat};
 
 /// Small-piece bytes staged before they are written even without a large field to go with them.
@@ -35,6 +35,11 @@ const SPARE_LIMIT: usize = 64 * 1024;
 /// Buffered outgoing bytes above which a sink's `poll_ready` first writes them out.
 const BACKPRESSURE: usize = 64 * 1024;
 
+#[path = "writer_lane.rs"]
+mod lane;
+
+use lane::{LaneOut, LaneQueued};
+
 /// The messages queued to be written, and the state of the one being written.
 #[derive(Debug)]
 pub struct FrameWriter<Out> {
@@ -48,32 +53,9 @@ pub struct FrameWriter<Out> {
     spare: BytesMut,
     /// The shared-memory lane's outgoing side, when the handshake agreed on one.
     lane: Option<LaneOut>,
-}
-
-/// The outgoing side of the shared-memory lane.
-#[derive(Debug)]
-struct LaneOut {
-    size: ShmSize,
-    /// This side's region, made when the first large message is queued.
-    region: Option<OwnRegion>,
-    /// The region could not be made: every message goes through the socket.
-    unavailable: bool,
-    /// Whether the region's descriptor has been queued to go with a frame.
-    fd_queued: bool,
-}
-
-impl LaneOut {
-    /// The region, made now if it does not exist yet; `None` if it cannot be made.
-    fn region(&mut self) -> Option<&mut OwnRegion> {
-        if self.region.is_none() && !self.unavailable {
-            match OwnRegion::new(self.size) {
-                Ok(region) => self.region = Some(region),
-                // The lane only saves copies: without a region the socket carries everything.
-                Err(_) => self.unavailable = true,
-            }
-        }
-        self.region.as_mut()
-    }
+    /// The position up to which the peer's slots have been copied out, to be reported to it
+    /// ahead of a message waiting for room ([`FrameWriter::queue_release`]).
+    release: Option<u64>,
 }
 
 /// One entry of the outgoing queue.
@@ -93,6 +75,9 @@ enum Outgoing<Out> {
         body_len: usize,
         written: usize,
     },
+    /// A message for the lane that waits for room in the region, at most [`crate::lane::LANE_WAIT`] once at
+    /// the front; then it goes through the socket, as a `Direct` entry.
+    AwaitingRoom { item: Out, body_len: usize },
 }
 
 impl<Out> FrameWriter<Out> {
@@ -105,18 +90,14 @@ impl<Out> FrameWriter<Out> {
             stage: BytesMut::new(),
             spare: BytesMut::new(),
             lane: None,
+            release: None,
         }
     }
 
     /// This writer sending large fields through a shared-memory region of `size` bytes (made
     /// when the first one is queued) where they fit; [`ShmSize::OFF`] leaves the lane off.
     pub fn with_lane(mut self, size: ShmSize) -> Self {
-        self.lane = (!size.is_off()).then_some(LaneOut {
-            size,
-            region: None,
-            unavailable: false,
-            fd_queued: false,
-        });
+        self.lane = (!size.is_off()).then(|| LaneOut::new(size));
         self
     }
 
@@ -143,51 +124,21 @@ impl<Out> FrameWriter<Out> {
         }
     }
 
-    /// Queues a report to the peer that its slots up to `through` have been copied, ahead of
-    /// anything queued after it.
-    pub fn queue_release(&mut self, through: u64) {
-        if self.lane.is_none() {
-            return;
-        }
-        let buf = self.open_buffer();
-        let before = buf.len();
-        lane_frame::encode_released(through, buf);
-        let added = buf.len() - before;
-        self.buffered += added;
-    }
-
-    /// The peer has copied this side's slots up to `through`: they are free again.
-    pub fn release_slots(&mut self, through: u64) -> Result<(), CodecError> {
-        match self.lane.as_mut().and_then(|lane| lane.region.as_mut()) {
-            Some(region) => Ok(region.release(through)?),
-            None => Err(crate::lane::LaneError::Protocol(
-                "the peer gave back slots of a region never sent".to_owned(),
-            )
-            .into()),
-        }
-    }
-
-    /// Bytes of this side's region handed out and not given back yet.
-    pub fn lane_in_use(&self) -> u64 {
-        self.lane
-            .as_ref()
-            .and_then(|lane| lane.region.as_ref())
-            .map_or(0, OwnRegion::in_use)
-    }
-
     /// Whether queued messages (or reports of released slots) are still to be written.
     pub fn has_unsent(&self) -> bool {
-        !self.queue.is_empty()
+        !self.queue.is_empty() || self.release.is_some()
     }
 
     /// Whether the queue should be written out before more is queued: enough small bytes are
     /// buffered, or a large message waits (it holds its caller's memory until written).
     pub fn is_backed_up(&self) -> bool {
         self.buffered >= BACKPRESSURE
-            || self
-                .queue
-                .iter()
-                .any(|entry| matches!(entry, Outgoing::Direct { .. }))
+            || self.queue.iter().any(|entry| {
+                matches!(
+                    entry,
+                    Outgoing::Direct { .. } | Outgoing::AwaitingRoom { .. }
+                )
+            })
     }
 }
 
@@ -204,6 +155,15 @@ impl<Out> FrameWriter<Out> {
     /// Entries in the queue.
     pub(super) fn queued_entries(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Bytes of this side's region handed out since the connection began (slots' positions
+    /// only grow): what went through the lane.
+    pub(super) fn lane_handed_out(&self) -> u64 {
+        self.lane
+            .as_ref()
+            .and_then(|lane| lane.region.as_ref())
+            .map_or(0, |region| region.mark())
     }
 }
 
@@ -227,50 +187,26 @@ impl<Out: Serialize> FrameWriter<Out> {
         if encoded? {
             return Ok(added - LENGTH_PREFIX_LEN);
         }
-        if let Some(len) = self.queue_lane(&item)? {
-            return Ok(len);
-        }
+        let waits = match self.queue_lane(&item)? {
+            LaneQueued::Sent(len) => return Ok(len),
+            LaneQueued::Wait => true,
+            LaneQueued::Socket => false,
+        };
         // A body of 32 KiB or more: sized now, written from the message itself.
         let body_len = self.format.body_len(&item)?;
-        self.queue.push_back(Outgoing::Direct {
-            item,
-            body_len,
-            written: 0,
+        self.queue.push_back(if waits {
+            if let Some(lane) = self.lane.as_mut() {
+                lane.awaiting += 1;
+            }
+            Outgoing::AwaitingRoom { item, body_len }
+        } else {
+            Outgoing::Direct {
+                item,
+                body_len,
+                written: 0,
+            }
         });
         Ok(body_len)
-    }
-
-    /// Queues `item` as a lane frame, its large fields written into this side's region, and
-    /// returns its body length; `Ok(None)` when it goes through the socket instead (no lane,
-    /// no room in the region, or not a message the lane carries).
-    fn queue_lane(&mut self, item: &Out) -> Result<Option<usize>, CodecError> {
-        let format = self.format;
-        let Some(lane) = self.lane.as_mut() else {
-            return Ok(None);
-        };
-        let Some(region) = lane.region() else {
-            return Ok(None);
-        };
-        let mut frame = BytesMut::new();
-        let Some(len) =
-            lane_frame::encode_fields(format, format.limit(), region, item, &mut frame)?
-        else {
-            return Ok(None);
-        };
-        let with_fd = !lane.fd_queued;
-        lane.fd_queued = true;
-        self.buffered += frame.len();
-        if with_fd {
-            // The descriptor goes with this frame's first byte: a buffer of its own.
-            self.queue.push_back(Outgoing::Encoded {
-                buf: frame,
-                written: 0,
-                with_fd,
-            });
-        } else {
-            self.open_buffer().extend_from_slice(&frame);
-        }
-        Ok(Some(len))
     }
 
     /// Writes the queue to `io` until it is empty or `io` is full (then `cx` is woken when it
@@ -280,7 +216,15 @@ impl<Out: Serialize> FrameWriter<Out> {
         mut io: Pin<&mut S>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), CodecError>> {
-        while let Some(entry) = self.queue.front_mut() {
+        loop {
+            self.put_release_first();
+            if matches!(self.queue.front(), Some(Outgoing::AwaitingRoom { .. })) {
+                ready!(self.poll_room(cx))?;
+                continue;
+            }
+            let Some(entry) = self.queue.front_mut() else {
+                break;
+            };
             match entry {
                 Outgoing::Encoded {
                     buf,
@@ -348,6 +292,7 @@ impl<Out: Serialize> FrameWriter<Out> {
                         )));
                     }
                 }
+                Outgoing::AwaitingRoom { .. } => unreachable!("moved on by poll_room above"),
             }
             if let Some(Outgoing::Encoded { mut buf, .. }) = self.queue.pop_front() {
                 if buf.capacity() <= SPARE_LIMIT {

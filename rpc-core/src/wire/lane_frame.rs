@@ -145,25 +145,40 @@ pub(crate) fn encode_released(through: u64, dst: &mut BytesMut) {
     dst.put_u64_le(through);
 }
 
+/// Where [`encode_fields`] put a message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Through the region: a fields frame was appended, for a message of this length (what a
+    /// frame of it would hold).
+    Placed(usize),
+    /// Not now: the region is short of room while slots of earlier messages are out, and the
+    /// message may fit once the peer gives them back.
+    Full,
+    /// Not through the lane at all: no large field, too many, too many small bytes, or more
+    /// than the whole region holds.
+    Elsewhere,
+}
+
 /// Encodes `item` as a fields frame, appended to `dst`, with its large fields written into
-/// slots of `region`: its message length (what a frame of it would hold), or `Ok(None)`, with
-/// `dst` and the region as they were, when it cannot go that way (no large field, too many, too
-/// many small bytes, or no room in the region). Fails, with nothing written, when the message
-/// is over the frame `limit` or cannot be encoded.
+/// slots of `region`; with `dst` and the region as they were when it cannot go that way now
+/// ([`Placement`]). Fails, with nothing written, when the message is over the frame `limit` or
+/// cannot be encoded.
 pub(crate) fn encode_fields<T: Serialize>(
     format: WireFormat,
     limit: FrameLimit,
     region: &mut OwnRegion,
     item: &T,
     dst: &mut BytesMut,
-) -> Result<Option<usize>, CodecError> {
+) -> Result<Placement, CodecError> {
     let mark = region.mark();
+    let others_out = region.in_use() > 0;
     let mut writer = SlotWriter {
         region,
         smalls: BytesMut::new(),
         slots: Vec::new(),
         message_len: 0,
         no_room: false,
+        region_full: false,
     };
     let result = format.write_body(&mut writer, item);
     let SlotWriter {
@@ -172,17 +187,20 @@ pub(crate) fn encode_fields<T: Serialize>(
         slots,
         message_len,
         no_room,
+        region_full,
     } = writer;
     let outcome = match result {
-        Ok(()) if slots.is_empty() => Ok(None),
+        Ok(()) if slots.is_empty() => Ok(Placement::Elsewhere),
         Ok(()) if message_len > limit.bytes() => Err(CodecError::OutgoingTooLarge {
             limit: limit.bytes(),
         }),
-        Ok(()) => Ok(Some(message_len)),
-        Err(CodecError::Io(_)) if no_room => Ok(None),
+        Ok(()) => Ok(Placement::Placed(message_len)),
+        // Short of room with nothing else out: it would not fit an empty region either.
+        Err(CodecError::Io(_)) if region_full && others_out => Ok(Placement::Full),
+        Err(CodecError::Io(_)) if no_room => Ok(Placement::Elsewhere),
         Err(err) => Err(err),
     };
-    if !matches!(outcome, Ok(Some(_))) {
+    if !matches!(outcome, Ok(Placement::Placed(_))) {
         region.rollback(mark);
         return outcome;
     }
@@ -200,13 +218,15 @@ pub(crate) fn encode_fields<T: Serialize>(
 }
 
 /// The `io::Write` a lane message is serialized into: large pieces go into slots of the region,
-/// the rest into `smalls`. Fails with `no_room` set when a limit of the lane is reached.
+/// the rest into `smalls`. Fails with `no_room` set when a limit of the lane is reached, and
+/// `region_full` too when that limit is the region's free room.
 struct SlotWriter<'a> {
     region: &'a mut OwnRegion,
     smalls: BytesMut,
     slots: Vec<(u64, u64)>,
     message_len: usize,
     no_room: bool,
+    region_full: bool,
 }
 
 impl SlotWriter<'_> {
@@ -226,6 +246,7 @@ impl std::io::Write for SlotWriter<'_> {
                 return Err(self.no_room());
             }
             let Some(pos) = self.region.alloc(buf.len()) else {
+                self.region_full = true;
                 return Err(self.no_room());
             };
             self.region.write(pos, buf);
@@ -283,9 +304,11 @@ mod tests {
             &message(),
             &mut dst,
         )
-        .expect("encodes")
-        .expect("through the lane");
-        assert_eq!(len, format.body_len(&message()).expect("sized"));
+        .expect("encodes");
+        assert_eq!(
+            len,
+            Placement::Placed(format.body_len(&message()).expect("sized"))
+        );
         assert!(
             dst.len() < 200,
             "only the small bytes travel: {}",
@@ -324,16 +347,17 @@ mod tests {
         let big = serde_bytes::ByteBuf::from(vec![0u8; SIZE as usize + 1]);
         assert_eq!(
             encode_fields(format, FrameLimit::default(), &mut own, &big, &mut dst).expect("ok"),
-            None
+            Placement::Elsewhere
         );
-        // Two fields where only the first fits: the first's slot is given back.
+        // Two fields where only the first fits an empty region: the first's slot is given
+        // back, and waiting would not help.
         let two = (
             serde_bytes::ByteBuf::from(vec![0u8; 200_000]),
             serde_bytes::ByteBuf::from(vec![0u8; 200_000]),
         );
         assert_eq!(
             encode_fields(format, FrameLimit::default(), &mut own, &two, &mut dst).expect("ok"),
-            None
+            Placement::Elsewhere
         );
         assert_eq!(own.in_use(), 0);
         let limit = FrameLimit::new(64 * 1024).expect("in range");
@@ -343,6 +367,24 @@ mod tests {
         ));
         assert_eq!(own.in_use(), 0);
         assert!(dst.is_empty());
+    }
+
+    #[test]
+    fn a_message_that_fits_once_earlier_slots_are_back_is_told_the_region_is_full() {
+        let (mut own, _peer) = regions();
+        let format = WireFormat::new(FrameLimit::default());
+        let mut dst = BytesMut::new();
+        let one = serde_bytes::ByteBuf::from(vec![0u8; 200_000]);
+        let encode = |own: &mut OwnRegion, dst: &mut BytesMut| {
+            encode_fields(format, FrameLimit::default(), own, &one, dst).expect("encodes")
+        };
+        assert!(matches!(encode(&mut own, &mut dst), Placement::Placed(_)));
+        let sent = dst.len();
+        let out = own.in_use();
+        assert_eq!(encode(&mut own, &mut dst), Placement::Full);
+        assert_eq!((dst.len(), own.in_use()), (sent, out), "nothing taken");
+        own.release(own.mark()).expect("every slot back");
+        assert!(matches!(encode(&mut own, &mut dst), Placement::Placed(_)));
     }
 
     #[test]

@@ -574,7 +574,8 @@ async fn a_peer_that_never_reads_nor_gives_slots_back_costs_a_bounded_amount_of_
         .assert_rss_within(budget, "a peer that never reads its answers");
 
     // Read at last, still giving nothing back: every answer arrives, the first 4 through the
-    // server's region, the rest through the socket (a full region is never waited for).
+    // server's region, the rest through the socket (the fifth after one wait for room of
+    // `LANE_WAIT`, the others without waiting).
     for id in 0..CALLS {
         assert_echoed(lane.next_echo().await, id, &payload);
     }
