@@ -237,7 +237,8 @@ where
 
     /// Reads the answers that have arrived and hands each to its call or stream (waking the
     /// callers whose answers came, except `me`), until the connection has nothing more or
-    /// breaks. Returns how many calls other than `me` it answered.
+    /// breaks. Returns how many calls other than `me` it answered. With [`Reading::Wait`], and
+    /// answers still to come, it then writes the reports of the server's slots it copied out.
     ///
     /// With [`Reading::Wait`], through the runtime's readiness, `me` then being the task the
     /// socket wakes (see [`State::drive`]); with [`Reading::Now`], only the bytes here now, past
@@ -269,7 +270,20 @@ where
                 }
             }
         }
+        if reading == Reading::Wait && self.transport.has_unsent() && self.awaits_answers() {
+            // Reports of slots of the server's region copied out here, queued while reading,
+            // and more answers to come: one may wait there for that room
+            // (`rpc_core::lane::LANE_WAIT`), so they are written now, by the task the socket
+            // wakes (which drives again when woken). Otherwise they go with the next request,
+            // saving a write and the server a wake-up.
+            self.send(cx);
+        }
         answered
+    }
+
+    /// Whether answers are still to come: a call without its answer yet, or an open stream.
+    fn awaits_answers(&self) -> bool {
+        !self.streams.is_empty() || self.calls.values().any(|slot| slot.answer.is_none())
     }
 
     /// Puts an answer just read where its call or stream takes it, waking the caller unless it
@@ -374,3 +388,7 @@ fn set_waker(waker: &mut Option<Waker>, cx: &Context<'_>) {
 #[cfg(test)]
 #[path = "channel_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "channel_lane_tests.rs"]
+mod lane_tests;
