@@ -15,11 +15,12 @@
 //!   checked; every slot is bounds-checked, must follow the last one, and is copied out before
 //!   anything reads it.
 //! - **A bounded wait.** A message whose fields do not fit the free part of the region while
-//!   earlier slots are out waits for the peer to give them back, at most [`LANE_WAIT`], and
-//!   later lane messages queue behind it; then it goes through the socket as it would without
-//!   the lane, and messages stop waiting until the peer gives a slot back. A message too large
-//!   for the whole region goes through the socket at once. A peer that never gives slots back
-//!   only costs one wait and loses the
+//!   earlier slots are out waits for the peer to give them back, at most [`LANE_WAIT`] once it
+//!   is first in the queue, and what is queued after it waits behind it (the queue keeps its
+//!   order; only the reports of the peer's slots copied out go ahead of it). Then it goes
+//!   through the socket as it would without the lane, and messages stop waiting until the peer
+//!   gives a slot back. A message too large for the whole region goes through the socket at
+//!   once. A peer that never gives slots back only costs one wait and loses the
 //!   lane's speed.
 //!
 //! What the lane's frames look like on the socket is in `wire/lane_frame.rs`; what each side

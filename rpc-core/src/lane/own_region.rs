@@ -138,6 +138,12 @@ impl OwnRegion {
         Some(start)
     }
 
+    /// Where a slot of `len` bytes would end if slots of `packed` bytes came before it in an
+    /// empty region (slots start at multiples of 64 bytes): what a message's fields need.
+    pub fn packed_end(packed: u64, len: u64) -> u64 {
+        packed.next_multiple_of(SLOT_ALIGN) + len
+    }
+
     /// Forgets every slot handed out after `head` (a value of [`OwnRegion::mark`]): a message
     /// that took some slots and then could not go through the lane gives them back.
     pub fn rollback(&mut self, head: u64) {

@@ -172,9 +172,17 @@ async fn a_peer_that_never_gives_slots_back_costs_one_wait_then_the_socket_carri
         }
         (a, start.elapsed())
     });
-    // Nobody reads for a while: the first two fit the region, the third waits for room until
-    // LANE_WAIT runs out, and from then on the socket carries them without waiting.
-    tokio::time::sleep(crate::lane::LANE_WAIT * 3 / 2).await;
+    // Nobody reads for a while: the first two fit the region and the third waits for room,
+    // so only their doorbells are on the socket...
+    let wait = crate::lane::LANE_WAIT;
+    tokio::time::sleep(wait / 2).await;
+    assert!(
+        waiting(&probe) < 1024,
+        "{} bytes on the socket",
+        waiting(&probe)
+    );
+    // ...until LANE_WAIT runs out: from then on the socket carries them without waiting.
+    tokio::time::sleep(wait).await;
     assert!(
         waiting(&probe) > 100 * 1024,
         "later fields went through the socket"
@@ -186,10 +194,7 @@ async fn a_peer_that_never_gives_slots_back_costs_one_wait_then_the_socket_carri
         );
     }
     let (mut a, took) = writer.await.expect("the writer ends");
-    assert!(
-        took >= crate::lane::LANE_WAIT && took < crate::lane::LANE_WAIT * 2,
-        "one wait, not one per message: {took:?}"
-    );
+    assert!(took < wait * 2, "one wait, not one per message: {took:?}");
     assert!(
         a.writer.lane_handed_out() < 3 * 400 * 1024,
         "two went by the lane"
@@ -197,6 +202,81 @@ async fn a_peer_that_never_gives_slots_back_costs_one_wait_then_the_socket_carri
     b.send(message(9, 1)).await.expect("sent");
     a.next().await.expect("a message").expect("valid");
     assert_eq!(a.lane_in_use(), 0, "every slot came back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_larger_than_the_region_goes_through_the_socket_without_waiting() {
+    let (mut a, mut b, probe) = lane_pair(1 << 20);
+    // A slot is out and stays out (nobody reads), then a field larger than the whole region:
+    // no release could ever make room for it.
+    a.send(message(0, 400 * 1024)).await.expect("sent");
+    let larger = message(1, 2 << 20);
+    let writer = tokio::spawn(async move {
+        a.send(larger).await.expect("sent");
+        a
+    });
+    tokio::task::yield_now().await;
+    assert!(
+        waiting(&probe) > 100 * 1024,
+        "the large one went through the socket at once"
+    );
+    assert_eq!(
+        b.next().await.expect("a message").expect("valid"),
+        message(0, 400 * 1024)
+    );
+    assert_eq!(
+        b.next().await.expect("a message").expect("valid"),
+        message(1, 2 << 20)
+    );
+    writer.await.expect("the writer ends");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reports_of_freed_slots_stay_in_order_when_one_goes_ahead_of_a_waiting_message() {
+    let (mut a, mut b, _probe) = lane_pair(1 << 20);
+    // b's three fit its region together (no report reaches b before the end).
+    let from_b: Vec<Message> = (10..13).map(|id| message(id, 300 * 1024)).collect();
+    // While `a` writes nothing, it reads b's first field (a report queued), queues a lane message
+    // of its own (its region's first frame), reads b's second (a report after that frame), and
+    // queues two more, the second of which waits for room; then it reads b's third, whose
+    // report must go ahead of the waiting message and still after the first two.
+    b.send(from_b[0].clone()).await.expect("sent");
+    assert_eq!(
+        a.next().await.expect("a message").expect("valid"),
+        from_b[0]
+    );
+    a.queue(message(0, 400 * 1024)).expect("queued");
+    b.send(from_b[1].clone()).await.expect("sent");
+    assert_eq!(
+        a.next().await.expect("a message").expect("valid"),
+        from_b[1]
+    );
+    a.queue(message(1, 400 * 1024)).expect("queued");
+    a.queue(message(2, 400 * 1024)).expect("waits for room");
+    b.send(from_b[2].clone()).await.expect("sent");
+    assert_eq!(
+        a.next().await.expect("a message").expect("valid"),
+        from_b[2]
+    );
+
+    let from_a: Vec<Message> = (0..3).map(|id| message(id, 400 * 1024)).collect();
+    let start = tokio::time::Instant::now();
+    let mut got_back = Vec::new();
+    let (_, got) = tokio::join!(
+        std::future::poll_fn(|cx| {
+            while let std::task::Poll::Ready(Some(read)) = a.poll_receive(cx) {
+                got_back.push(read.expect("valid"));
+            }
+            a.poll_send(cx)
+        }),
+        exchange(&mut b, Vec::new(), 3)
+    );
+    assert_eq!(
+        got, from_a,
+        "every report was in order: the peer refused none"
+    );
+    assert!(start.elapsed() < crate::lane::LANE_WAIT);
+    assert!(got_back.is_empty());
 }
 
 #[tokio::test]

@@ -53,9 +53,6 @@ pub struct FrameWriter<Out> {
     spare: BytesMut,
     /// The shared-memory lane's outgoing side, when the handshake agreed on one.
     lane: Option<LaneOut>,
-    /// The position up to which the peer's slots have been copied out, to be reported to it
-    /// ahead of a message waiting for room ([`FrameWriter::queue_release`]).
-    release: Option<u64>,
 }
 
 /// One entry of the outgoing queue.
@@ -90,7 +87,6 @@ impl<Out> FrameWriter<Out> {
             stage: BytesMut::new(),
             spare: BytesMut::new(),
             lane: None,
-            release: None,
         }
     }
 
@@ -126,7 +122,7 @@ impl<Out> FrameWriter<Out> {
 
     /// Whether queued messages (or reports of released slots) are still to be written.
     pub fn has_unsent(&self) -> bool {
-        !self.queue.is_empty() || self.release.is_some()
+        !self.queue.is_empty()
     }
 
     /// Whether the queue should be written out before more is queued: enough small bytes are
@@ -217,7 +213,6 @@ impl<Out: Serialize> FrameWriter<Out> {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), CodecError>> {
         loop {
-            self.put_release_first();
             if matches!(self.queue.front(), Some(Outgoing::AwaitingRoom { .. })) {
                 ready!(self.poll_room(cx))?;
                 continue;

@@ -26,8 +26,8 @@ pub(super) struct LaneOut {
     fd_queued: bool,
     /// Messages in the queue waiting for room in the region ([`Outgoing::AwaitingRoom`]).
     pub(super) awaiting: usize,
-    /// How long the message at the front may still wait for room, once it has begun to.
-    wait: Option<Pin<Box<Sleep>>>,
+    /// The wait of the message at the front for room, once it has begun.
+    wait: Option<RoomWait>,
     /// The task to wake when the peer gives slots back while a message waits for them.
     room_waker: Option<Waker>,
     /// The peer has given slots back since the waiting message last found the region full.
@@ -35,6 +35,49 @@ pub(super) struct LaneOut {
     /// A wait ran out and the peer has given nothing back since: a message short of room goes
     /// through the socket without waiting.
     stalled: bool,
+}
+
+/// The wait of the message at the queue's front for room in the region: until when (on tokio's
+/// clock, [`crate::timers::now`]), and the timer that wakes the waiting task then, on the
+/// runtime that polled it. Outside a runtime, or with a waker that wakes nothing, no timer is
+/// armed; the end of the wait is still checked whenever the writer is polled.
+#[derive(Debug)]
+struct RoomWait {
+    until: std::time::Instant,
+    timer: Option<(tokio::runtime::Id, Pin<Box<Sleep>>)>,
+}
+
+impl RoomWait {
+    fn new() -> Self {
+        RoomWait {
+            until: crate::timers::now() + LANE_WAIT,
+            timer: None,
+        }
+    }
+
+    /// Whether the wait is over; if not, `cx` is woken when it is, where a timer can be armed.
+    /// (A timer is kept per runtime: one armed on a runtime since shut down is never polled.)
+    fn poll_over(&mut self, cx: &mut Context<'_>) -> bool {
+        if crate::timers::now() >= self.until {
+            return true;
+        }
+        if cx.waker().will_wake(Waker::noop()) {
+            return false;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let until = tokio::time::Instant::from_std(self.until);
+        let timer = match &mut self.timer {
+            Some((id, timer)) if *id == runtime.id() => timer,
+            slot => {
+                &mut slot
+                    .insert((runtime.id(), Box::pin(tokio::time::sleep_until(until))))
+                    .1
+            }
+        };
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 impl LaneOut {
@@ -79,74 +122,74 @@ pub(super) enum LaneQueued {
 impl<Out> FrameWriter<Out> {
     /// Queues a report to the peer that its slots up to `through` have been copied: after what
     /// is queued, but ahead of the messages waiting for room in this side's region, as the
-    /// peer may be waiting for it to send what they wait for.
+    /// peer may be waiting for it to send what they wait for. Reports stay in order either way
+    /// (each says more than the last, and the peer refuses one that goes back): those queued
+    /// before a message began to wait are ahead of it already.
     ///
-    /// (Only then ahead of the rest too: appended in order, a report read with a request goes
-    /// out before the answer's lane frame, and the peer frees its slot before it takes the next,
-    /// so a connection with one call in flight keeps using its region's first slot, hot in the
-    /// cache. Put after it, slots went round the whole region, and four connections echoing
-    /// 1 MiB lost a third of their calls a second.)
+    /// (Not ahead of the rest: in order, a report read with a request goes out before the
+    /// answer's lane frame, and the peer frees its slot before it takes the next, so a
+    /// connection with one call in flight keeps using its region's first slot, hot in the
+    /// cache. Put first instead, it went out after the request the client had just queued, and
+    /// four connections echoing 1 MiB lost a fifth to a third of their calls a second.)
     pub fn queue_release(&mut self, through: u64) {
-        let Some(lane) = self.lane.as_ref() else {
+        if self.lane.is_none() {
+            return;
+        }
+        let waiting = self
+            .queue
+            .iter()
+            .position(|entry| matches!(entry, Outgoing::AwaitingRoom { .. }));
+        let Some(waiting) = waiting else {
+            let buf = self.open_buffer();
+            lane_frame::encode_released(through, buf);
+            self.buffered += lane_frame::RELEASED_LEN;
             return;
         };
-        if lane.awaiting > 0 {
-            self.release = Some(self.release.map_or(through, |queued| queued.max(through)));
-        } else {
-            let buf = self.open_buffer();
+        // Into the unwritten buffer just ahead of the first waiting message, or one put there.
+        let ahead = waiting.checked_sub(1).filter(|&at| {
+            matches!(
+                self.queue.get(at),
+                Some(Outgoing::Encoded { written: 0, .. })
+            )
+        });
+        let at = ahead.unwrap_or_else(|| {
+            let buf = BytesMut::with_capacity(lane_frame::RELEASED_LEN);
+            let entry = Outgoing::Encoded {
+                buf,
+                written: 0,
+                with_fd: false,
+            };
+            self.queue.insert(waiting, entry);
+            waiting
+        });
+        if let Some(Outgoing::Encoded { buf, .. }) = self.queue.get_mut(at) {
             lane_frame::encode_released(through, buf);
             self.buffered += lane_frame::RELEASED_LEN;
         }
     }
 
-    /// Puts the report of released slots held back for a waiting message
-    /// ([`FrameWriter::queue_release`]) at the front of the queue, unless a frame there has
-    /// been begun.
-    pub(super) fn put_release_first(&mut self) {
-        let Some(through) = self.release else {
-            return;
-        };
-        match self.queue.front_mut() {
-            Some(Outgoing::Encoded { written, .. } | Outgoing::Direct { written, .. })
-                if *written > 0 =>
-            {
-                return;
-            }
-            Some(Outgoing::Encoded {
-                buf,
-                with_fd: false,
-                ..
-            }) => lane_frame::encode_released(through, buf),
-            _ => {
-                let mut buf = BytesMut::with_capacity(lane_frame::RELEASED_LEN);
-                lane_frame::encode_released(through, &mut buf);
-                self.queue.push_front(Outgoing::Encoded {
-                    buf,
-                    written: 0,
-                    with_fd: false,
-                });
-            }
-        }
-        self.buffered += lane_frame::RELEASED_LEN;
-        self.release = None;
-    }
-
     /// The peer has copied this side's slots up to `through`: they are free again, and a
     /// message waiting for them is woken.
     pub fn release_slots(&mut self, through: u64) -> Result<(), CodecError> {
-        match self.lane.as_mut() {
+        let freed = match self.lane.as_mut() {
             Some(LaneOut {
                 region: Some(region),
                 ..
-            }) => region.release(through)?,
+            }) => {
+                let before = region.in_use();
+                region.release(through)?;
+                region.in_use() < before
+            }
             _ => {
                 return Err(crate::lane::LaneError::Protocol(
                     "the peer gave back slots of a region never sent".to_owned(),
                 )
                 .into());
             }
-        }
-        if let Some(lane) = self.lane.as_mut() {
+        };
+        // A report that frees nothing changes nothing: a peer sending such reports must not
+        // make every message wait again.
+        if let Some(lane) = self.lane.as_mut().filter(|_| freed) {
             lane.stalled = false;
             lane.room_changed = true;
             if let Some(waker) = lane.room_waker.take() {
@@ -239,11 +282,13 @@ impl<Out: Serialize> FrameWriter<Out> {
                 }
             }
             Placement::Full if !lane.stalled => {
-                let wait = lane
-                    .wait
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(LANE_WAIT)));
-                if wait.as_mut().poll(cx).is_pending() {
-                    lane.room_waker = Some(cx.waker().clone());
+                let wait = lane.wait.get_or_insert_with(RoomWait::new);
+                if !wait.poll_over(cx) {
+                    // Not a waker that wakes nothing: those of writes made in passing, which
+                    // leave waiting to a task that drives the connection.
+                    if !cx.waker().will_wake(Waker::noop()) {
+                        lane.room_waker = Some(cx.waker().clone());
+                    }
                     self.queue
                         .push_front(Outgoing::AwaitingRoom { item, body_len });
                     return Poll::Pending;
@@ -266,5 +311,53 @@ impl<Out: Serialize> FrameWriter<Out> {
         lane.room_waker = None;
         self.queue.push_front(next);
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_wait_polled_outside_a_runtime_arms_no_timer_and_still_ends_on_time() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let mut wait = RoomWait::new();
+        assert!(!wait.poll_over(&mut cx), "not over yet");
+        assert!(wait.timer.is_none(), "no runtime to arm a timer on");
+        wait.until = crate::timers::now();
+        assert!(wait.poll_over(&mut cx), "over once its time has come");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_waker_that_wakes_someone_arms_the_timer_and_it_is_woken_when_the_wait_is_over()
+    {
+        let mut wait = RoomWait::new();
+        assert!(!wait.poll_over(&mut Context::from_waker(Waker::noop())));
+        assert!(wait.timer.is_none());
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        assert!(!wait.poll_over(&mut Context::from_waker(&waker)));
+        assert!(wait.timer.is_some());
+        tokio::time::sleep(LANE_WAIT).await;
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "woken when the wait is over"
+        );
+        assert!(wait.poll_over(&mut Context::from_waker(&waker)));
     }
 }

@@ -178,7 +178,7 @@ pub(crate) fn encode_fields<T: Serialize>(
         slots: Vec::new(),
         message_len: 0,
         no_room: false,
-        region_full: false,
+        short: None,
     };
     let result = format.write_body(&mut writer, item);
     let SlotWriter {
@@ -187,16 +187,20 @@ pub(crate) fn encode_fields<T: Serialize>(
         slots,
         message_len,
         no_room,
-        region_full,
+        short,
     } = writer;
     let outcome = match result {
+        // Short of room now: worth waiting for only if slots of earlier messages are out and
+        // the fields fit the region once they are back.
+        Ok(()) if short.is_some_and(|needed| others_out && needed <= region.size()) => {
+            Ok(Placement::Full)
+        }
+        Ok(()) if short.is_some() => Ok(Placement::Elsewhere),
         Ok(()) if slots.is_empty() => Ok(Placement::Elsewhere),
         Ok(()) if message_len > limit.bytes() => Err(CodecError::OutgoingTooLarge {
             limit: limit.bytes(),
         }),
         Ok(()) => Ok(Placement::Placed(message_len)),
-        // Short of room with nothing else out: it would not fit an empty region either.
-        Err(CodecError::Io(_)) if region_full && others_out => Ok(Placement::Full),
         Err(CodecError::Io(_)) if no_room => Ok(Placement::Elsewhere),
         Err(err) => Err(err),
     };
@@ -218,15 +222,16 @@ pub(crate) fn encode_fields<T: Serialize>(
 }
 
 /// The `io::Write` a lane message is serialized into: large pieces go into slots of the region,
-/// the rest into `smalls`. Fails with `no_room` set when a limit of the lane is reached, and
-/// `region_full` too when that limit is the region's free room.
+/// the rest into `smalls`. Fails with `no_room` set when a limit of the lane is reached. When
+/// the region's free room is too short for a field, it writes nothing more but counts on, in
+/// `short`, the bytes the message's fields need from an empty region.
 struct SlotWriter<'a> {
     region: &'a mut OwnRegion,
     smalls: BytesMut,
     slots: Vec<(u64, u64)>,
     message_len: usize,
     no_room: bool,
-    region_full: bool,
+    short: Option<u64>,
 }
 
 impl SlotWriter<'_> {
@@ -245,12 +250,24 @@ impl std::io::Write for SlotWriter<'_> {
             if self.slots.len() == LANE_MAX_FIELDS {
                 return Err(self.no_room());
             }
+            let len = buf.len() as u64;
+            if let Some(needed) = &mut self.short {
+                *needed = OwnRegion::packed_end(*needed, len);
+                // Counted as a slot, written nowhere.
+                self.slots.push((0, len));
+                return Ok(buf.len());
+            }
             let Some(pos) = self.region.alloc(buf.len()) else {
-                self.region_full = true;
-                return Err(self.no_room());
+                let packed = self
+                    .slots
+                    .iter()
+                    .fold(0, |packed, &(_, len)| OwnRegion::packed_end(packed, len));
+                self.short = Some(OwnRegion::packed_end(packed, len));
+                self.slots.push((0, len));
+                return Ok(buf.len());
             };
             self.region.write(pos, buf);
-            self.slots.push((pos, buf.len() as u64));
+            self.slots.push((pos, len));
         } else {
             if self.smalls.len() + buf.len() > LANE_MAX_SMALLS {
                 return Err(self.no_room());
@@ -382,6 +399,18 @@ mod tests {
         let sent = dst.len();
         let out = own.in_use();
         assert_eq!(encode(&mut own, &mut dst), Placement::Full);
+        assert_eq!((dst.len(), own.in_use()), (sent, out), "nothing taken");
+        // Fields that would not fit the region even with every slot back are not worth waiting
+        // for: one larger than the region, or two that together are.
+        let larger = serde_bytes::ByteBuf::from(vec![0u8; SIZE as usize + 1]);
+        let together = (one.clone(), one.clone());
+        let format = WireFormat::new(FrameLimit::default());
+        for placement in [
+            encode_fields(format, FrameLimit::default(), &mut own, &larger, &mut dst),
+            encode_fields(format, FrameLimit::default(), &mut own, &together, &mut dst),
+        ] {
+            assert_eq!(placement.expect("encodes"), Placement::Elsewhere);
+        }
         assert_eq!((dst.len(), own.in_use()), (sent, out), "nothing taken");
         own.release(own.mark()).expect("every slot back");
         assert!(matches!(encode(&mut own, &mut dst), Placement::Placed(_)));
