@@ -205,6 +205,50 @@ async fn a_peer_that_never_gives_slots_back_costs_one_wait_then_the_socket_carri
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_report_that_frees_nothing_does_not_make_messages_wait_again() {
+    let (a, peer) = UnixStream::pair().expect("socket pair");
+    let size = ShmSize::new(1 << 20).expect("in range");
+    let codec = WireCodec::new(FrameLimit::default());
+    let a = LocalStream::unix(a).expect("registers");
+    let mut a: Transport = WireTransport::new(a, BytesMut::new(), codec).with_lane(size);
+    // A raw peer that reads everything and gives nothing back.
+    let (mut from_a, mut to_a) = peer.into_split();
+    let drain = tokio::spawn(async move {
+        let mut sink = vec![0u8; 1 << 16];
+        while tokio::io::AsyncReadExt::read(&mut from_a, &mut sink)
+            .await
+            .is_ok_and(|n| n > 0)
+        {}
+    });
+    let wait = crate::lane::LANE_WAIT;
+    let start = tokio::time::Instant::now();
+    for id in 0..3 {
+        a.send(message(id, 400 * 1024)).await.expect("sent");
+    }
+    // Two went by the lane; the third waited out LANE_WAIT, then took the socket.
+    assert!(start.elapsed() >= wait);
+    // The peer reports the position it was already at: nothing freed.
+    to_a.write_all(&[0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0])
+        .await
+        .expect("written");
+    let read = std::future::poll_fn(|cx| match a.poll_receive(cx) {
+        Poll::Pending => Poll::Ready(None),
+        other => Poll::Ready(Some(other)),
+    });
+    tokio::task::yield_now().await;
+    assert!(read.await.is_none(), "the report is taken in, nothing else");
+    assert_eq!(a.lane_in_use(), 2 * 400 * 1024, "nothing was freed");
+    let before = tokio::time::Instant::now();
+    a.send(message(3, 400 * 1024)).await.expect("sent");
+    assert!(
+        before.elapsed() < wait,
+        "it went through the socket without waiting again"
+    );
+    drop(a);
+    drain.await.expect("the drain ends");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_message_larger_than_the_region_goes_through_the_socket_without_waiting() {
     let (mut a, mut b, probe) = lane_pair(1 << 20);
     // A slot is out and stays out (nobody reads), then a field larger than the whole region:
