@@ -72,8 +72,9 @@ enum Outgoing<Out> {
         body_len: usize,
         written: usize,
     },
-    /// A message for the lane that waits for room in the region, at most [`crate::lane::LANE_WAIT`] once at
-    /// the front; then it goes through the socket, as a `Direct` entry.
+    /// A message for the lane that waits for room in the region, at most
+    /// [`crate::lane::LANE_WAIT`] once at the front; then it goes through the socket, as a
+    /// `Direct` entry.
     AwaitingRoom { item: Out, body_len: usize },
 }
 

@@ -132,13 +132,17 @@ impl<Out> FrameWriter<Out> {
     /// cache. Put first instead, it went out after the request the client had just queued, and
     /// four connections echoing 1 MiB lost a fifth to a third of their calls a second.)
     pub fn queue_release(&mut self, through: u64) {
-        if self.lane.is_none() {
+        let Some(lane) = self.lane.as_ref() else {
             return;
-        }
-        let waiting = self
-            .queue
-            .iter()
-            .position(|entry| matches!(entry, Outgoing::AwaitingRoom { .. }));
+        };
+        // Looked for only while one waits: a report per large message read is the common case.
+        let waiting = (lane.awaiting > 0)
+            .then(|| {
+                self.queue
+                    .iter()
+                    .position(|entry| matches!(entry, Outgoing::AwaitingRoom { .. }))
+            })
+            .flatten();
         let Some(waiting) = waiting else {
             let buf = self.open_buffer();
             lane_frame::encode_released(through, buf);
@@ -272,39 +276,33 @@ impl<Out: Serialize> FrameWriter<Out> {
             Some(_) => Placement::Full,
             None => Placement::Elsewhere,
         };
-        let next = match placement {
-            Placement::Placed(_) => {
-                self.buffered += frame.len();
-                Outgoing::Encoded {
-                    buf: frame,
-                    written: 0,
-                    with_fd: false,
+        if placement == Placement::Full && !lane.stalled {
+            let wait = lane.wait.get_or_insert_with(RoomWait::new);
+            if !wait.poll_over(cx) {
+                // Not a waker that wakes nothing: those of writes made in passing, which leave
+                // waiting to a task that drives the connection.
+                if !cx.waker().will_wake(Waker::noop()) {
+                    lane.room_waker = Some(cx.waker().clone());
                 }
+                self.queue
+                    .push_front(Outgoing::AwaitingRoom { item, body_len });
+                return Poll::Pending;
             }
-            Placement::Full if !lane.stalled => {
-                let wait = lane.wait.get_or_insert_with(RoomWait::new);
-                if !wait.poll_over(cx) {
-                    // Not a waker that wakes nothing: those of writes made in passing, which
-                    // leave waiting to a task that drives the connection.
-                    if !cx.waker().will_wake(Waker::noop()) {
-                        lane.room_waker = Some(cx.waker().clone());
-                    }
-                    self.queue
-                        .push_front(Outgoing::AwaitingRoom { item, body_len });
-                    return Poll::Pending;
-                }
-                lane.stalled = true;
-                Outgoing::Direct {
-                    item,
-                    body_len,
-                    written: 0,
-                }
+            lane.stalled = true;
+        }
+        let next = if let Placement::Placed(_) = placement {
+            self.buffered += frame.len();
+            Outgoing::Encoded {
+                buf: frame,
+                written: 0,
+                with_fd: false,
             }
-            Placement::Full | Placement::Elsewhere => Outgoing::Direct {
+        } else {
+            Outgoing::Direct {
                 item,
                 body_len,
                 written: 0,
-            },
+            }
         };
         lane.awaiting -= 1;
         lane.wait = None;

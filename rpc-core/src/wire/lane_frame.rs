@@ -251,23 +251,22 @@ impl std::io::Write for SlotWriter<'_> {
                 return Err(self.no_room());
             }
             let len = buf.len() as u64;
-            if let Some(needed) = &mut self.short {
-                *needed = OwnRegion::packed_end(*needed, len);
-                // Counted as a slot, written nowhere.
-                self.slots.push((0, len));
-                return Ok(buf.len());
-            }
-            let Some(pos) = self.region.alloc(buf.len()) else {
-                let packed = self
-                    .slots
-                    .iter()
-                    .fold(0, |packed, &(_, len)| OwnRegion::packed_end(packed, len));
+            let pos = match self.short {
+                None => self.region.alloc(buf.len()),
+                Some(_) => None,
+            };
+            if let Some(pos) = pos {
+                self.region.write(pos, buf);
+                self.slots.push((pos, len));
+            } else {
+                // Short of room: written nowhere from here on, counted as a slot all the same.
+                let packed = self.short.unwrap_or_else(|| {
+                    let slots = self.slots.iter();
+                    slots.fold(0, |packed, &(_, len)| OwnRegion::packed_end(packed, len))
+                });
                 self.short = Some(OwnRegion::packed_end(packed, len));
                 self.slots.push((0, len));
-                return Ok(buf.len());
-            };
-            self.region.write(pos, buf);
-            self.slots.push((pos, len));
+            }
         } else {
             if self.smalls.len() + buf.len() > LANE_MAX_SMALLS {
                 return Err(self.no_room());
