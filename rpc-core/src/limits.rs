@@ -84,15 +84,26 @@ pub const MAX_HANDSHAKE_FRAME: usize = MIN_MAX_FRAME;
 /// flight at the busiest moment, at most this size. `0` turns the lane off (`rpc-server
 /// --shm-size`, `Connector::shm_size`); the two sides use the smaller of their sizes.
 ///
-/// Small on purpose: a region bounds the large fields in flight on the lane, and that is what makes
-/// a small region faster under load. With many calls in flight, a large region spreads them over
-/// many megabytes that have gone cold in the cache by the time they are written and read again,
-/// while the socket recycles a few hot buffers. rpc-bench, 1 MiB echoes, 16 and 64 in flight on 1
-/// and 4 connections: with 16 MiB regions the lane made 0.47x to 1.55x the socket path's calls/s,
-/// with 4 MiB regions 0.97x to 1.54x, and with one call in flight the lane's 1.6x to 2.3x held at
-/// either size (BENCHMARKS.md; measured before a message short of room waited for it,
-/// [`LANE_WAIT`]). Raise it for fields larger than this.
+/// The size bounds the largest fields that take the lane (a message alone may fill the region);
+/// what keeps the lane fast with many calls in flight is [`LANE_AHEAD`], not a small region.
+/// Before it, a larger region was slower under load (with 16 MiB regions the lane made 0.47x to
+/// 1.55x the socket path's calls/s at 16 and 64 in flight, with 4 MiB 0.97x to 1.54x); with it,
+/// 16 MiB regions made what 4 MiB did (BENCHMARKS.md). Raise it for fields larger than this.
 pub const DEFAULT_SHM_SIZE: u64 = 4 * 1024 * 1024;
+
+/// How many bytes of large fields a side lets out in its shared-memory region before its next
+/// message waits for the peer to give them back: 1 MiB. A message finding nothing out may use
+/// the whole region; so fields up to the region's size still take the lane, one message at a
+/// time.
+///
+/// This keeps the lane's copies in the cache. A field the peer copies out soon after it was
+/// written is read from the cache. A sender that writes megabytes ahead makes its own copy in
+/// and the peer's copy out run at the speed of memory, as slow as the socket path's copies,
+/// which are most of its cost under load. rpc-bench, 1 MiB echoes with 64 in flight on each of
+/// 4 connections: without this, the copies took about 900 us a call (the socket path's 985 us)
+/// and the lane made 0.97x to 1.54x the socket path's calls/s; with it, 1.86x to 2.05x (three
+/// runs each, in turns; BENCHMARKS.md, "How far ahead the lane writes").
+pub const LANE_AHEAD: u64 = 1024 * 1024;
 
 /// How long a message bound for the shared-memory lane waits for room in the region (the peer
 /// giving slots back) before it goes through the socket instead: 100 ms. After a wait that ran

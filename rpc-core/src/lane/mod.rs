@@ -14,8 +14,11 @@
 //! - **The peer's region** ([`PeerRegion`]): mapped read-only after its seals and size are
 //!   checked; every slot is bounds-checked, must follow the last one, and is copied out before
 //!   anything reads it.
-//! - **A bounded wait.** A message whose fields do not fit the free part of the region while
-//!   earlier slots are out waits for the peer to give them back, at most [`LANE_WAIT`] once it
+//! - **Never far ahead.** While slots of earlier messages are out, a message's fields may take
+//!   the bytes out to at most [`LANE_AHEAD`] (1 MiB): the peer then copies each field out soon
+//!   after it was written, from the cache. A message finding nothing out may fill the region.
+//! - **A bounded wait.** A message whose fields do not fit the free part of the region (or pass
+//!   [`LANE_AHEAD`]) while earlier slots are out waits for the peer to give them back, at most [`LANE_WAIT`] once it
 //!   is first in the queue, and what is queued after it waits behind it (the queue keeps its
 //!   order; only the reports of the peer's slots copied out go ahead of it). Then it goes
 //!   through the socket as it would without the lane, and messages stop waiting until the peer
@@ -33,7 +36,8 @@ pub use own_region::OwnRegion;
 pub use peer_region::PeerRegion;
 
 pub use crate::limits::{
-    DEFAULT_SHM_SIZE, LANE_MAX_FIELDS, LANE_MAX_SMALLS, LANE_WAIT, MAX_SHM_SIZE, MIN_SHM_SIZE,
+    DEFAULT_SHM_SIZE, LANE_AHEAD, LANE_MAX_FIELDS, LANE_MAX_SMALLS, LANE_WAIT, MAX_SHM_SIZE,
+    MIN_SHM_SIZE,
 };
 
 /// The size of each shared-memory region of a connection, or `0` for no lane: `0`, or from

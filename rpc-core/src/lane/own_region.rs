@@ -34,6 +34,9 @@ pub struct OwnRegion {
     head: u64,
     /// Position up to which the peer has given slots back.
     tail: u64,
+    /// The end of the region skipped when a slot last went to the front while slots were out
+    /// (from the slot before it to the end of the lap), as positions.
+    skipped: (u64, u64),
 }
 
 impl OwnRegion {
@@ -88,6 +91,7 @@ impl OwnRegion {
             size: size.bytes(),
             head: 0,
             tail: 0,
+            skipped: (0, 0),
         })
     }
 
@@ -104,6 +108,16 @@ impl OwnRegion {
     /// Bytes handed out and not given back yet (alignment and skipped ends included).
     pub fn in_use(&self) -> u64 {
         self.head - self.tail
+    }
+
+    /// Bytes of the slots handed out and not given back yet: [`OwnRegion::in_use`] without the
+    /// end of the region skipped when a slot went to the front. What the peer has yet to copy.
+    pub fn out(&self) -> u64 {
+        let (start, end) = self.skipped;
+        // Only the last skip can lie between the tail and the head: an earlier one is a whole lap
+        // behind, and no more than a lap is ever out.
+        let skipped = self.head.min(end).saturating_sub(self.tail.max(start));
+        self.in_use() - skipped
     }
 
     /// A slot of `len` bytes, as its position, or `None` when the free part of the region
@@ -134,6 +148,9 @@ impl OwnRegion {
         } else {
             return None;
         };
+        if start > self.head {
+            self.skipped = (self.head, start);
+        }
         self.head = start + len;
         Some(start)
     }
@@ -240,6 +257,26 @@ mod tests {
                     .expect("in order");
             }
         }
+    }
+
+    #[test]
+    fn the_end_skipped_to_go_back_to_the_front_is_in_use_but_not_out() {
+        // Sizes that are multiples of 64 bytes, so no slot starts after padding.
+        let mut r = region(64 * 1024);
+        let a = r.alloc(20_480).expect("fits");
+        let b = r.alloc(20_480).expect("fits");
+        r.release(a + 20_480).expect("in order");
+        // The front is free again: the next slot goes there, skipping the region's end.
+        let c = r.alloc(10_240).expect("fits at the front");
+        assert_eq!(c, r.size());
+        assert_eq!(r.in_use(), c + 10_240 - (a + 20_480));
+        assert_eq!(r.out(), 20_480 + 10_240);
+        r.release(b + 20_480).expect("in order");
+        assert_eq!(r.out(), 10_240);
+        let d = r.alloc(10_240).expect("fits");
+        assert_eq!(r.out(), d + 10_240 - c);
+        r.release(d + 10_240).expect("all back");
+        assert_eq!(r.out(), 0);
     }
 
     #[test]

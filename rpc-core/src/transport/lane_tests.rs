@@ -205,6 +205,64 @@ async fn a_peer_that_never_gives_slots_back_costs_one_wait_then_the_socket_carri
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_sender_keeps_at_most_lane_ahead_out_though_the_region_has_room() {
+    let ahead = crate::lane::LANE_AHEAD as usize;
+    let (mut a, mut b, probe) = lane_pair(4 * ahead as u64);
+    // Alone, a message may take more than LANE_AHEAD of the region.
+    a.send(message(0, 3 * ahead)).await.expect("sent");
+    assert!(waiting(&probe) < 200, "only a doorbell on the socket");
+    assert_eq!(
+        b.next().await.expect("a message").expect("valid"),
+        message(0, 3 * ahead)
+    );
+    b.flush().await.expect("release written");
+    let report = std::future::poll_fn(|cx| match a.poll_receive(cx) {
+        Poll::Pending => Poll::Ready(None),
+        other => Poll::Ready(Some(other)),
+    });
+    tokio::task::yield_now().await;
+    assert!(
+        report.await.is_none(),
+        "the report is taken in, nothing else"
+    );
+    assert_eq!(a.lane_in_use(), 0);
+    // Then, with nobody reading, two fields of 40 % of it each go out, and the third waits,
+    // though the region has room for it...
+    let field = ahead * 2 / 5;
+    let sent: Vec<Message> = (1..4).map(|id| message(id, field)).collect();
+    let to_send = sent.clone();
+    let writer = tokio::spawn(async move {
+        for m in to_send {
+            a.send(m).await.expect("sent");
+        }
+        a
+    });
+    let wait = crate::lane::LANE_WAIT;
+    tokio::time::sleep(wait / 2).await;
+    assert!(
+        waiting(&probe) < 1024,
+        "{} bytes on the socket",
+        waiting(&probe)
+    );
+    // ...until LANE_WAIT runs out and it goes through the socket.
+    tokio::time::sleep(wait).await;
+    assert!(
+        waiting(&probe) > 100 * 1024,
+        "the third went through the socket"
+    );
+    for expected in &sent {
+        assert_eq!(
+            &b.next().await.expect("a message").expect("valid"),
+            expected
+        );
+    }
+    // The second lap of the region (everything was back when it began) took two fields.
+    let a = writer.await.expect("the writer ends");
+    let lap = a.writer.lane_handed_out() - 4 * ahead as u64;
+    assert!(lap < (5 * field / 2) as u64, "{lap} bytes through the lane");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_report_that_frees_nothing_does_not_make_messages_wait_again() {
     let (a, peer) = UnixStream::pair().expect("socket pair");
     let size = ShmSize::new(1 << 20).expect("in range");

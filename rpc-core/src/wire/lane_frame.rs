@@ -26,7 +26,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 use serde::Serialize;
 
-use crate::lane::{LANE_MAX_FIELDS, LANE_MAX_SMALLS, OwnRegion};
+use crate::lane::{LANE_AHEAD, LANE_MAX_FIELDS, LANE_MAX_SMALLS, OwnRegion};
 use crate::wire::{BIG_FIELD, CodecError, FrameLimit, LENGTH_PREFIX_LEN, WireFormat};
 
 /// The kind byte of a fields frame.
@@ -174,6 +174,7 @@ pub(crate) fn encode_fields<T: Serialize>(
     let others_out = region.in_use() > 0;
     let mut writer = SlotWriter {
         region,
+        others_out,
         smalls: BytesMut::new(),
         slots: Vec::new(),
         message_len: 0,
@@ -183,6 +184,7 @@ pub(crate) fn encode_fields<T: Serialize>(
     let result = format.write_body(&mut writer, item);
     let SlotWriter {
         region,
+        others_out: _,
         smalls,
         slots,
         message_len,
@@ -190,8 +192,8 @@ pub(crate) fn encode_fields<T: Serialize>(
         short,
     } = writer;
     let outcome = match result {
-        // Short of room now: worth waiting for only if slots of earlier messages are out and
-        // the fields fit the region once they are back.
+        // Short of room now (or past `LANE_AHEAD`): worth waiting for only if slots of earlier
+        // messages are out and the fields fit the region once they are back.
         Ok(()) if short.is_some_and(|needed| others_out && needed <= region.size()) => {
             Ok(Placement::Full)
         }
@@ -223,10 +225,13 @@ pub(crate) fn encode_fields<T: Serialize>(
 
 /// The `io::Write` a lane message is serialized into: large pieces go into slots of the region,
 /// the rest into `smalls`. Fails with `no_room` set when a limit of the lane is reached. When
-/// the region's free room is too short for a field, it writes nothing more but counts on, in
-/// `short`, the bytes the message's fields need from an empty region.
+/// the region's free room is too short for a field, or the field would take the bytes out past
+/// [`LANE_AHEAD`] while slots of earlier messages are out, it writes nothing more but counts on,
+/// in `short`, the bytes the message's fields need from an empty region.
 struct SlotWriter<'a> {
     region: &'a mut OwnRegion,
+    /// Whether slots of earlier messages were out when this one started.
+    others_out: bool,
     smalls: BytesMut,
     slots: Vec<(u64, u64)>,
     message_len: usize,
@@ -251,9 +256,10 @@ impl std::io::Write for SlotWriter<'_> {
                 return Err(self.no_room());
             }
             let len = buf.len() as u64;
+            let ahead = self.others_out && self.region.out() + len > LANE_AHEAD;
             let pos = match self.short {
-                None => self.region.alloc(buf.len()),
-                Some(_) => None,
+                None if !ahead => self.region.alloc(buf.len()),
+                _ => None,
             };
             if let Some(pos) = pos {
                 self.region.write(pos, buf);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rpc_core::lane::{DEFAULT_SHM_SIZE, ShmSize};
+use rpc_core::lane::{DEFAULT_SHM_SIZE, LANE_AHEAD, ShmSize};
 use rpc_core::services::echo::EchoResponse;
 use rustix::fs::SealFlags;
 use tests::raw::{connect, echo_request_frame, read_reply};
@@ -533,9 +533,11 @@ async fn wait_for_steady_memory(pid: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_nor_gives_slots_back_costs_a_bounded_amount_of_memory() {
-    /// More calls than the server's region holds answers (4), fewer than the in-flight limit:
-    /// 24 answers wait for the socket.
+    /// More calls than the server's region holds answers (4), fewer than the in-flight limit.
     const CALLS: u64 = DEFAULT_SHM_SIZE / MIB + 24;
+    /// The answers the server puts in its region while none come back: as many as it may
+    /// write ahead of the client (`LANE_AHEAD`, 1 MiB: one), though the region has room for 4.
+    const IN_REGION: u64 = LANE_AHEAD / MIB;
     let dir = TestDir::new();
     let mut server = dir.server().start();
     let watched = watch(&server).await;
@@ -560,28 +562,28 @@ async fn a_peer_that_never_reads_nor_gives_slots_back_costs_a_bounded_amount_of_
         .expect("the server reads");
     }
 
-    // Nothing read: the server's region fills with 4 answers, the rest wait for the socket.
+    // Nothing read: the server's region takes IN_REGION answers, the rest wait for the socket.
     // The server then holds both regions (each mapped in it) and those answers, as a peer that
     // sent the same calls through the socket would make it hold them (the in-flight limit bounds
     // them), and no more.
     wait_for_steady_memory(server.pid()).await;
     assert_bystander_served(&watched.bystander).await;
     assert_serves_calls(&server.connector()).await;
-    let waiting = CALLS - SIZE / MIB;
+    let waiting = CALLS - IN_REGION;
     let budget = 2 * SIZE + waiting * MIB + 16 * MIB;
     watched
         .baseline
         .assert_rss_within(budget, "a peer that never reads its answers");
 
-    // Read at last, still giving nothing back: every answer arrives, the first 4 through the
-    // server's region, the rest through the socket (the fifth after one wait for room of
-    // `LANE_WAIT`, the others without waiting).
+    // Read at last, still giving nothing back: every answer arrives, the first IN_REGION
+    // through the server's region, the rest through the socket (the next after one wait for
+    // room of `LANE_WAIT`, the others without waiting).
     for id in 0..CALLS {
         assert_echoed(lane.next_echo().await, id, &payload);
     }
     assert_eq!(
         lane.lane_answers() as u64,
-        SIZE / MIB,
+        IN_REGION,
         "answers through the region"
     );
     drop(lane);
