@@ -110,8 +110,9 @@ impl OwnRegion {
         self.head - self.tail
     }
 
-    /// Bytes of the slots handed out and not given back yet: [`OwnRegion::in_use`] without the
-    /// end of the region skipped when a slot went to the front. What the peer has yet to copy.
+    /// Bytes of the slots handed out and not given back yet (with the alignment before each):
+    /// [`OwnRegion::in_use`] without the end of the region skipped when a slot went back to the
+    /// front. What the peer has yet to copy.
     pub fn out(&self) -> u64 {
         let (start, end) = self.skipped;
         // Only the last skip can lie between the tail and the head: an earlier one is a whole lap
@@ -148,7 +149,9 @@ impl OwnRegion {
         } else {
             return None;
         };
-        if start > self.head {
+        if start > self.head && start % self.size == 0 {
+            // Back to the front with slots out: the end from `head` on is skipped. (A slot that
+            // merely starts after alignment padding skips nothing worth remembering.)
             self.skipped = (self.head, start);
         }
         self.head = start + len;
@@ -162,10 +165,16 @@ impl OwnRegion {
     }
 
     /// Forgets every slot handed out after `head` (a value of [`OwnRegion::mark`]): a message
-    /// that took some slots and then could not go through the lane gives them back.
+    /// that took some slots and then could not go through the lane gives them back. (If
+    /// everything was back, the message's first slot started the next lap and moved the tail
+    /// past `head`: then the region stays empty at the tail.)
     pub fn rollback(&mut self, head: u64) {
-        debug_assert!(self.tail <= head && head <= self.head);
+        debug_assert!(head <= self.head);
         self.head = head.clamp(self.tail, self.head);
+        if self.skipped.1 > self.head {
+            // The skip was the rolled-back slot's: forget it.
+            self.skipped = (self.head, self.head);
+        }
     }
 
     /// The position the next slot would follow, for [`OwnRegion::rollback`].
@@ -277,6 +286,50 @@ mod tests {
         assert_eq!(r.out(), d + 10_240 - c);
         r.release(d + 10_240).expect("all back");
         assert_eq!(r.out(), 0);
+    }
+
+    #[test]
+    fn a_slot_after_alignment_padding_keeps_the_skip_of_the_lap_it_is_in() {
+        let mut r = region(4 << 20);
+        let field = 300_000; // not a multiple of 64: every later slot starts after padding
+        let a = r.alloc(field).expect("fits");
+        let b = r.alloc(field).expect("fits");
+        r.alloc(field).expect("fits");
+        r.release(a + field as u64).expect("in order");
+        assert_eq!(r.alloc(field), Some(r.size()), "back to the front");
+        r.release(b + field as u64).expect("in order");
+        r.alloc(field).expect("fits after the first of the lap");
+        // Three slots out, with the padding before two of them, and nothing of the skipped end.
+        let out = r.out();
+        assert!(
+            (3 * field as u64..3 * field as u64 + 128).contains(&out),
+            "{out} out"
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_slot_at_the_front_takes_its_skip_with_it() {
+        let mut r = region(64 * 1024);
+        let a = r.alloc(20_480).expect("fits");
+        r.alloc(20_480).expect("fits");
+        r.release(a + 20_480).expect("in order");
+        let mark = r.mark();
+        assert_eq!(r.alloc(10_240), Some(r.size()), "back to the front");
+        r.rollback(mark);
+        // Too large for the front: it goes after the slot still out, where the skip was.
+        assert_eq!(r.alloc(22_000), Some(mark));
+        assert_eq!(r.out(), 20_480 + 22_000);
+    }
+
+    #[test]
+    fn a_rollback_past_the_start_of_a_lap_leaves_the_region_empty() {
+        let mut r = region(64 * 1024);
+        let a = r.alloc(1000).expect("fits");
+        r.release(a + 1000).expect("all back");
+        let mark = r.mark();
+        r.alloc(1000).expect("starts the next lap");
+        r.rollback(mark);
+        assert_eq!((r.in_use(), r.out()), (0, 0));
     }
 
     #[test]
