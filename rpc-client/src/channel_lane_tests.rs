@@ -47,7 +47,8 @@ fn connect() -> (Channel<Ask, ByteBuf>, Server) {
 #[tokio::test(start_paused = true)]
 async fn answers_read_for_calls_not_polled_yet_free_the_servers_region_at_once() {
     let (channel, mut server) = connect();
-    // One call more than the server's region holds answers for.
+    // Five calls: one more than the server's region holds answers for, and four more than
+    // `LANE_AHEAD` lets out at a time.
     let calls = 5u8;
     let mut pending: Vec<_> = (0..calls)
         .map(|ask| Box::pin(channel.call(context::current(), Ask(ask))))

@@ -50,7 +50,7 @@ use tarpc::{Request, Response, ServerError, context};
 
 use crate::in_flight::InFlight;
 use crate::log_limit::LogLimit;
-pub(crate) use crate::loop_transport::{QueuedLen, ReceiveNow};
+pub(crate) use crate::loop_transport::{OutgoingQueue, ReceiveNow};
 use crate::open_streams::{OpenStreams, Yielded};
 use crate::refusals::{closed_by_shutdown, panicked, throttled, too_large, too_many_streams};
 use crate::stats::ServerStatus;
@@ -118,7 +118,7 @@ impl<T, Req, Resp, NewCall, Call> Dispatch<T, Resp, NewCall, Call>
 where
     T: Stream<Item = Result<ClientMessage<Req>, CodecError>>
         + Sink<Response<Resp>, Error = CodecError>
-        + QueuedLen
+        + OutgoingQueue
         + ReceiveNow
         + Unpin,
     Resp: Send + 'static,
@@ -272,7 +272,9 @@ where
     /// streams and finish the running calls.
     ///
     /// At the in-flight limit the next request is answered at once with an error, as tarpc
-    /// does, so it is read only when that answer can be queued. The limit counts handler
+    /// does, so it is read only when that answer can be queued: when the transport is ready,
+    /// or waits only for room in the shared-memory region (then reading is what brings the
+    /// client's report of slots copied, which lets the waiting answer go). The limit counts handler
     /// futures, not tracked calls: a cancelled call's future lives on until it is polled again,
     /// which waits while a response is unsent, so a peer that cancels what it sends must not get
     /// past the limit.
@@ -284,7 +286,11 @@ where
             return Poll::Pending;
         }
         let at_limit = self.running.len() >= self.max_in_flight;
-        if at_limit && (self.unsent.is_some() || self.transport().poll_ready(cx)?.is_pending()) {
+        if at_limit
+            && (self.unsent.is_some()
+                || (self.transport().poll_ready(cx)?.is_pending()
+                    && !self.transport.waits_only_for_room()))
+        {
             return Poll::Pending;
         }
         let message = if now {
@@ -335,7 +341,7 @@ impl<T, Req, Resp, NewCall, Call> Future for Dispatch<T, Resp, NewCall, Call>
 where
     T: Stream<Item = Result<ClientMessage<Req>, CodecError>>
         + Sink<Response<Resp>, Error = CodecError>
-        + QueuedLen
+        + OutgoingQueue
         + ReceiveNow
         + Unpin,
     Resp: Send + 'static,

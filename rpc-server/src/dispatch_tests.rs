@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use rpc_core::lane::{LANE_AHEAD, LANE_WAIT, ShmSize};
 use rpc_core::wire::WireFormat;
 use rpc_core::{FrameLimit, LocalStream, WireCodec, WireTransport};
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,11 @@ struct Served {
 /// Serves a fresh socket pair with at most `max_in_flight` calls and frames of at most
 /// `frame_limit` bytes each way, as [`crate::service`] serves a connection.
 fn serve(max_in_flight: usize, frame_limit: usize) -> Served {
+    serve_with(max_in_flight, frame_limit, ShmSize::OFF)
+}
+
+/// [`serve`], with shared-memory regions of `shm` bytes agreed (`ShmSize::OFF`: none).
+fn serve_with(max_in_flight: usize, frame_limit: usize, shm: ShmSize) -> Served {
     let limit = FrameLimit::new(frame_limit).expect("a limit in range");
     let (client, server) = UnixStream::pair().expect("a socket pair");
     let client = LocalStream::unix(client).expect("registers with the runtime");
@@ -122,6 +128,7 @@ fn serve(max_in_flight: usize, frame_limit: usize) -> Served {
     }
     let client = WireTransport::new(client, BytesMut::new(), WireCodec::new(limit));
     let server = WireTransport::new(server, BytesMut::new(), WireCodec::for_requests(limit));
+    let (client, server) = (client.with_lane(shm), server.with_lane(shm));
     let shutdown = CancellationToken::new();
     let server = GuardedTransport::new(server, shutdown.clone(), Duration::from_secs(30));
     let probe = Arc::new(Probe::default());
@@ -639,4 +646,44 @@ async fn a_client_reading_while_the_server_writes_gets_every_response() {
     ids.sort_unstable();
     assert_eq!(ids, (1..=CALLS).collect::<Vec<_>>());
     sending.await.expect("the sender did not panic");
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_in_flight_limit_an_answer_waiting_for_room_still_gets_the_clients_report() {
+    const LIMIT: usize = 4;
+    let mut served = serve_with(LIMIT, FRAME, ShmSize::new(4 << 20).expect("in range"));
+    // Two answers of more than half of LANE_AHEAD each: the second waits for the first's slot.
+    let large = |tag, millis| Job {
+        tag,
+        millis: Some(millis),
+        reply_len: LANE_AHEAD as usize * 3 / 5,
+    };
+    let start = tokio::time::Instant::now();
+    send(
+        &mut served.client,
+        [
+            request(1, hanging(1)),
+            request(2, large(2, 0)),
+            request(3, large(3, 10)),
+            request(4, hanging(4)),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The third answer waits for room. Two more calls that hang bring the server to its limit
+    // (1, 4, 5 and 6 running), and the client's report of the second answer's slot comes
+    // behind them: only a server that reads at its limit sees it.
+    send(
+        &mut served.client,
+        [request(5, hanging(5)), request(6, hanging(6))],
+    )
+    .await;
+    let second = next_response(&mut served.client).await;
+    assert_eq!((second.request_id, tag(&second)), (2, 2));
+    served.client.flush().await.expect("the report is written");
+    let third = next_response(&mut served.client).await;
+    assert_eq!((third.request_id, tag(&third)), (3, 3));
+    // The server read on to the report: the answer did not wait its LANE_WAIT out.
+    assert!(start.elapsed() < LANE_WAIT, "after {:?}", start.elapsed());
+    assert_eq!(served.probe.started.load(Ordering::SeqCst), LIMIT + 2);
 }

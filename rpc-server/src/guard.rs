@@ -130,9 +130,13 @@ where
     }
 }
 
-impl<In, Out> crate::loop_transport::QueuedLen for GuardedTransport<In, Out> {
+impl<In, Out> crate::loop_transport::OutgoingQueue for GuardedTransport<In, Out> {
     fn last_queued_len(&self) -> usize {
         self.inner.last_queued_len()
+    }
+
+    fn waits_only_for_room(&self) -> bool {
+        self.inner.waits_only_for_room()
     }
 }
 

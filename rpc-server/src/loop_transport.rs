@@ -1,6 +1,6 @@
 //! What the call loop ([`crate::dispatch`]) needs of its transport beyond a tarpc `Stream` and
-//! `Sink`: the length of the frame it last queued ([`QueuedLen`], what a stream's credit
-//! counts), and a read that does not wait for the runtime ([`ReceiveNow`]). Both are
+//! `Sink`: the length of the frame it last queued and whether its queue only waits for room in
+//! the shared-memory region ([`OutgoingQueue`]), and a read that does not wait for the runtime ([`ReceiveNow`]). Both are
 //! implemented by [`WireTransport`], by the server's [`crate::guard::GuardedTransport`] around
 //! it, and by a pinned reference to either (as tests pass one).
 
@@ -12,21 +12,34 @@ use rpc_core::WireTransport;
 use rpc_core::transport::FieldRead;
 use rpc_core::wire::MessageSeed;
 
-/// A transport that says how long its last queued frame was: what a stream's credit counts.
-pub(crate) trait QueuedLen {
-    /// The body length of the frame the last message queued went into.
+/// What a transport says of its outgoing queue.
+pub(crate) trait OutgoingQueue {
+    /// The body length of the frame the last message queued went into: what a stream's credit
+    /// counts.
     fn last_queued_len(&self) -> usize;
+
+    /// Whether the `Sink` is not ready only because a message waits for room in the
+    /// shared-memory region ([`WireTransport::waits_only_for_room`]).
+    fn waits_only_for_room(&self) -> bool;
 }
 
-impl<T: QueuedLen + ?Sized> QueuedLen for Pin<&mut T> {
+impl<T: OutgoingQueue + ?Sized> OutgoingQueue for Pin<&mut T> {
     fn last_queued_len(&self) -> usize {
         (**self).last_queued_len()
     }
+
+    fn waits_only_for_room(&self) -> bool {
+        (**self).waits_only_for_room()
+    }
 }
 
-impl<S: FieldRead, In, Out, D> QueuedLen for WireTransport<S, In, Out, D> {
+impl<S: FieldRead, In, Out, D> OutgoingQueue for WireTransport<S, In, Out, D> {
     fn last_queued_len(&self) -> usize {
         WireTransport::last_queued_len(self)
+    }
+
+    fn waits_only_for_room(&self) -> bool {
+        WireTransport::waits_only_for_room(self)
     }
 }
 

@@ -433,7 +433,8 @@ impl LaneConnection {
         smalls
     }
 
-    /// From now on, never reports the server's slots copied: its region fills up.
+    /// From now on, never reports the server's slots copied: they stay out, and the server's
+    /// answers wait for room (`LANE_AHEAD`), then go through the socket.
     pub fn keep_server_slots(&mut self) {
         self.gives_back = false;
     }

@@ -18,11 +18,11 @@
 //!   the bytes out to at most [`LANE_AHEAD`] (1 MiB): the peer then copies each field out soon
 //!   after it was written, from the cache. A message finding nothing out may fill the region.
 //! - **A bounded wait.** A message whose fields do not fit the free part of the region (or pass
-//!   [`LANE_AHEAD`]) while earlier slots are out waits for the peer to give them back, at most [`LANE_WAIT`] once it
-//!   is first in the queue, and what is queued after it waits behind it (the queue keeps its
-//!   order; only the reports of the peer's slots copied out go ahead of it). Then it goes
-//!   through the socket as it would without the lane, and messages stop waiting until the peer
-//!   gives a slot back. A message too large for the whole region goes through the socket at
+//!   [`LANE_AHEAD`]) while earlier slots are out waits for the peer to give them back, at most
+//!   [`LANE_WAIT`] once it is first in the queue, and what is queued after it waits behind it
+//!   (the queue keeps its order; only the reports of the peer's slots copied out go ahead of
+//!   it). Then it goes through the socket as it would without the lane, and messages stop
+//!   waiting until the peer gives a slot back. A message too large for the whole region goes through the socket at
 //!   once. A peer that never gives slots back only costs one wait and loses the
 //!   lane's speed.
 //!

@@ -133,6 +133,13 @@ where
         self.writer.has_unsent()
     }
 
+    /// Whether the `Sink` is not ready only because a message waits for room in the
+    /// shared-memory region (see [`crate::lane`]): reading the peer's reports of slots copied
+    /// is what lets it go, and a small message may still be queued behind it.
+    pub fn waits_only_for_room(&self) -> bool {
+        self.writer.waits_only_for_room()
+    }
+
     /// Whether the peer has hung up, asked of the kernel now (see
     /// [`crate::stream::peer_hung_up`]), whatever the runtime has or has not noticed.
     pub fn peer_hung_up(&self) -> bool {

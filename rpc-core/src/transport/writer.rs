@@ -137,6 +137,22 @@ impl<Out> FrameWriter<Out> {
                 )
             })
     }
+
+    /// Whether the queue is backed up ([`FrameWriter::is_backed_up`]) only by a message waiting
+    /// for room in the shared-memory region. Writing does not free that, the peer's report
+    /// does, which must be read; a small message queued meanwhile waits behind it, within the
+    /// bytes buffered that would back the queue up.
+    pub fn waits_only_for_room(&self) -> bool {
+        self.buffered < BACKPRESSURE
+            && self
+                .queue
+                .iter()
+                .any(|entry| matches!(entry, Outgoing::AwaitingRoom { .. }))
+            && !self
+                .queue
+                .iter()
+                .any(|entry| matches!(entry, Outgoing::Direct { .. }))
+    }
 }
 
 #[cfg(test)]

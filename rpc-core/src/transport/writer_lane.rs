@@ -30,7 +30,7 @@ pub(super) struct LaneOut {
     wait: Option<RoomWait>,
     /// The task to wake when the peer gives slots back while a message waits for them.
     room_waker: Option<Waker>,
-    /// The peer has given slots back since the waiting message last found the region full.
+    /// The peer has given slots back since the waiting message last found no room.
     room_changed: bool,
     /// A wait ran out and the peer has given nothing back since: a message short of room goes
     /// through the socket without waiting.
@@ -214,9 +214,10 @@ impl<Out> FrameWriter<Out> {
 
 impl<Out: Serialize> FrameWriter<Out> {
     /// Queues `item` as a lane frame, its large fields written into this side's region, and
-    /// returns its body length; or says it waits for room in the region (the region is full
-    /// while slots are out, or earlier messages wait), or goes through the socket (no lane, not
-    /// a message the lane carries, or a wait ran out lately).
+    /// returns its body length; or says it waits for room in the region (the region is full,
+    /// or [`crate::lane::LANE_AHEAD`] is out, while slots are out; or earlier messages wait),
+    /// or goes through the socket (no lane, not a message the lane carries, or a wait ran out
+    /// lately).
     pub(super) fn queue_lane(&mut self, item: &Out) -> Result<LaneQueued, CodecError> {
         let format = self.format;
         let Some(lane) = self.lane.as_mut() else {

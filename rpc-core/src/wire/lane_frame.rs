@@ -151,8 +151,9 @@ pub(crate) enum Placement {
     /// Through the region: a fields frame was appended, for a message of this length (what a
     /// frame of it would hold).
     Placed(usize),
-    /// Not now: the region is short of room while slots of earlier messages are out, and the
-    /// message may fit once the peer gives them back.
+    /// Not now: the region is short of room, or the message would take the bytes out past
+    /// [`LANE_AHEAD`], while slots of earlier messages are out; it may go once the peer gives
+    /// them back.
     Full,
     /// Not through the lane at all: no large field, too many, too many small bytes, or more
     /// than the whole region holds.
