@@ -2,8 +2,9 @@
 //! too slow to sweep through every throughput point and subject in a run of reasonable length.
 //!
 //! A large payload is measured for sequential latency only (1 call in flight, 1 connection), on
-//! the subjects in [`SUBJECTS`], with [`WARMUP_CALLS`] warm-up calls and at most
-//! [`CALLS_PER_ROUND`] calls a round, so it costs a few seconds of a run. To take it, the
+//! the subjects in [`SUBJECTS`], with [`WARMUP_CALLS`] warm-up calls, [`SLICE_WARMUP_CALLS`]
+//! more at the start of each round's turn, and at most [`CALLS_PER_ROUND`] timed calls a round,
+//! so it costs a few seconds of a run. To take it, the
 //! connections raise their limits to [`room`] for it: the framework's frame limit (client and the
 //! server the bench starts), and rpc-shm's region, so that a 64 MiB field fits the lane; stock
 //! tarpc's frame limit is raised once for every payload (see `stock.rs`).
@@ -25,6 +26,16 @@ const LARGE_ABOVE: usize = 8 << 20;
 
 /// Untimed calls before a large payload's rounds: enough to fault in every buffer once.
 pub const WARMUP_CALLS: usize = 2;
+
+/// Untimed calls at the start of each of a large payload's slices: one, so that every subject's
+/// timed calls find the buffers of the processes it runs through in memory. Without it, the
+/// subject that came after other servers' turns found the allocators had given its server's
+/// buffers back (mimalloc does after 1 s unused) and paid to fault them in again, about 150 ms
+/// of a 64 MiB call, while the one right after it on the same server did not. `rpc uds` (first
+/// in a round, or after stock tarpc's turn) against `rpc tcp` (right after it on the same
+/// `rpc-server`, in four rounds of five) lost the 64 MiB row of every run (BENCHMARKS.md, "64
+/// MiB over the socket path, after a pause").
+pub const SLICE_WARMUP_CALLS: usize = 1;
 
 /// The most calls a large payload's round times, whatever its duration.
 pub const CALLS_PER_ROUND: u64 = 5;

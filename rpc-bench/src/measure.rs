@@ -169,6 +169,11 @@ pub(crate) trait TimedCalls: Send {
         async { Ok(()) }
     }
 
+    /// Makes the untimed calls each slice starts with. None unless implemented.
+    fn before_slice(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// Makes calls, one at a time, for `duration` (or [`TimedCalls::calls_per_round`] calls,
     /// whichever comes first, and at least one), recording each one's time as one round.
     fn round(&mut self, duration: Duration) -> impl Future<Output = anyhow::Result<()>> + Send {
@@ -185,6 +190,7 @@ pub(crate) trait TimedCalls: Send {
     /// already holds [`TimedCalls::calls_per_round`].
     fn slice(&mut self, duration: Duration) -> impl Future<Output = anyhow::Result<()>> + Send {
         async move {
+            self.before_slice().await?;
             let until = Instant::now() + duration;
             let cap = self.calls_per_round().unwrap_or(u64::MAX);
             while self.recorder().round_calls() < cap {
@@ -323,6 +329,17 @@ impl TimedCalls for LatencyRun {
         self.connection = self.subject.connect(self.size).await?;
         self.warm_up().await
     }
+
+    /// A large payload's slice starts with one untimed call (see
+    /// `large_payload::SLICE_WARMUP_CALLS`).
+    async fn before_slice(&mut self) -> anyhow::Result<()> {
+        if large_payload::is_large(self.size) {
+            for _ in 0..large_payload::SLICE_WARMUP_CALLS {
+                self.call().await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The percentiles of a run's calls: the p50 from its rounds, the others from all calls.
@@ -406,4 +423,47 @@ pub async fn throughput(
         mb_per_sec: calls_per_sec * size as f64 / 1e6,
         rounds: Spread::new(vec![calls_per_sec]),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Calls that take 1, 2, 3... ms, each numbered; the slice's first is untimed.
+    struct Numbered {
+        recorder: Recorder,
+        made: u64,
+    }
+
+    impl TimedCalls for Numbered {
+        async fn call(&mut self) -> anyhow::Result<Duration> {
+            self.made += 1;
+            Ok(Duration::from_millis(self.made))
+        }
+
+        fn recorder(&mut self) -> &mut Recorder {
+            &mut self.recorder
+        }
+
+        fn calls_per_round(&self) -> Option<u64> {
+            Some(3)
+        }
+
+        async fn before_slice(&mut self) -> anyhow::Result<()> {
+            self.call().await.map(drop)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slice_makes_its_untimed_calls_first_and_records_only_the_timed_ones() {
+        let recorder = Recorder::new().expect("a histogram");
+        let mut run = Numbered { recorder, made: 0 };
+        run.slice(Duration::from_secs(60)).await.expect("calls");
+        assert_eq!(run.made, 4, "one untimed call, then the round's three");
+        assert_eq!(run.recorder.round_calls(), 3);
+        // The untimed call took 1 ms, the timed ones 2, 3 and 4 (the histogram keeps 3
+        // significant digits of nanoseconds).
+        let fastest = run.recorder.all().min();
+        assert!((1_990_000..=2_000_000).contains(&fastest), "{fastest} ns");
+    }
 }
