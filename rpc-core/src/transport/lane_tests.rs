@@ -160,6 +160,31 @@ async fn both_sides_waiting_for_room_report_freed_slots_ahead_of_their_waiting_m
     assert!(b.writer.lane_handed_out() >= 6 * 400 * 1024);
 }
 
+/// With a message waiting for room and nobody reading: only doorbells are on the socket (probed
+/// through `probe`) for half of [`crate::lane::LANE_WAIT`], then, once the wait has run out, the
+/// socket carries the rest; `b` then reads every one of `sent`, in order.
+async fn the_socket_carries_them_once_a_wait_runs_out(
+    probe: &UnixStream,
+    b: &mut Transport,
+    sent: &[Message],
+) {
+    let wait = crate::lane::LANE_WAIT;
+    tokio::time::sleep(wait / 2).await;
+    let on_socket = waiting(probe);
+    assert!(on_socket < 1024, "{on_socket} bytes on the socket");
+    tokio::time::sleep(wait).await;
+    assert!(
+        waiting(probe) > 100 * 1024,
+        "later fields went through the socket"
+    );
+    for expected in sent {
+        assert_eq!(
+            &b.next().await.expect("a message").expect("valid"),
+            expected
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_peer_that_never_gives_slots_back_costs_one_wait_then_the_socket_carries_in_order() {
     let (mut a, mut b, probe) = lane_pair(1 << 20);
@@ -172,27 +197,9 @@ async fn a_peer_that_never_gives_slots_back_costs_one_wait_then_the_socket_carri
         }
         (a, start.elapsed())
     });
-    // Nobody reads for a while: the first two fit the region and the third waits for room,
-    // so only their doorbells are on the socket...
+    // Nobody reads for a while: the first two fit the region and the third waits for room.
     let wait = crate::lane::LANE_WAIT;
-    tokio::time::sleep(wait / 2).await;
-    assert!(
-        waiting(&probe) < 1024,
-        "{} bytes on the socket",
-        waiting(&probe)
-    );
-    // ...until LANE_WAIT runs out: from then on the socket carries them without waiting.
-    tokio::time::sleep(wait).await;
-    assert!(
-        waiting(&probe) > 100 * 1024,
-        "later fields went through the socket"
-    );
-    for expected in &sent {
-        assert_eq!(
-            &b.next().await.expect("a message").expect("valid"),
-            expected
-        );
-    }
+    the_socket_carries_them_once_a_wait_runs_out(&probe, &mut b, &sent).await;
     let (mut a, took) = writer.await.expect("the writer ends");
     assert!(took < wait * 2, "one wait, not one per message: {took:?}");
     assert!(
@@ -237,25 +244,7 @@ async fn a_sender_keeps_at_most_lane_ahead_out_though_the_region_has_room() {
         }
         a
     });
-    let wait = crate::lane::LANE_WAIT;
-    tokio::time::sleep(wait / 2).await;
-    assert!(
-        waiting(&probe) < 1024,
-        "{} bytes on the socket",
-        waiting(&probe)
-    );
-    // ...until LANE_WAIT runs out and it goes through the socket.
-    tokio::time::sleep(wait).await;
-    assert!(
-        waiting(&probe) > 100 * 1024,
-        "the third went through the socket"
-    );
-    for expected in &sent {
-        assert_eq!(
-            &b.next().await.expect("a message").expect("valid"),
-            expected
-        );
-    }
+    the_socket_carries_them_once_a_wait_runs_out(&probe, &mut b, &sent).await;
     // The second lap of the region (everything was back when it began) took two fields.
     let a = writer.await.expect("the writer ends");
     let lap = a.writer.lane_handed_out() - 4 * ahead as u64;
