@@ -189,9 +189,19 @@ impl Report {
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "machine: {} ({} cores), {}, wmem_max {:?}",
-            m.cpu, m.cores, m.kernel, m.wmem_max
+            "machine: {} ({} cores), {}, wmem_max {:?}, rmem_max {:?}",
+            m.cpu, m.cores, m.kernel, m.wmem_max, m.rmem_max
         );
+        if m.caps_socket_buffers(s.socket_buffer) {
+            let _ = writeln!(
+                out,
+                "note: the kernel caps socket buffers below the {} B the framework and the raw echo \
+                 ask for (net.core.wmem_max, rmem_max): large payloads over Unix sockets ran with \
+                 smaller ones; `sysctl -w net.core.wmem_max={} net.core.rmem_max={}` (as root) \
+                 measures them as configured",
+                s.socket_buffer, s.socket_buffer, s.socket_buffer
+            );
+        }
         let _ = writeln!(
             out,
             "settings: {:.2} s per point in {} rounds spread over the run{}, socket buffer {} B, rpc-shm region {} B, rpc server {}",
