@@ -1,8 +1,9 @@
 //! What the call loop ([`crate::dispatch`]) needs of its transport beyond a tarpc `Stream` and
 //! `Sink`: the length of the frame it last queued and whether its queue only waits for room in
-//! the shared-memory region ([`OutgoingQueue`]), and a read that does not wait for the runtime ([`ReceiveNow`]). Both are
-//! implemented by [`WireTransport`], by the server's [`crate::guard::GuardedTransport`] around
-//! it, and by a pinned reference to either (as tests pass one).
+//! the shared-memory region ([`OutgoingQueue`]), and a read that does not wait for the runtime
+//! ([`ReceiveNow`]). Both are implemented by [`WireTransport`], by the server's
+//! [`crate::guard::GuardedTransport`] around it, and by a pinned reference to either (as tests
+//! pass one).
 
 use std::pin::Pin;
 use std::task::Poll;

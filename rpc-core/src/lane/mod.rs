@@ -22,9 +22,9 @@
 //!   [`LANE_WAIT`] once it is first in the queue, and what is queued after it waits behind it
 //!   (the queue keeps its order; only the reports of the peer's slots copied out go ahead of
 //!   it). Then it goes through the socket as it would without the lane, and messages stop
-//!   waiting until the peer gives a slot back. A message too large for the whole region goes through the socket at
-//!   once. A peer that never gives slots back only costs one wait and loses the
-//!   lane's speed.
+//!   waiting until the peer gives a slot back. A message too large for the whole region goes
+//!   through the socket at once. A peer that never gives slots back only costs one wait and
+//!   loses the lane's speed.
 //!
 //! What the lane's frames look like on the socket is in `wire/lane_frame.rs`; what each side
 //! trusts is in SECURITY.md.

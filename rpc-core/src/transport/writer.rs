@@ -129,13 +129,7 @@ impl<Out> FrameWriter<Out> {
     /// Whether the queue should be written out before more is queued: enough small bytes are
     /// buffered, or a large message waits (it holds its caller's memory until written).
     pub fn is_backed_up(&self) -> bool {
-        self.buffered >= BACKPRESSURE
-            || self.queue.iter().any(|entry| {
-                matches!(
-                    entry,
-                    Outgoing::Direct { .. } | Outgoing::AwaitingRoom { .. }
-                )
-            })
+        self.buffered >= BACKPRESSURE || self.writes_direct() || self.awaits_room()
     }
 
     /// Whether the queue is backed up ([`FrameWriter::is_backed_up`]) only by a message waiting
@@ -143,15 +137,14 @@ impl<Out> FrameWriter<Out> {
     /// does, which must be read; a small message queued meanwhile waits behind it, within the
     /// bytes buffered that would back the queue up.
     pub fn waits_only_for_room(&self) -> bool {
-        self.buffered < BACKPRESSURE
-            && self
-                .queue
-                .iter()
-                .any(|entry| matches!(entry, Outgoing::AwaitingRoom { .. }))
-            && !self
-                .queue
-                .iter()
-                .any(|entry| matches!(entry, Outgoing::Direct { .. }))
+        self.buffered < BACKPRESSURE && !self.writes_direct() && self.awaits_room()
+    }
+
+    /// Whether a large message is queued to be written from its own memory.
+    fn writes_direct(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|entry| matches!(entry, Outgoing::Direct { .. }))
     }
 }
 
@@ -173,10 +166,7 @@ impl<Out> FrameWriter<Out> {
     /// Bytes of this side's region handed out since the connection began (slots' positions
     /// only grow): what went through the lane.
     pub(super) fn lane_handed_out(&self) -> u64 {
-        self.lane
-            .as_ref()
-            .and_then(|lane| lane.region.as_ref())
-            .map_or(0, |region| region.mark())
+        self.own_region().map_or(0, |region| region.mark())
     }
 }
 

@@ -132,11 +132,12 @@ impl<Out> FrameWriter<Out> {
     /// cache. Put first instead, it went out after the request the client had just queued, and
     /// four connections echoing 1 MiB lost a fifth to a third of their calls a second.)
     pub fn queue_release(&mut self, through: u64) {
-        let Some(lane) = self.lane.as_ref() else {
+        if self.lane.is_none() {
             return;
-        };
+        }
         // Looked for only while one waits: a report per large message read is the common case.
-        let waiting = (lane.awaiting > 0)
+        let waiting = self
+            .awaits_room()
             .then(|| {
                 self.queue
                     .iter()
@@ -205,10 +206,17 @@ impl<Out> FrameWriter<Out> {
 
     /// Bytes of this side's region handed out and not given back yet.
     pub fn lane_in_use(&self) -> u64 {
-        self.lane
-            .as_ref()
-            .and_then(|lane| lane.region.as_ref())
-            .map_or(0, OwnRegion::in_use)
+        self.own_region().map_or(0, OwnRegion::in_use)
+    }
+
+    /// This side's region, once made.
+    pub(super) fn own_region(&self) -> Option<&OwnRegion> {
+        self.lane.as_ref().and_then(|lane| lane.region.as_ref())
+    }
+
+    /// Whether messages in the queue wait for room in the region ([`Outgoing::AwaitingRoom`]).
+    pub(super) fn awaits_room(&self) -> bool {
+        self.lane.as_ref().is_some_and(|lane| lane.awaiting > 0)
     }
 }
 
