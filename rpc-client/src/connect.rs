@@ -356,8 +356,14 @@ impl Connector {
             }
             let stream = connect_socket(endpoint).await?;
             self.server_check.peer(endpoint, &stream)?;
-            if let Err(err) = stream.tune(self.socket_buffer) {
-                tracing::debug!(error = %err, "could not tune socket buffers");
+            match stream.tune(self.socket_buffer) {
+                Ok(Some(granted)) if granted < self.socket_buffer => tracing::debug!(
+                    granted,
+                    asked = self.socket_buffer,
+                    "the kernel capped the socket buffers (net.core.wmem_max, net.core.rmem_max)"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::debug!(error = %err, "could not tune socket buffers"),
             }
             let mut framed = Framed::new(stream, HandshakeCodec::<HelloReply, Hello>::new());
             let handshake_error = |source| ConnectError::Handshake {

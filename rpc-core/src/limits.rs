@@ -70,7 +70,10 @@ pub const MAX_DEADLINE_SECS: u64 = 365 * 24 * 60 * 60;
 /// The kernel caps what is asked at `net.core.wmem_max` (send) and `net.core.rmem_max`
 /// (receive), 212992 bytes on many distributions: there a connection gets that much, and large
 /// messages take more round trips (`sysctl -w net.core.wmem_max=1048576
-/// net.core.rmem_max=1048576` raises the caps; `rpc-bench` says when they were below this).
+/// net.core.rmem_max=1048576` raises the caps).
+/// [`LocalStream::tune`](crate::stream::LocalStream::tune) returns what was granted;
+/// `rpc-server` logs a warning at the first connection granted less, and `rpc-bench` says when
+/// the caps were below this.
 pub const DEFAULT_SOCKET_BUFFER: usize = 1024 * 1024;
 
 /// The largest handshake frame either side accepts or sends: 4 KiB, the smallest frame limit. A

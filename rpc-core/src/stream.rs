@@ -91,19 +91,31 @@ impl LocalStream {
     /// Tunes a freshly connected socket for RPC: no Nagle delay on TCP, and buffers large enough
     /// that a large message is not chopped into many small kernel round trips on a Unix socket
     /// (whose default send buffer is about 200 KiB, against TCP loopback's autotuned megabytes).
-    pub fn tune(&self, socket_buffer: usize) -> io::Result<()> {
+    /// `socket_buffer` 0 leaves the kernel's default.
+    ///
+    /// Returns, for a Unix socket, the buffer the kernel granted: the smaller of the send and
+    /// receive buffers, as many bytes as were asked for unless the kernel capped them
+    /// (`net.core.wmem_max`, `net.core.rmem_max`; see [`DEFAULT_SOCKET_BUFFER`]). `None` for TCP,
+    /// whose buffers the kernel sizes itself.
+    pub fn tune(&self, socket_buffer: usize) -> io::Result<Option<usize>> {
         let sock = match self {
             LocalStream::Unix(s) => socket2::SockRef::from(s.io.get_ref()),
             LocalStream::Tcp(s) => {
                 s.set_nodelay(true)?;
-                return Ok(());
+                return Ok(None);
             }
         };
         if socket_buffer > 0 {
             sock.set_send_buffer_size(socket_buffer)?;
             sock.set_recv_buffer_size(socket_buffer)?;
         }
-        Ok(())
+        let reported = sock.send_buffer_size()?.min(sock.recv_buffer_size()?);
+        // Linux reports twice what it granted (the other half is its bookkeeping).
+        let granted = match cfg!(target_os = "linux") {
+            true => reported / 2,
+            false => reported,
+        };
+        Ok(Some(granted))
     }
 
     /// From now on, takes the descriptors the peer sends with its bytes (`SCM_RIGHTS`) and keeps
@@ -491,5 +503,42 @@ fn poll_read_ready_with(
             Ok(Err(err)) => return Poll::Ready(Err(err)),
             Err(_would_block) => continue,
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The smaller of the kernel's caps on socket buffers.
+    fn caps() -> usize {
+        let cap = |name: &str| -> usize {
+            let text = std::fs::read_to_string(format!("/proc/sys/net/core/{name}"))
+                .expect("reads the cap");
+            text.trim().parse().expect("a number")
+        };
+        cap("wmem_max").min(cap("rmem_max"))
+    }
+
+    #[tokio::test]
+    async fn tune_reports_the_unix_buffer_granted_and_the_kernels_cap_on_it() {
+        let (a, _b) = UnixStream::pair().expect("socketpair");
+        let stream = LocalStream::unix(a).expect("registers");
+        // Below any distribution's cap: granted as asked.
+        assert_eq!(stream.tune(64 * 1024).expect("tunes"), Some(64 * 1024));
+        // Above any cap: the cap.
+        assert_eq!(stream.tune(1 << 30).expect("tunes"), Some(caps()));
+    }
+
+    #[tokio::test]
+    async fn tune_reports_nothing_for_tcp() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let client = TcpStream::connect(listener.local_addr().expect("address"))
+            .await
+            .expect("connects");
+        let stream = LocalStream::tcp(client).expect("wraps");
+        assert_eq!(stream.tune(1 << 20).expect("tunes"), None);
     }
 }

@@ -54,6 +54,7 @@ mod runtime_dir;
 mod server;
 mod service;
 pub mod shutdown;
+mod socket_buffer;
 mod socket_file;
 mod stats;
 pub mod systemd;

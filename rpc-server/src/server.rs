@@ -18,6 +18,7 @@ use crate::limits::{DEFAULT_SOCKET_MODE, Limits, PeerCounts};
 use crate::listener::{AcceptBackoff, BindError, Listen, Listener};
 use crate::peer::{AccessPolicy, Peer};
 use crate::service::{Hosted, HostedService};
+use crate::socket_buffer;
 use crate::socket_file::{self, FileError, OwnedFile};
 use crate::stats::ServerStatus;
 
@@ -386,9 +387,7 @@ async fn accept_loop(
         match accepted {
             Ok((stream, credentials)) => {
                 backoff.reset();
-                if let Err(err) = stream.tune(shared.limits.socket_buffer) {
-                    tracing::debug!(error = %err, "could not tune socket buffers");
-                }
+                socket_buffer::tune(&stream, shared.limits.socket_buffer);
                 let peer = Peer {
                     connection_id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                     endpoint: listener.endpoint().clone(),

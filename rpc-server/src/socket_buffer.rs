@@ -1,0 +1,56 @@
+//! The kernel buffers each accepted connection asks for, and the one warning a server logs when
+//! the kernel grants a Unix socket less than that (see
+//! [`rpc_core::stream::DEFAULT_SOCKET_BUFFER`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rpc_core::stream::LocalStream;
+
+/// Whether this process has said that the kernel caps its Unix socket buffers: said once, at
+/// the first connection that finds it so, since the caps are the machine's and the same for
+/// every connection after.
+static CAPPED_SAID: AtomicBool = AtomicBool::new(false);
+
+/// Asks the kernel for `asked`-byte buffers on `stream` ([`LocalStream::tune`]); warns, once
+/// per process, if a Unix socket got less.
+pub(crate) fn tune(stream: &LocalStream, asked: usize) {
+    match stream.tune(asked) {
+        Ok(Some(granted)) => {
+            if let Some(warning) = capped(asked, granted)
+                && !CAPPED_SAID.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!("{warning}");
+            }
+        }
+        Ok(None) => {}
+        Err(err) => tracing::debug!(error = %err, "could not tune socket buffers"),
+    }
+}
+
+/// What to say when the kernel granted `granted` bytes of the `asked`, if it granted fewer.
+fn capped(asked: usize, granted: usize) -> Option<String> {
+    (granted < asked).then(|| {
+        format!(
+            "the kernel grants Unix socket connections {granted}-byte buffers, not the {asked} \
+             asked: large messages over Unix sockets take more round trips. \
+             `sysctl -w net.core.wmem_max={asked} net.core.rmem_max={asked}` raises the caps"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_granted_below_the_one_asked_is_said_with_the_sysctl_that_raises_it() {
+        assert_eq!(capped(1 << 20, 1 << 20), None);
+        assert_eq!(capped(1 << 20, 4 << 20), None);
+        let said = capped(1 << 20, 212_992).expect("capped");
+        assert!(said.contains("212992-byte"), "{said}");
+        assert!(
+            said.contains("net.core.wmem_max=1048576 net.core.rmem_max=1048576"),
+            "{said}"
+        );
+    }
+}
