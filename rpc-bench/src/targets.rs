@@ -8,6 +8,10 @@ use crate::report::{OURS, Report, STOCK, size_label};
 use crate::spread::Pick;
 use crate::subject::{Implementation, Transport};
 
+/// Target 2: the most the framework's faster configuration's 64 B p50 over UDS may be, as a
+/// multiple of the raw echo's.
+const MAX_RPC_TO_RAW_64B: f64 = 1.3;
+
 /// One of the issue's targets, checked on this run.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
@@ -207,19 +211,43 @@ impl Report {
             },
             losses.is_empty(),
         ));
-        let ratio_check = |name: &str, payload: usize, limit: f64| {
-            let target = format!("{name} UDS p50 at most {limit}x raw UDS");
-            match (p50(Rpc, Uds, payload), p50(Raw, Uds, payload)) {
-                (Some(rpc), Some(raw)) => check(
+        // Target 2, a small-call target, is judged like 4 and 5 on the framework's faster
+        // configuration (the issue's "or offer the configuration that wins"), the default's
+        // figure shown beside it; target 3 on the default configuration alone.
+        let target = format!(
+            "2. 64 B UDS p50, the framework's faster configuration at most {MAX_RPC_TO_RAW_64B}x \
+             raw UDS"
+        );
+        checks.push(
+            match (self.fastest_p50(pick, OURS, Uds, 64), p50(Raw, Uds, 64)) {
+                (Some((rpc, ours)), Some(raw)) => check(
                     target,
-                    format!("{:.2}x ({rpc:.1} us vs {raw:.1} us)", rpc / raw),
-                    rpc / raw <= limit,
+                    format!(
+                        "{:.2}x ({} {rpc:.1} us vs raw uds {raw:.1} us){}",
+                        rpc / raw,
+                        ours.name(),
+                        match (ours, p50(Rpc, Uds, 64)) {
+                            (RpcCt, Some(default)) => format!(
+                                "; the default configuration, rpc: {:.2}x ({default:.1} us)",
+                                default / raw
+                            ),
+                            _ => String::new(),
+                        }
+                    ),
+                    rpc / raw <= MAX_RPC_TO_RAW_64B,
                 ),
                 _ => check(target, "not measured in this run".into(), false),
-            }
-        };
-        checks.push(ratio_check("2. 64 B", 64, 1.3));
-        checks.push(ratio_check("3. 1 MiB", 1 << 20, 1.5));
+            },
+        );
+        let target = "3. 1 MiB UDS p50 at most 1.5x raw UDS".to_owned();
+        checks.push(match (p50(Rpc, Uds, 1 << 20), p50(Raw, Uds, 1 << 20)) {
+            (Some(rpc), Some(raw)) => check(
+                target,
+                format!("{:.2}x ({rpc:.1} us vs {raw:.1} us)", rpc / raw),
+                rpc / raw <= 1.5,
+            ),
+            _ => check(target, "not measured in this run".into(), false),
+        });
         let target = "4. 64 B, 64 in flight, one UDS connection: the framework's faster configuration at least 1.5x stock tarpc's";
         let point = (Uds, 64, 64, 1);
         checks.push(
@@ -379,6 +407,37 @@ mod tests {
         assert!(target.met, "{target:?}");
         assert_eq!((target.rounds_met, target.rounds), (2, 3), "{target:?}");
         assert!(report.to_text().contains("(met in 2 of 3 rounds)"));
+    }
+
+    #[test]
+    fn the_64_byte_target_is_judged_on_the_faster_configuration_and_shows_the_default() {
+        // rpc 1.4x raw in every round, rpc-ct 1.2x: met, on rpc-ct, in every round.
+        let mut report = report(true, false);
+        report.latency = vec![
+            latency(Implementation::Rpc, vec![28.0, 28.0, 28.0]),
+            latency(Implementation::RpcCt, vec![24.0, 24.0, 24.0]),
+            latency(Implementation::Raw, vec![20.0, 20.0, 20.0]),
+        ];
+        report.check_targets();
+        let faster = target(&report, "2. 64 B");
+        assert!(faster.met, "{faster:?}");
+        assert_eq!((faster.rounds_met, faster.rounds), (3, 3), "{faster:?}");
+        assert!(faster.measured.starts_with("1.20x (rpc-ct"), "{faster:?}");
+        assert!(
+            faster
+                .measured
+                .contains("the default configuration, rpc: 1.40x"),
+            "{faster:?}"
+        );
+        // Without rpc-ct, the default alone, and missed.
+        report.latency.remove(1);
+        report.check_targets();
+        let default = target(&report, "2. 64 B");
+        assert!(!default.met, "{default:?}");
+        assert!(
+            default.measured.starts_with("1.40x (rpc 28.0"),
+            "{default:?}"
+        );
     }
 
     #[test]
