@@ -3,9 +3,9 @@
 //! (a burst of load from elsewhere, or a stretch where the vCPUs halt between calls, then lands
 //! on one round of every figure instead of on every round of one figure). Within a round the
 //! subjects take turns at each point, so the figures compared in a ratio are measured seconds
-//! apart; a small payload's latency round is itself taken in slices, the subjects in turn, on
-//! connections opened afresh each round ([`LATENCY_SLICES`]). The stream points close each
-//! round, after the calls' points.
+//! apart; a small payload's latency round is itself taken in slices, each in an order drawn
+//! afresh, on connections opened afresh each round ([`LATENCY_SLICES`]). The stream points
+//! close each round, after the calls' points.
 //!
 //! At a throughput point (and a stream throughput point) the subjects take their turns in an
 //! order that turns with the rounds, each round starting one subject further on. The subject
@@ -29,7 +29,7 @@ use crate::stream_rate::{self, StreamRate};
 use crate::subject::{Implementation, Subject};
 
 /// Slices each latency round is taken in: every subject measures a tenth of its round, then the
-/// next subject, ten times over, each time starting one subject further on. This VM's
+/// next subject, ten times over, each time in an order drawn afresh. This VM's
 /// small-call latency shifts from moment to moment (whether a call finds the other vCPU awake),
 /// so two subjects measured one after the other could see different machines; in slices of a
 /// tenth of a round both see the same ones. Only
@@ -37,13 +37,25 @@ use crate::subject::{Implementation, Subject};
 /// slice starting with its buffers evicted from the cache by the other subjects' (at 1 MiB that
 /// raised the socket subjects' p50s by a fifth to a third), so its rounds are taken whole.
 ///
-/// And every round after the first opens fresh connections, renewed in an order that turns
-/// with the rounds: a connection's tasks stay on the threads they were first scheduled on, in
+/// The order is drawn, not turned: turning it (each slice starting one subject further on) kept
+/// every subject right after the same other one in all but one slice of ten, and the subject
+/// measured after a given one was slower than its twin placed elsewhere: rpc-shm with the lane
+/// off, listed right after rpc tcp, was 0.99-1.09x rpc uds in four runs; listed first,
+/// 0.87-1.01x in three. Drawn, with the JSON path drawing its place too, the same pair gave
+/// 0.95-1.04x (BENCHMARKS.md, "Whose turn comes after whose"). Drawn from a fixed seed
+/// ([`LATENCY_ORDER_SEED`]), so that a run repeated is measured in the same order.
+///
+/// And every round after the first opens fresh connections, renewed in an order drawn afresh
+/// too: a connection's tasks stay on the threads they were first scheduled on, in
 /// the bench and in the server, and that placement decides whether each call wakes a sleeping
 /// thread. Kept for a whole run, it made two subjects with the same code and settings (rpc-shm
 /// with the lane off, beside rpc uds) differ by 13 % and 16 % in two runs; drawn anew each
 /// round, by 2-5 % in seven runs out of eight, and 24 % in the eighth (BENCHMARKS.md has them).
 const LATENCY_SLICES: u32 = 10;
+
+/// The seed of the orders latency slices and connection renewals are taken in
+/// ([`LATENCY_SLICES`]).
+const LATENCY_ORDER_SEED: u64 = 0x5EED_0F51_17E5;
 
 /// The largest payload whose latency rounds are taken in slices ([`LATENCY_SLICES`]): 4 KiB,
 /// where a call takes tens of microseconds and whether it wakes a sleeping thread is most of
@@ -144,6 +156,8 @@ impl Plan<'_> {
     /// their connections anew each round.
     pub async fn run(&self, progress: &ProgressBar) -> anyhow::Result<Measured> {
         let name = subject_name;
+        // The order subjects take their latency slices in (LATENCY_SLICES).
+        let mut order = fastrand::Rng::with_seed(LATENCY_ORDER_SEED);
         // [payload][subject]
         let mut latency_runs: Vec<Vec<Option<LatencyRun>>> = Vec::new();
         let mut json_runs: Vec<Option<JsonPathRun>> = Vec::new();
@@ -216,8 +230,8 @@ impl Plan<'_> {
                                 format!("rpc JSON path latency at {payload} B")
                             })?);
                     }
-                    // In an order that turns with the rounds, as the slices' does.
-                    for i in in_turn(self.subjects.len(), round as usize) {
+                    // In an order drawn afresh, as the slices' is.
+                    for i in shuffled(&mut order, self.subjects.len()) {
                         let subject = &self.subjects[i];
                         let Some(run) = latency_runs[p][i].take() else {
                             continue;
@@ -228,17 +242,21 @@ impl Plan<'_> {
                             })?);
                     }
                 }
-                for k in 0..slices as usize {
-                    // Each slice starts one subject further on, so that none is always measured
-                    // right after the same other one (LATENCY_SLICES), and each round one further
-                    // still, so that a round taken whole does not always start with the same one.
-                    for i in in_turn(self.subjects.len(), k + round as usize) {
-                        let subject = &self.subjects[i];
-                        // The JSON path goes right before the typed rpc UDS slice, so that the
-                        // two compared are next to each other.
-                        if Some(i) == self.typed_uds {
-                            json_slice(&mut json_runs[p], subject, slice, payload).await?;
+                for _ in 0..slices {
+                    // Each slice in an order drawn afresh, so that no subject is always measured
+                    // first, or right after the same other one (LATENCY_SLICES). The JSON
+                    // path draws its place too, as one more subject (index `subjects.len()`),
+                    // over the typed rpc UDS subject's connections.
+                    let subjects = self.subjects.len();
+                    for i in shuffled(&mut order, subjects + 1) {
+                        if i == subjects {
+                            if let Some(typed) = self.typed_uds {
+                                let typed = &self.subjects[typed];
+                                json_slice(&mut json_runs[p], typed, slice, payload).await?;
+                            }
+                            continue;
                         }
+                        let subject = &self.subjects[i];
                         if let Some(run) = latency_runs[p][i].take() {
                             latency_runs[p][i] =
                                 Some(timed_slice(subject, run, slice).await.with_context(
@@ -394,9 +412,17 @@ impl Plan<'_> {
 }
 
 /// The indices `0..count` in turn, starting at `first` (modulo `count`) and wrapping round:
-/// the order subjects take their turns in when it turns with the rounds or the slices.
+/// the order subjects take their turns in at a throughput point, turning with the rounds.
 fn in_turn(count: usize, first: usize) -> impl Iterator<Item = usize> {
     (0..count).map(move |j| (j + first) % count)
+}
+
+/// The indices `0..count` in an order drawn from `rng`: the order subjects take their latency
+/// slices in ([`LATENCY_SLICES`]).
+fn shuffled(rng: &mut fastrand::Rng, count: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    rng.shuffle(&mut order);
+    order
 }
 
 /// Adds a round's figure of point `point` (every round has the same points, so the first round
@@ -471,6 +497,38 @@ mod tests {
         assert_eq!(in_turn(3, 0).collect::<Vec<_>>(), [0, 1, 2]);
         assert_eq!(in_turn(3, 4).collect::<Vec<_>>(), [1, 2, 0]);
         assert_eq!(in_turn(0, 2).count(), 0);
+    }
+
+    #[test]
+    fn every_slice_takes_every_subject_once_each_after_varied_others() {
+        let mut rng = fastrand::Rng::with_seed(LATENCY_ORDER_SEED);
+        let count = 11;
+        // follows[a][b]: slices in which subject a came right after subject b.
+        let mut follows = vec![vec![0; count]; count];
+        let mut first = vec![0; count];
+        // As many slices as a full run's rounds of one payload take.
+        let slices = LATENCY_SLICES as usize * 5;
+        for _ in 0..slices {
+            let order = shuffled(&mut rng, count);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..count).collect::<Vec<_>>());
+            first[order[0]] += 1;
+            for pair in order.windows(2) {
+                follows[pair[1]][pair[0]] += 1;
+            }
+        }
+        // With turns that only rotate, subject 2 always came right after subject 1.
+        assert!(follows[2][1] < slices / 2, "{:?}", follows[2]);
+        let predecessors = |a: usize| follows[a].iter().filter(|&&n| n > 0).count();
+        assert!(
+            (0..count).all(|a| predecessors(a) >= count / 2),
+            "{follows:?}"
+        );
+        assert!(
+            first.iter().filter(|&&n| n > 0).count() >= count / 2,
+            "{first:?}"
+        );
     }
 
     #[test]
