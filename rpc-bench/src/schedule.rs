@@ -215,23 +215,27 @@ impl Plan<'_> {
                     round + 1,
                     self.rounds
                 ));
-                // The round is taken in slices, the subjects in turn within each, so that the
+                // The round is taken in slices, each in an order drawn afresh, so that the
                 // latencies a ratio compares come from the same moments of the run (LATENCY_SLICES).
-                let slices = match payload <= SLICED_UP_TO {
-                    true => LATENCY_SLICES,
-                    false => 1,
-                };
+                let sliced = payload <= SLICED_UP_TO;
+                let slices = if sliced { LATENCY_SLICES } else { 1 };
                 let slice = self.round / slices;
+                // Index `subjects` in an order is the JSON path, over the typed rpc UDS
+                // subject's connections (only at payloads it is measured at).
+                let subjects = self.subjects.len();
                 if round > 0 {
-                    // Each round on fresh connections (see LATENCY_SLICES).
-                    if let (Some(run), Some(typed)) = (json_runs[p].take(), self.typed_uds) {
-                        json_runs[p] =
-                            Some(renewed(&self.subjects[typed], run).await.with_context(|| {
-                                format!("rpc JSON path latency at {payload} B")
-                            })?);
-                    }
-                    // In an order drawn afresh, as the slices' is.
-                    for i in shuffled(&mut order, self.subjects.len()) {
+                    // Each round on fresh connections (see LATENCY_SLICES), in an order of its own.
+                    for i in latency_order(&mut order, subjects, sliced, round) {
+                        if i == subjects {
+                            if let (Some(run), Some(typed)) = (json_runs[p].take(), self.typed_uds)
+                            {
+                                json_runs[p] =
+                                    Some(renewed(&self.subjects[typed], run).await.with_context(
+                                        || format!("rpc JSON path latency at {payload} B"),
+                                    )?);
+                            }
+                            continue;
+                        }
                         let subject = &self.subjects[i];
                         let Some(run) = latency_runs[p][i].take() else {
                             continue;
@@ -243,12 +247,7 @@ impl Plan<'_> {
                     }
                 }
                 for _ in 0..slices {
-                    // Each slice in an order drawn afresh, so that no subject is always measured
-                    // first, or right after the same other one (LATENCY_SLICES). The JSON
-                    // path draws its place too, as one more subject (index `subjects.len()`),
-                    // over the typed rpc UDS subject's connections.
-                    let subjects = self.subjects.len();
-                    for i in shuffled(&mut order, subjects + 1) {
+                    for i in latency_order(&mut order, subjects, sliced, round) {
                         if i == subjects {
                             if let Some(typed) = self.typed_uds {
                                 let typed = &self.subjects[typed];
@@ -412,17 +411,29 @@ impl Plan<'_> {
 }
 
 /// The indices `0..count` in turn, starting at `first` (modulo `count`) and wrapping round:
-/// the order subjects take their turns in at a throughput point, turning with the rounds.
+/// the order subjects take their turns in at a throughput point, and in a latency round taken
+/// whole, turning with the rounds.
 fn in_turn(count: usize, first: usize) -> impl Iterator<Item = usize> {
     (0..count).map(move |j| (j + first) % count)
 }
 
-/// The indices `0..count` in an order drawn from `rng`: the order subjects take their latency
-/// slices in ([`LATENCY_SLICES`]).
-fn shuffled(rng: &mut fastrand::Rng, count: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..count).collect();
-    rng.shuffle(&mut order);
-    order
+/// The order a latency slice (or a round's renewal of the connections) takes `subjects`
+/// subjects in, index `subjects` standing for the JSON path. In slices ([`LATENCY_SLICES`]):
+/// drawn from `rng`, the JSON path drawing its place too, so that no subject is always measured
+/// first or right after the same other one. A round taken whole (a large payload, where the JSON
+/// path is not measured) instead turns with the rounds, each starting one subject further on:
+/// there a turn is the whole round, and what matters is that no subject is always the first
+/// (the module's doc).
+fn latency_order(rng: &mut fastrand::Rng, subjects: usize, sliced: bool, round: u32) -> Vec<usize> {
+    if sliced {
+        let mut order: Vec<usize> = (0..=subjects).collect();
+        rng.shuffle(&mut order);
+        order
+    } else {
+        std::iter::once(subjects)
+            .chain(in_turn(subjects, round as usize))
+            .collect()
+    }
 }
 
 /// Adds a round's figure of point `point` (every round has the same points, so the first round
@@ -502,14 +513,15 @@ mod tests {
     #[test]
     fn every_slice_takes_every_subject_once_each_after_varied_others() {
         let mut rng = fastrand::Rng::with_seed(LATENCY_ORDER_SEED);
-        let count = 11;
-        // follows[a][b]: slices in which subject a came right after subject b.
+        // 11 subjects and the JSON path (index 11).
+        let (subjects, count) = (11, 12);
+        // follows[a][b]: slices in which a came right after b.
         let mut follows = vec![vec![0; count]; count];
         let mut first = vec![0; count];
         // As many slices as a full run's rounds of one payload take.
         let slices = LATENCY_SLICES as usize * 5;
-        for _ in 0..slices {
-            let order = shuffled(&mut rng, count);
+        for k in 0..slices {
+            let order = latency_order(&mut rng, subjects, true, (k / 10) as u32);
             let mut sorted = order.clone();
             sorted.sort_unstable();
             assert_eq!(sorted, (0..count).collect::<Vec<_>>());
@@ -518,8 +530,10 @@ mod tests {
                 follows[pair[1]][pair[0]] += 1;
             }
         }
-        // With turns that only rotate, subject 2 always came right after subject 1.
-        assert!(follows[2][1] < slices / 2, "{:?}", follows[2]);
+        // With turned orders, subject 2 came right after subject 1 in 45 or 46 slices of 50,
+        // and subject 0 (rpc uds) right after the JSON path in all 50.
+        assert!(follows[2][1] < slices / 4, "{:?}", follows[2]);
+        assert!(follows[0][subjects] < slices / 4, "{:?}", follows[0]);
         let predecessors = |a: usize| follows[a].iter().filter(|&&n| n > 0).count();
         assert!(
             (0..count).all(|a| predecessors(a) >= count / 2),
@@ -529,6 +543,15 @@ mod tests {
             first.iter().filter(|&&n| n > 0).count() >= count / 2,
             "{first:?}"
         );
+    }
+
+    #[test]
+    fn a_round_taken_whole_starts_one_subject_further_on_each_round() {
+        let mut rng = fastrand::Rng::with_seed(LATENCY_ORDER_SEED);
+        // The JSON path's place (not measured at large payloads) comes first.
+        assert_eq!(latency_order(&mut rng, 3, false, 0), [3, 0, 1, 2]);
+        assert_eq!(latency_order(&mut rng, 3, false, 1), [3, 1, 2, 0]);
+        assert_eq!(latency_order(&mut rng, 3, false, 5), [3, 2, 0, 1]);
     }
 
     #[test]
