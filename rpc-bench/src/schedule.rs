@@ -223,44 +223,25 @@ impl Plan<'_> {
                 // Index `subjects` in an order is the JSON path, over the typed rpc UDS
                 // subject's connections (only at payloads it is measured at).
                 let subjects = self.subjects.len();
-                if round > 0 {
-                    // Each round on fresh connections (see LATENCY_SLICES), in an order of its own.
+                // Each round after the first on fresh connections (see LATENCY_SLICES), then
+                // the slices; each turn in an order of its own.
+                let renew = (round > 0).then_some(Turn::Renew);
+                let turns = renew
+                    .into_iter()
+                    .chain((0..slices).map(|_| Turn::Slice(slice)));
+                for turn in turns {
                     for i in latency_order(&mut order, subjects, sliced, round) {
-                        if i == subjects {
-                            if let (Some(run), Some(typed)) = (json_runs[p].take(), self.typed_uds)
-                            {
-                                json_runs[p] =
-                                    Some(renewed(&self.subjects[typed], run).await.with_context(
-                                        || format!("rpc JSON path latency at {payload} B"),
-                                    )?);
-                            }
-                            continue;
-                        }
-                        let subject = &self.subjects[i];
-                        let Some(run) = latency_runs[p][i].take() else {
-                            continue;
-                        };
-                        latency_runs[p][i] =
-                            Some(renewed(subject, run).await.with_context(|| {
+                        if i < subjects {
+                            let subject = &self.subjects[i];
+                            take_turn(&mut latency_runs[p][i], subject, turn, || {
                                 format!("{} latency at {payload} B", name(subject))
-                            })?);
-                    }
-                }
-                for _ in 0..slices {
-                    for i in latency_order(&mut order, subjects, sliced, round) {
-                        if i == subjects {
-                            if let Some(typed) = self.typed_uds {
-                                let typed = &self.subjects[typed];
-                                json_slice(&mut json_runs[p], typed, slice, payload).await?;
-                            }
-                            continue;
-                        }
-                        let subject = &self.subjects[i];
-                        if let Some(run) = latency_runs[p][i].take() {
-                            latency_runs[p][i] =
-                                Some(timed_slice(subject, run, slice).await.with_context(
-                                    || format!("{} latency at {payload} B", name(subject)),
-                                )?);
+                            })
+                            .await?;
+                        } else if let Some(typed) = self.typed_uds {
+                            take_turn(&mut json_runs[p], &self.subjects[typed], turn, || {
+                                format!("rpc JSON path latency at {payload} B")
+                            })
+                            .await?;
                         }
                     }
                 }
@@ -454,49 +435,42 @@ fn subject_name(subject: &Subject) -> String {
     )
 }
 
-/// The JSON path's slice at `payload`, over `typed`'s connections, if it is measured.
-async fn json_slice(
-    run: &mut Option<JsonPathRun>,
-    typed: &Subject,
-    slice: Duration,
-    payload: usize,
-) -> anyhow::Result<()> {
-    if let Some(taken) = run.take() {
-        *run = Some(
-            timed_slice(typed, taken, slice)
-                .await
-                .with_context(|| format!("rpc JSON path latency at {payload} B"))?,
-        );
-    }
+/// What a latency turn does with a subject's run.
+#[derive(Debug, Clone, Copy)]
+enum Turn {
+    /// Moves it to fresh connections ([`TimedCalls::renew`]).
+    Renew,
+    /// Times one slice of its round ([`TimedCalls::slice`]), the round left open.
+    Slice(Duration),
+}
+
+/// Takes `turn` with the run in `slot`, if there is one, where `subject`'s connections live
+/// (see [`Subject::run`]), and puts it back for the next turn; an error says `what` failed.
+async fn take_turn<R>(
+    slot: &mut Option<R>,
+    subject: &Subject,
+    turn: Turn,
+    what: impl FnOnce() -> String,
+) -> anyhow::Result<()>
+where
+    R: TimedCalls + Send + 'static,
+{
+    let Some(mut run) = slot.take() else {
+        return Ok(());
+    };
+    let taken = subject
+        .run(move || async move {
+            match turn {
+                Turn::Renew => run.renew().await?,
+                Turn::Slice(duration) => run.slice(duration).await?,
+            }
+            anyhow::Ok(run)
+        })
+        .await
+        .and_then(|run| run)
+        .with_context(what)?;
+    *slot = Some(taken);
     Ok(())
-}
-
-/// `run` moved to a fresh connection ([`TimedCalls::renew`]), where `subject`'s connections
-/// live.
-async fn renewed<R>(subject: &Subject, mut run: R) -> anyhow::Result<R>
-where
-    R: TimedCalls + Send + 'static,
-{
-    subject
-        .run(move || async move {
-            run.renew().await?;
-            anyhow::Ok(run)
-        })
-        .await?
-}
-
-/// One slice of a round of `run`'s timed calls, made where `subject`'s connections live (see
-/// [`Subject::run`]), the round left open; gives the run back for the next slice.
-async fn timed_slice<R>(subject: &Subject, mut run: R, duration: Duration) -> anyhow::Result<R>
-where
-    R: TimedCalls + Send + 'static,
-{
-    subject
-        .run(move || async move {
-            run.slice(duration).await?;
-            anyhow::Ok(run)
-        })
-        .await?
 }
 
 #[cfg(test)]
