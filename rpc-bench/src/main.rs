@@ -31,6 +31,7 @@ mod schedule;
 mod servers;
 mod soak;
 mod spread;
+mod steady_state;
 mod stock;
 mod stream_rate;
 mod subject;
@@ -78,6 +79,10 @@ const QUICK_SECONDS: f64 = 0.025;
 /// figure is the median of its rounds, shown with their range (the same point measured a few
 /// seconds apart varied up to 2x here).
 const ROUNDS: u32 = 5;
+/// Rounds with `--quick`: fewer, because every round of a throughput point waits for its calls'
+/// answers after its window (see `steady_state.rs`), which at 1 MiB costs far more than the
+/// quick run's window; three keep the rounds' rotation and medians exercised.
+const QUICK_ROUNDS: u32 = 3;
 
 /// Measure the framework over UDS (the socket path and the shared-memory lane, rpc-shm) and TCP
 /// loopback, beside raw sockets and stock tarpc.
@@ -241,6 +246,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             DEFAULT_SECONDS
         }));
     let seconds = per_point.as_secs_f64();
+    let rounds = if args.quick { QUICK_ROUNDS } else { ROUNDS };
     let calls = args.only != Some(Only::Streams);
     let streams = args.only != Some(Only::Calls);
     anyhow::ensure!(
@@ -410,7 +416,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         in_flight: IN_FLIGHT.to_vec(),
         connections: CONNECTIONS.to_vec(),
         seconds_per_point: seconds,
-        rounds: ROUNDS,
+        rounds,
         quick: args.quick,
         calls,
         streams,
@@ -443,8 +449,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         payloads: &payloads,
         in_flight: &IN_FLIGHT,
         connections: &CONNECTIONS,
-        rounds: ROUNDS,
-        round: per_point / ROUNDS,
+        rounds,
+        round: per_point / rounds,
         typed_uds,
         calls,
         streams: StreamPlan {
@@ -478,7 +484,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 )
             })?;
     }
-    let progress = ProgressBar::new(plan.points_per_round() as u64 * u64::from(ROUNDS)).with_style(
+    let progress = ProgressBar::new(plan.points_per_round() as u64 * u64::from(rounds)).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );

@@ -12,7 +12,8 @@ use serde_bytes::ByteBuf;
 use crate::large_payload;
 use crate::raw;
 use crate::spread::Spread;
-use crate::subject::{Connection, Implementation, Subject, Transport};
+use crate::steady_state::SteadyState;
+use crate::subject::{Connection, Echoer, Implementation, Subject, Transport};
 
 /// Latency percentiles of one subject at one payload size, in microseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -52,9 +53,9 @@ pub struct Throughput {
     pub in_flight: usize,
     /// Connections.
     pub connections: usize,
-    /// Calls completed, all rounds together.
+    /// Calls answered in the rounds' windows, all rounds together.
     pub calls: u64,
-    /// Seconds from the first call to the last answer, all rounds together.
+    /// Seconds the rounds' windows were open (see `steady_state.rs`), all together.
     pub seconds: f64,
     /// Calls per second: the median of the rounds' rates (see `rounds`).
     pub calls_per_sec: f64,
@@ -367,7 +368,9 @@ fn summarize(
 }
 
 /// Keeps `in_flight` echoes of `size` bytes outstanding on each of `connections` new connections
-/// for `duration`, then waits for the last answers.
+/// and counts the answers over `duration` of their steady state: from when every task (or raw
+/// pipeline) has its calls in flight, not counting the payloads' making nor the drain after
+/// (see `steady_state.rs`).
 pub async fn throughput(
     subject: &Subject,
     size: usize,
@@ -379,50 +382,70 @@ pub async fn throughput(
     for _ in 0..connections {
         opened.push(subject.connect(size).await?);
     }
-    let start = Instant::now();
-    let deadline = start + duration;
+    let state = SteadyState::new();
     let mut tasks = Vec::new();
     for connection in opened {
         match connection {
             Connection::Echo(client) => {
                 for _ in 0..in_flight {
-                    let client = client.clone();
+                    let (client, state) = (client.clone(), state.clone());
                     tasks.push(tokio::spawn(async move {
-                        let mut bytes = payload(size);
-                        let mut calls = 0u64;
-                        while Instant::now() < deadline {
-                            bytes = client.echo(bytes).await?;
-                            check_echo(size, &bytes)?;
-                            calls += 1;
-                        }
-                        anyhow::Ok(calls)
+                        let echoes = echo_until_stopped(&client, size, &state).await;
+                        state.unit_ended();
+                        echoes
                     }));
                 }
             }
             Connection::Raw(raw) => {
                 let frame = Arc::new(raw::frame(size));
-                tasks.push(tokio::spawn(raw.pipeline(frame, in_flight, deadline)));
+                let state = state.clone();
+                tasks.push(tokio::spawn(async move {
+                    let echoes = raw.pipeline(frame, in_flight, &state).await;
+                    state.unit_ended();
+                    echoes
+                }));
             }
         }
     }
-    let mut calls = 0;
+    let window = state.time(tasks.len(), duration).await;
     for task in tasks {
-        calls += task.await.context("load task panicked")??;
+        task.await.context("load task panicked")??;
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let calls_per_sec = calls as f64 / seconds;
+    let window = window.context("a load task ended before every one had its first answer")?;
+    let calls_per_sec = window.answers as f64 / window.seconds;
     Ok(Throughput {
         implementation: subject.implementation,
         transport: subject.transport,
         payload: size,
         in_flight,
         connections,
-        calls,
-        seconds,
+        calls: window.answers,
+        seconds: window.seconds,
         calls_per_sec,
         mb_per_sec: calls_per_sec * size as f64 / 1e6,
         rounds: Spread::new(vec![calls_per_sec]),
     })
+}
+
+/// One of a throughput point's echo tasks: makes its payload, then echoes it again and again
+/// until `state` says stop.
+async fn echo_until_stopped(
+    client: &Echoer,
+    size: usize,
+    state: &SteadyState,
+) -> anyhow::Result<()> {
+    let mut bytes = payload(size);
+    let mut first = true;
+    while first || !state.stopped() {
+        let call = client.echo(bytes);
+        if std::mem::take(&mut first) {
+            state.going();
+        }
+        bytes = call.await?;
+        check_echo(size, &bytes)?;
+        state.answered();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use rpc_core::stream::DEFAULT_SOCKET_BUFFER;
@@ -12,6 +11,8 @@ use rpc_core::{Endpoint, LocalStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
+
+use crate::steady_state::SteadyState;
 
 /// Read buffer of each side: lets a small frame's header and body arrive in one read.
 const READ_BUFFER: usize = 64 * 1024;
@@ -81,13 +82,14 @@ impl RawConnection {
         Ok(())
     }
 
-    /// Keeps `in_flight` echoes of `frame` outstanding until `deadline`; returns echoes completed.
+    /// Keeps `in_flight` echoes of `frame` outstanding until `state` says stop, telling it of
+    /// each answer, and that it is going once the first `in_flight` frames are written.
     pub async fn pipeline(
         self,
         frame: Arc<Vec<u8>>,
         in_flight: usize,
-        deadline: Instant,
-    ) -> anyhow::Result<u64> {
+        state: &Arc<SteadyState>,
+    ) -> anyhow::Result<()> {
         let RawConnection {
             mut read,
             mut write,
@@ -96,25 +98,29 @@ impl RawConnection {
         // One message per frame written, so the reader knows exactly how many echoes it is owed.
         let (owed_tx, mut owed) = tokio::sync::mpsc::unbounded_channel::<()>();
         let writer = {
-            let window = window.clone();
+            let (window, state) = (window.clone(), state.clone());
             tokio::spawn(async move {
-                while Instant::now() < deadline {
+                let mut written = 0;
+                while written < in_flight || !state.stopped() {
                     window.acquire().await?.forget();
                     write.write_all(&frame).await?;
                     let _ = owed_tx.send(());
+                    written += 1;
+                    if written == in_flight {
+                        state.going();
+                    }
                 }
                 anyhow::Ok(())
             })
         };
         let mut reply = Vec::new();
-        let mut done = 0u64;
         while owed.recv().await.is_some() {
             read_frame(&mut read, &mut reply).await?;
-            done += 1;
+            state.answered();
             window.add_permits(1);
         }
         writer.await.context("raw writer task")??;
-        Ok(done)
+        Ok(())
     }
 }
 
