@@ -74,19 +74,22 @@ impl SteadyState {
     }
 
     /// Waits until all `units` are going, then counts the answers over `duration` (longer if
-    /// none came in it, until the first), and tells the units to stop. `None` when a unit
-    /// ended before the window opened: its task has the error.
+    /// none came in it, until the first or until a unit ends), and tells the units to stop.
+    /// `None` when there are no units, or when one ended before the window opened: its task
+    /// has the error.
     pub async fn time(&self, units: usize, duration: Duration) -> Option<Window> {
         let units = u32::try_from(units).unwrap_or(u32::MAX);
         let going = self.going.acquire_many(units).await;
-        if going.is_err() {
+        if units == 0 || going.is_err() {
             self.stop.store(true, Ordering::Relaxed);
             return None;
         }
         let (opened, before) = (Instant::now(), self.answers.load(Ordering::Relaxed));
         tokio::time::sleep(duration).await;
         let mut after = self.answers.load(Ordering::Relaxed);
-        while after == before {
+        // A unit that ended (closing `going`) failed: its task has the error, and no answer may
+        // ever come.
+        while after == before && !self.going.is_closed() {
             tokio::time::sleep(NO_ANSWER_YET_POLL).await;
             after = self.answers.load(Ordering::Relaxed);
         }
@@ -158,6 +161,27 @@ mod tests {
             .expect("going");
         slow.await.expect("unit");
         assert_eq!(window.answers, 1);
+        assert!((window.seconds - 0.3).abs() < 0.005, "{window:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_without_answers_closes_when_a_unit_ends() {
+        let state = SteadyState::new();
+        // A unit whose connection breaks once it is going: no answer ever comes.
+        let broken = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                state.going();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                state.unit_ended();
+            })
+        };
+        let window = state
+            .time(1, Duration::from_millis(100))
+            .await
+            .expect("going");
+        broken.await.expect("unit");
+        assert_eq!(window.answers, 0);
         assert!((window.seconds - 0.3).abs() < 0.005, "{window:?}");
     }
 
