@@ -388,22 +388,18 @@ pub async fn throughput(
         match connection {
             Connection::Echo(client) => {
                 for _ in 0..in_flight {
-                    let (client, state) = (client.clone(), state.clone());
-                    tasks.push(tokio::spawn(async move {
-                        let echoes = echo_until_stopped(&client, size, &state).await;
-                        state.unit_ended();
-                        echoes
-                    }));
+                    let (client, on) = (client.clone(), state.clone());
+                    tasks.push(tokio::spawn(state.clone().run_unit(async move {
+                        echo_until_stopped(&client, size, &on).await
+                    })));
                 }
             }
             Connection::Raw(raw) => {
                 let frame = Arc::new(raw::frame(size));
-                let state = state.clone();
-                tasks.push(tokio::spawn(async move {
-                    let echoes = raw.pipeline(frame, in_flight, &state).await;
-                    state.unit_ended();
-                    echoes
-                }));
+                let on = state.clone();
+                tasks.push(tokio::spawn(state.clone().run_unit(async move {
+                    raw.pipeline(frame, in_flight, &on).await
+                })));
             }
         }
     }
@@ -411,7 +407,7 @@ pub async fn throughput(
     for task in tasks {
         task.await.context("load task panicked")??;
     }
-    let window = window.context("a load task ended before every one had its first answer")?;
+    let window = window.context("a load task ended before every one had its calls in flight")?;
     let calls_per_sec = window.answers as f64 / window.seconds;
     Ok(Throughput {
         implementation: subject.implementation,

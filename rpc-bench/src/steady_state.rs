@@ -65,6 +65,14 @@ impl SteadyState {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// Runs a load unit to its end, then tells the state so ([`SteadyState::unit_ended`]),
+    /// whatever its result.
+    pub async fn run_unit<T>(self: Arc<Self>, unit: impl Future<Output = T>) -> T {
+        let ended = unit.await;
+        self.unit_ended();
+        ended
+    }
+
     /// A unit has ended (its task returned, whatever the result): if the window has not
     /// closed, something failed, and [`SteadyState::time`] must not wait for it to get going.
     pub fn unit_ended(&self) {
@@ -107,15 +115,21 @@ mod tests {
     use super::*;
 
     /// A unit that takes `setting_up` to make its payload, then has an answer every `every`
-    /// until stopped.
-    async fn unit(state: Arc<SteadyState>, every: Duration, setting_up: Duration) {
-        tokio::time::sleep(setting_up).await;
-        state.going();
-        while !state.stopped() {
-            tokio::time::sleep(every).await;
-            state.answered();
-        }
-        state.unit_ended();
+    /// until stopped, run as the bench runs its units.
+    fn unit(
+        state: &Arc<SteadyState>,
+        every: Duration,
+        setting_up: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let on = state.clone();
+        tokio::spawn(state.clone().run_unit(async move {
+            tokio::time::sleep(setting_up).await;
+            on.going();
+            while !on.stopped() {
+                tokio::time::sleep(every).await;
+                on.answered();
+            }
+        }))
     }
 
     #[tokio::test(start_paused = true)]
@@ -123,16 +137,12 @@ mod tests {
         let state = SteadyState::new();
         // Two units answering every 10 ms; one takes 500 ms to get going, as 256 payloads of
         // 1 MiB being made would.
-        let fast = tokio::spawn(unit(
-            state.clone(),
-            Duration::from_millis(10),
-            Duration::ZERO,
-        ));
-        let slow = tokio::spawn(unit(
-            state.clone(),
+        let fast = unit(&state, Duration::from_millis(10), Duration::ZERO);
+        let slow = unit(
+            &state,
             Duration::from_millis(10),
             Duration::from_millis(500),
-        ));
+        );
         let window = state
             .time(2, Duration::from_millis(105))
             .await
@@ -150,11 +160,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_window_that_saw_no_answer_stays_open_until_the_first() {
         let state = SteadyState::new();
-        let slow = tokio::spawn(unit(
-            state.clone(),
-            Duration::from_millis(300),
-            Duration::ZERO,
-        ));
+        let slow = unit(&state, Duration::from_millis(300), Duration::ZERO);
         let window = state
             .time(1, Duration::from_millis(100))
             .await
@@ -188,11 +194,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_unit_that_ends_before_getting_going_stops_the_wait() {
         let state = SteadyState::new();
-        let ok = tokio::spawn(unit(
-            state.clone(),
-            Duration::from_millis(10),
-            Duration::ZERO,
-        ));
+        let ok = unit(&state, Duration::from_millis(10), Duration::ZERO);
         // A unit whose first call failed: it ends before it is going.
         let failed = {
             let state = state.clone();
