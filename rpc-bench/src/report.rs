@@ -197,9 +197,9 @@ impl Report {
                 out,
                 "note: the kernel caps socket buffers below the {} B the framework and the raw echo \
                  ask for (net.core.wmem_max, rmem_max): large payloads over Unix sockets ran with \
-                 smaller ones; `sysctl -w net.core.wmem_max={} net.core.rmem_max={}` (as root) \
-                 measures them as configured",
-                s.socket_buffer, s.socket_buffer, s.socket_buffer
+                 smaller ones; `{}` (as root) measures them as configured",
+                s.socket_buffer,
+                rpc_core::stream::raise_buffer_caps(s.socket_buffer)
             );
         }
         let _ = writeln!(

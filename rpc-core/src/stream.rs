@@ -13,6 +13,20 @@ pub use crate::limits::DEFAULT_SOCKET_BUFFER;
 use crate::socket_calls::{no_sigpipe, poll_send_tcp, send_with};
 pub use crate::socket_calls::{peer_hung_up, send_vectored};
 
+/// The command (run as root) that raises the kernel's caps on socket buffers to `bytes`, for
+/// when [`LocalStream::tune`] granted less than it asked: what `rpc-server`'s warning and
+/// `rpc-bench`'s note tell the user to run.
+///
+/// ```
+/// assert_eq!(
+///     rpc_core::stream::raise_buffer_caps(1 << 20),
+///     "sysctl -w net.core.wmem_max=1048576 net.core.rmem_max=1048576"
+/// );
+/// ```
+pub fn raise_buffer_caps(bytes: usize) -> String {
+    format!("sysctl -w net.core.wmem_max={bytes} net.core.rmem_max={bytes}")
+}
+
 /// Bytes one read through [`AsyncRead`] asks a Unix socket for, at most.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rpc_core::stream::LocalStream;
+use rpc_core::stream::{self, LocalStream};
 
 /// Whether this process has said that the kernel caps its Unix socket buffers: said once, at
 /// the first connection that finds it so, since the caps are the machine's and the same for
@@ -35,8 +35,7 @@ pub(crate) fn tune(stream: &LocalStream, asked: usize) {
 /// If the kernel granted fewer than the `asked` bytes (`granted`), the command that raises its
 /// caps to `asked`.
 fn capped(asked: usize, granted: usize) -> Option<String> {
-    (granted < asked)
-        .then(|| format!("sysctl -w net.core.wmem_max={asked} net.core.rmem_max={asked}"))
+    (granted < asked).then(|| stream::raise_buffer_caps(asked))
 }
 
 #[cfg(test)]
