@@ -388,18 +388,17 @@ pub async fn throughput(
         match connection {
             Connection::Echo(client) => {
                 for _ in 0..in_flight {
-                    let (client, on) = (client.clone(), state.clone());
-                    tasks.push(tokio::spawn(state.clone().run_unit(async move {
-                        echo_until_stopped(&client, size, &on).await
-                    })));
+                    let client = client.clone();
+                    tasks.push(tokio::spawn(state.clone().run_unit(
+                        move |state| async move { echo_until_stopped(&client, size, &state).await },
+                    )));
                 }
             }
             Connection::Raw(raw) => {
                 let frame = Arc::new(raw::frame(size));
-                let on = state.clone();
-                tasks.push(tokio::spawn(state.clone().run_unit(async move {
-                    raw.pipeline(frame, in_flight, &on).await
-                })));
+                tasks.push(tokio::spawn(state.clone().run_unit(
+                    move |state| async move { raw.pipeline(frame, in_flight, &state).await },
+                )));
             }
         }
     }

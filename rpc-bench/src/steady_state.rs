@@ -65,10 +65,13 @@ impl SteadyState {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Runs a load unit to its end, then tells the state so ([`SteadyState::unit_ended`]),
-    /// whatever its result.
-    pub async fn run_unit<T>(self: Arc<Self>, unit: impl Future<Output = T>) -> T {
-        let ended = unit.await;
+    /// Runs the load unit `unit` makes, handing it this state, to its end, then tells the
+    /// state so ([`SteadyState::unit_ended`]), whatever its result.
+    pub async fn run_unit<T, Unit: Future<Output = T>>(
+        self: Arc<Self>,
+        unit: impl FnOnce(Arc<Self>) -> Unit,
+    ) -> T {
+        let ended = unit(self.clone()).await;
         self.unit_ended();
         ended
     }
@@ -121,13 +124,12 @@ mod tests {
         every: Duration,
         setting_up: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let on = state.clone();
-        tokio::spawn(state.clone().run_unit(async move {
+        tokio::spawn(state.clone().run_unit(move |state| async move {
             tokio::time::sleep(setting_up).await;
-            on.going();
-            while !on.stopped() {
+            state.going();
+            while !state.stopped() {
                 tokio::time::sleep(every).await;
-                on.answered();
+                state.answered();
             }
         }))
     }
@@ -174,14 +176,10 @@ mod tests {
     async fn a_window_without_answers_closes_when_a_unit_ends() {
         let state = SteadyState::new();
         // A unit whose connection breaks once it is going: no answer ever comes.
-        let broken = {
-            let state = state.clone();
-            tokio::spawn(async move {
-                state.going();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                state.unit_ended();
-            })
-        };
+        let broken = tokio::spawn(state.clone().run_unit(|state| async move {
+            state.going();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }));
         let window = state
             .time(1, Duration::from_millis(100))
             .await
@@ -196,10 +194,7 @@ mod tests {
         let state = SteadyState::new();
         let ok = unit(&state, Duration::from_millis(10), Duration::ZERO);
         // A unit whose first call failed: it ends before it is going.
-        let failed = {
-            let state = state.clone();
-            tokio::spawn(async move { state.unit_ended() })
-        };
+        let failed = tokio::spawn(state.clone().run_unit(|_| async {}));
         assert_eq!(state.time(2, Duration::from_millis(100)).await, None);
         assert!(state.stopped());
         ok.await.expect("unit");
